@@ -1,0 +1,152 @@
+"""MobileNetV2 (Sandler et al., CVPR 2018), built from the paper's Table 2."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from backbones.features import Backbone, FeatureSpec, output_stride_plan
+from backbones.layers import ActivationFactory, ConvNormAct, InvertedResidual, NormFactory, make_divisible
+
+
+class MobileNetV2(Backbone):
+    """MobileNetV2 body with named taps.
+
+    Taps: ``stride4``, ``stride8``, ``stride16`` (block outputs), ``stride16_expand`` (the 1x1
+    expansion inside the first stride-32 block, "layer 15" of the paper, where SSDLite attaches),
+    ``stride32_body`` (the 320-channel map before the last 1x1 conv, the paper's "V2*") and
+    ``stride32`` (the final 1x1 conv output, 1280 channels).
+    """
+
+    detection_taps = ("stride16_expand", "stride32")
+    segmentation_tap = "stride32_body"
+
+    def __init__(
+        self,
+        *,
+        width: float = 1.0,
+        expansion: float = 6.0,
+        output_stride: int = 32,
+        norm_layer: NormFactory = nn.BatchNorm2d,
+        activation_layer: ActivationFactory = nn.ReLU6,
+        stages: tuple[Stage, ...] | None = None,
+    ) -> None:
+        super().__init__()
+        if width <= 0:
+            raise ValueError(f"width must be > 0, got {width}")
+        if expansion <= 0:
+            raise ValueError(f"expansion must be > 0, got {expansion}")
+        stages = stages or STAGES
+        stem_channels = make_divisible(32 * width)
+        # "we apply width multiplier to all layers except the very last convolutional layer"
+        # for multipliers below one (V2 paper, section 6.1); torchvision: 1280 * max(1, width).
+        last_channels = make_divisible(1280 * max(1.0, width))
+
+        block_settings = [
+            (stage.t if stage.t == 1 else expansion, make_divisible(stage.c * width), stage.s if i == 0 else 1)
+            for stage in stages
+            for i in range(stage.n)
+        ]
+        plan = output_stride_plan([2] + [s for _, _, s in block_settings], output_stride)
+
+        self.stem = ConvNormAct(
+            3, stem_channels, 3, stride=plan[0][0], norm_layer=norm_layer, activation_layer=activation_layer
+        )
+        blocks = []
+        in_channels = stem_channels
+        for (t, c, _), (stride, dilation) in zip(block_settings, plan[1:], strict=True):
+            blocks.append(
+                InvertedResidual(
+                    in_channels,
+                    c,
+                    stride=stride,
+                    expand_ratio=t,
+                    dilation=dilation,
+                    norm_layer=norm_layer,
+                    activation_layer=activation_layer,
+                )
+            )
+            in_channels = c
+        self.blocks = nn.ModuleList(blocks)
+        self.last_conv = ConvNormAct(
+            in_channels, last_channels, 1, norm_layer=norm_layer, activation_layer=activation_layer
+        )
+        self.num_features = last_channels
+
+        # Name taps by nominal stride; record the real stride from the plan.
+        nominal, real = 2, plan[0][0]
+        tap_after: dict[int, str] = {}
+        specs: dict[str, FeatureSpec] = {}
+        for index, ((_, c, s), (stride, _)) in enumerate(zip(block_settings, plan[1:], strict=True)):
+            if s == 2 and nominal == 16:
+                self._expand_tap_block = index
+                specs["stride16_expand"] = FeatureSpec("stride16_expand", blocks[index].hidden_channels, real)
+            nominal *= s
+            real *= stride
+            if nominal in (4, 8, 16):
+                tap_after[nominal] = index
+                specs[f"stride{nominal}"] = FeatureSpec(f"stride{nominal}", c, real)
+        self._tap_blocks = {index: f"stride{s}" for s, index in tap_after.items()}
+        specs["stride32_body"] = FeatureSpec("stride32_body", in_channels, real)
+        specs["stride32"] = FeatureSpec("stride32", last_channels, real)
+        self.feature_specs = specs
+        init_weights(self)
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        features: dict[str, torch.Tensor] = {}
+        x = self.stem(x)
+        for index, block in enumerate(self.blocks):
+            if index == self._expand_tap_block:
+                x, features["stride16_expand"] = block.forward_with_expansion(x)
+            else:
+                x = block(x)
+            if index in self._tap_blocks:
+                features[self._tap_blocks[index]] = x
+        features["stride32_body"] = x
+        features["stride32"] = self.last_conv(x)
+        return features
+
+
+def init_weights(module: nn.Module) -> None:
+    """torchvision's MobileNet initialisation: Kaiming fan-out convs, unit BN, small linear."""
+    for m in module.modules():
+        if isinstance(m, nn.Conv2d):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out")
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, (nn.BatchNorm2d, nn.GroupNorm)):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.Linear):
+            nn.init.normal_(m.weight, 0, 0.01)
+            nn.init.zeros_(m.bias)
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One row of Table 2: expansion t, output channels c, repeats n, first stride s."""
+
+    t: int
+    c: int
+    n: int
+    s: int
+
+
+# MobileNetV2 paper, Table 2 (the stem conv2d 3x3/32/s2 and the final conv2d 1x1/1280 are built above).
+STAGES = (
+    Stage(t=1, c=16, n=1, s=1),
+    Stage(t=6, c=24, n=2, s=2),
+    Stage(t=6, c=32, n=3, s=2),
+    Stage(t=6, c=64, n=4, s=2),
+    Stage(t=6, c=96, n=3, s=1),
+    Stage(t=6, c=160, n=3, s=2),
+    Stage(t=6, c=320, n=1, s=1),
+)
+
+
+def mobilenet_v2(
+    *, width: float = 1.0, expansion: float = 6.0, output_stride: int = 32, **layer_options
+) -> MobileNetV2:
+    return MobileNetV2(width=width, expansion=expansion, output_stride=output_stride, **layer_options)

@@ -1,0 +1,1 @@
+"""Profiling, latency, records, leaderboards and the ``bench`` command line."""
