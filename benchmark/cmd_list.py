@@ -1,0 +1,35 @@
+"""``bench list``: backbones with their options, tasks and runtimes."""
+
+from __future__ import annotations
+
+import argparse
+
+from backbones import get_entry, list_backbones
+
+
+def add_parser(sub, task_name: str) -> None:
+    parser = sub.add_parser("list", help="list backbones, tasks and runtimes")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from tasks import get_task, list_tasks
+
+    print("backbones:")
+    for name in list_backbones():
+        entry = get_entry(name)
+        aliases = f" (aliases: {', '.join(entry.aliases)})" if entry.aliases else ""
+        pretrained = f"; pretrained: {', '.join(entry.pretrained)}" if entry.pretrained else ""
+        print(f"  {name:<20} {entry.description}{aliases}; options: {', '.join(entry.options)}{pretrained}")
+    print("tasks:")
+    for name in list_tasks():
+        task = get_task(name)
+        print(f"  {name:<20} default {task.default_resolution}x{task.default_resolution}, {task.default_num_classes} classes")
+    try:
+        from benchmark.runtimes import RUNTIMES
+    except ImportError:
+        return 0
+    print("runtimes:")
+    for name, runtime in RUNTIMES.items():
+        print(f"  {name:<20} {runtime.description}")
+    return 0

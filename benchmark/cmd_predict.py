@@ -1,0 +1,26 @@
+"""``bench predict``: draw a trained model's predictions on image files."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_parser(sub, task_name: str) -> None:
+    from benchmark.cli import add_task_argument
+
+    parser = sub.add_parser("predict", help="run a checkpoint on images and write pictures")
+    add_task_argument(parser, task_name)
+    parser.add_argument("--checkpoint", required=True, help="checkpoint written by bench run")
+    parser.add_argument("--out", required=True, help="folder for the pictures")
+    parser.add_argument("--score-threshold", type=float, default=0.3, help="detection: draw boxes above this score")
+    parser.add_argument("images", nargs="+", help="image files")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from tasks import get_task
+
+    written = get_task(args.task).predict(args.checkpoint, args.images, args.out, args)
+    for path in written:
+        print(path)
+    return 0

@@ -1,0 +1,140 @@
+"""Run configuration: task defaults <- recipe YAML <- command-line flags, validated once."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from backbones import UnknownBackboneError, canonical_name, get_entry
+from benchmark.errors import UserError
+from benchmark.records import REPO_ROOT
+
+RECIPES_DIR = REPO_ROOT / "configs"
+
+# Defaults for every task; recipes and flags override them.
+GENERAL_DEFAULTS: dict[str, Any] = {
+    "backbone": "mnv2",
+    "width": None,
+    "expansion": None,
+    "output_stride": None,
+    "pretrained": None,
+    "data": "synthetic",
+    "batch_size": 32,
+    "num_workers": 2,
+    "max_epochs": 1,
+    "max_steps": -1,
+    "optimizer": "sgd",
+    "lr": 0.045,
+    "weight_decay": 4e-5,
+    "momentum": 0.9,
+    "schedule": "step",
+    "lr_decay": 0.98,
+    "warmup_epochs": 0.0,
+    "ema_decay": None,
+    "label_smoothing": 0.0,
+    "seed": 0,
+    "devices": 1,
+    "accelerator": "auto",
+    "strategy": "auto",
+    "num_nodes": 1,
+    "precision": "32-true",
+    "logger": "wandb",
+    "output": None,
+    "val_check_interval": None,
+    "limit_val_batches": None,
+    "on_bad_sample": "error",
+}
+
+
+def add_model_arguments(parser: argparse.ArgumentParser) -> None:
+    """Flags that choose the network (shared by profile, run and latency)."""
+    parser.add_argument("--backbone", default=None, help="registered backbone name (see `bench list`)")
+    parser.add_argument("--width", type=float, default=None, help="width multiplier (MobileNets)")
+    parser.add_argument("--expansion", type=float, default=None, help="MobileNetV2 expansion factor t")
+    parser.add_argument("--output-stride", type=int, default=None, help="8, 16 or 32 (dilation after it)")
+    parser.add_argument("--resolution", type=int, default=None, help="input side in pixels")
+    parser.add_argument("--num-classes", type=int, default=None, help="number of classes")
+    parser.add_argument("--config", default=None, help="recipe YAML file; flags override it")
+
+
+def load_recipe(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise UserError(f"--config: {path} does not exist") from None
+    except yaml.YAMLError as error:
+        raise UserError(f"--config: {path} is not valid YAML ({str(error).splitlines()[0]})") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise UserError(f"--config: {path} must hold a mapping of option: value")
+    return {str(k).replace("-", "_"): v for k, v in data.items()}
+
+
+def default_recipe(task: str, backbone: str) -> Path | None:
+    """configs/<task>_<backbone>.yaml, else configs/<task>.yaml (the shipped recipes)."""
+    for candidate in (RECIPES_DIR / f"{task}_{backbone}.yaml", RECIPES_DIR / f"{task}.yaml"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def resolve_config(task, args: argparse.Namespace) -> dict[str, Any]:
+    """Merge defaults, the recipe and the flags the user gave; the result is saved with the run."""
+    cfg: dict[str, Any] = dict(GENERAL_DEFAULTS)
+    cfg.update(task="", resolution=task.default_resolution, num_classes=task.default_num_classes)
+    cfg.update(task.defaults())
+    flags = {k: v for k, v in vars(args).items() if v is not None and k not in ("command", "config", "func")}
+    backbone = flags.get("backbone") or cfg["backbone"]
+    recipe_path = Path(args.config) if getattr(args, "config", None) else None
+    if recipe_path is None:
+        try:
+            recipe_path = default_recipe(task.name, canonical_name(backbone))
+        except UnknownBackboneError:
+            recipe_path = default_recipe(task.name, backbone)
+    if recipe_path is not None:
+        recipe = load_recipe(recipe_path)
+        unknown = sorted(set(recipe) - set(cfg) - {"task"})
+        if unknown:
+            raise UserError(f"--config: {recipe_path} has unknown option(s): {', '.join(unknown)}")
+        cfg.update(recipe)
+        cfg["recipe"] = str(recipe_path)
+    cfg.update(flags)
+    cfg["task"] = task.name
+    return validate(cfg)
+
+
+def validate(cfg: dict[str, Any]) -> dict[str, Any]:
+    try:
+        entry = get_entry(cfg["backbone"])
+    except UnknownBackboneError as error:
+        raise UserError(f"--backbone: {error}") from None
+    cfg["backbone"] = entry.name
+    if cfg.get("width") is not None and cfg["width"] <= 0:
+        raise UserError(f"--width must be > 0, got {cfg['width']}")
+    if cfg.get("expansion") is not None and cfg["expansion"] <= 0:
+        raise UserError(f"--expansion must be > 0, got {cfg['expansion']}")
+    if cfg.get("output_stride") is not None and cfg["output_stride"] not in (8, 16, 32):
+        raise UserError(f"--output-stride must be 8, 16 or 32, got {cfg['output_stride']}")
+    if cfg["resolution"] < 32:
+        raise UserError(f"--resolution must be >= 32 pixels, got {cfg['resolution']}")
+    if cfg["num_classes"] < 1:
+        raise UserError(f"--num-classes must be >= 1, got {cfg['num_classes']}")
+    for option in ("width", "expansion", "output_stride"):
+        if cfg.get(option) is not None and option not in entry.options:
+            flag = "--" + option.replace("_", "-")
+            raise UserError(f"{flag}: backbone {entry.name!r} does not take it (it takes: {', '.join(entry.options)})")
+    if cfg.get("pretrained") not in (None, "none") and cfg["pretrained"] not in entry.pretrained:
+        raise UserError(f"--pretrained: backbone {entry.name!r} has no {cfg['pretrained']!r} weights")
+    if cfg.get("batch_size", 1) < 1:
+        raise UserError(f"--batch-size must be >= 1, got {cfg['batch_size']}")
+    return cfg
+
+
+def backbone_options(cfg: dict[str, Any]) -> dict[str, Any]:
+    """The backbone constructor's options present in ``cfg``."""
+    return {k: cfg[k] for k in ("width", "expansion", "output_stride") if cfg.get(k) is not None}

@@ -1,0 +1,188 @@
+"""What every task provides to ``bench``: a task definition, a Lightning module base, a datamodule base.
+
+A task knows a backbone only through its feature specs; ``bench run/profile/latency`` know a
+task only through ``Task``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import math
+from abc import ABC, abstractmethod
+from typing import Any
+
+import lightning as L
+import torch
+from torch import nn
+
+from benchmark.errors import UserError
+from benchmark.profile import count_madds, count_params
+
+Config = dict[str, Any]
+
+
+class Task(ABC):
+    """One task of the suite (classification, detection, segmentation)."""
+
+    name: str
+    default_resolution: int
+    default_num_classes: int
+    # Metric (a key of the record's ``metrics``, in percent) that picks the best checkpoint.
+    monitor: str
+
+    def add_model_arguments(self, parser: argparse.ArgumentParser) -> None:
+        """Task-specific model/evaluation flags; use ``default=None`` so recipes can fill them."""
+
+    def defaults(self) -> Config:
+        """Task-level defaults, overridden by a recipe file and then by flags."""
+        return {}
+
+    @abstractmethod
+    def build_model(self, cfg: Config) -> nn.Module:
+        """The whole network for ``cfg`` (backbone and head), used by run, profile and latency."""
+
+    def example_input(self, cfg: Config, batch_size: int = 1) -> torch.Tensor:
+        size = int(cfg["resolution"])
+        return torch.zeros(batch_size, 3, size, size)
+
+    def profile(self, model: nn.Module, cfg: Config) -> dict[str, Any]:
+        """Params and MAdds of the whole model; tasks add their parts (a head alone, say)."""
+        return {"params": count_params(model), "madds": count_madds(model, self.example_input(cfg))}
+
+    @abstractmethod
+    def build_datamodule(self, cfg: Config) -> BenchDataModule: ...
+
+    def predict(self, checkpoint: str, images: list[str], out_dir: str, args: argparse.Namespace) -> list[str]:
+        """Run a trained checkpoint on image files and write pictures to ``out_dir``; returns their paths."""
+        raise UserError(f"--task {self.name}: bench predict is not available for this task")
+
+    @abstractmethod
+    def build_module(self, cfg: Config, model: nn.Module) -> BenchModule: ...
+
+
+class BenchDataModule(L.LightningDataModule):
+    """A datamodule that can say what data it holds (for records and 'synthetic' labels)."""
+
+    def dataset_info(self) -> dict[str, Any]:
+        """``{"name", "root", "synthetic", "splits": {split: size}}``; call after ``setup``."""
+        raise NotImplementedError
+
+
+OPTIMIZERS = ("rmsprop", "sgd", "adamw")
+SCHEDULES = ("exponential", "step", "cosine", "constant")
+
+
+class BenchModule(L.LightningModule):
+    """Shared training machinery: optimizer recipes, schedules, weight EMA.
+
+    Recipes (V2 paper section 6.1; torchvision's reference): ``rmsprop`` with decay 0.9,
+    momentum 0.9 and ``exponential`` lr x0.98 per epoch is the paper's; ``sgd`` with
+    momentum 0.9 and ``step`` StepLR(1, 0.98) is torchvision's reproduction; ``cosine`` adds a
+    linear warm-up. Subclasses implement the steps and ``final_metrics``.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        *,
+        optimizer: str = "sgd",
+        lr: float = 0.045,
+        weight_decay: float = 4e-5,
+        momentum: float = 0.9,
+        schedule: str = "step",
+        lr_decay: float = 0.98,
+        warmup_epochs: float = 0.0,
+        ema_decay: float | None = None,
+    ) -> None:
+        super().__init__()
+        if optimizer not in OPTIMIZERS:
+            raise UserError(f"--optimizer: unknown optimizer {optimizer!r}; choose from {', '.join(OPTIMIZERS)}")
+        if schedule not in SCHEDULES:
+            raise UserError(f"--schedule: unknown schedule {schedule!r}; choose from {', '.join(SCHEDULES)}")
+        if lr <= 0:
+            raise UserError(f"--lr must be > 0, got {lr}")
+        self.model = model
+        self.optimizer_name = optimizer
+        self.lr = lr
+        self.weight_decay = weight_decay
+        self.momentum = momentum
+        self.schedule = schedule
+        self.lr_decay = lr_decay
+        self.warmup_epochs = warmup_epochs
+        self.ema_decay = ema_decay
+        self.ema: nn.Module | None = None
+        if ema_decay:
+            self.ema = copy.deepcopy(model).eval()
+            for p in self.ema.parameters():
+                p.requires_grad_(False)
+
+    # -- weights used for evaluation -------------------------------------------------------
+    def eval_model(self) -> nn.Module:
+        """The EMA weights when EMA is on, else the trained model."""
+        return self.ema if self.ema is not None else self.model
+
+    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
+        if self.ema is None:
+            return
+        with torch.no_grad():
+            for ema_p, p in zip(self.ema.parameters(), self.model.parameters(), strict=True):
+                ema_p.lerp_(p.detach(), 1.0 - self.ema_decay)
+            for ema_b, b in zip(self.ema.buffers(), self.model.buffers(), strict=True):
+                ema_b.copy_(b)
+
+    # -- optimizers -------------------------------------------------------------------------
+    def configure_optimizers(self):
+        decay, no_decay = [], []
+        for name, p in self.model.named_parameters():
+            if not p.requires_grad:
+                continue
+            # No weight decay on BatchNorm affine and biases (torchvision's --norm-weight-decay 0 habit).
+            (no_decay if p.ndim <= 1 else decay).append(p)
+        groups = [
+            {"params": decay, "weight_decay": self.weight_decay},
+            {"params": no_decay, "weight_decay": 0.0},
+        ]
+        if self.optimizer_name == "rmsprop":
+            # TF's RMSProp: decay 0.9 (alpha), momentum 0.9, epsilon 1.0 inside the sqrt (~0.0316 outside).
+            optimizer = torch.optim.RMSprop(groups, lr=self.lr, alpha=0.9, momentum=self.momentum, eps=0.0316)
+        elif self.optimizer_name == "sgd":
+            optimizer = torch.optim.SGD(groups, lr=self.lr, momentum=self.momentum, nesterov=False)
+        else:
+            optimizer = torch.optim.AdamW(groups, lr=self.lr)
+        steps_per_epoch = max(1, self._steps_per_epoch())
+        total = max(1, int(self.trainer.estimated_stepping_batches))
+        warmup = int(self.warmup_epochs * steps_per_epoch)
+        decay_rate, schedule = self.lr_decay, self.schedule
+
+        def factor(step: int) -> float:
+            if warmup and step < warmup:
+                return (step + 1) / warmup
+            if schedule == "cosine":
+                progress = min(1.0, (step - warmup) / max(1, total - warmup))
+                return 0.5 * (1.0 + math.cos(math.pi * progress))
+            if schedule == "exponential":  # smooth per-step decay reaching x0.98 per epoch
+                return decay_rate ** (step / steps_per_epoch)
+            if schedule == "step":  # StepLR(step_size=1 epoch, gamma=0.98)
+                return decay_rate ** (step // steps_per_epoch)
+            return 1.0
+
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    def _steps_per_epoch(self) -> int:
+        trainer = self.trainer
+        batches = trainer.num_training_batches
+        if not isinstance(batches, int) and not (isinstance(batches, float) and math.isfinite(batches)):
+            return 1
+        return max(1, math.ceil(int(batches) / max(1, trainer.accumulate_grad_batches)))
+
+    def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
+        optimizer = self.optimizers()
+        if not isinstance(optimizer, list):
+            self.log("lr", optimizer.param_groups[0]["lr"], prog_bar=False, on_step=True, on_epoch=False)
+
+    # -- results ----------------------------------------------------------------------------
+    def final_metrics(self) -> dict[str, Any]:
+        """Metrics of the last validation run for the record (percent where they are rates)."""
+        raise NotImplementedError
