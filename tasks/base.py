@@ -182,7 +182,36 @@ class BenchModule(L.LightningModule):
         if not isinstance(optimizer, list):
             self.log("lr", optimizer.param_groups[0]["lr"], prog_bar=False, on_step=True, on_epoch=False)
 
+    # -- checkpoints ------------------------------------------------------------------------
+    # The resolved run config travels inside every checkpoint, so predict/latency can rebuild the model.
+    bench_config: Config | None = None
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["bench_config"] = self.bench_config
+
     # -- results ----------------------------------------------------------------------------
     def final_metrics(self) -> dict[str, Any]:
         """Metrics of the last validation run for the record (percent where they are rates)."""
         raise NotImplementedError
+
+
+def load_checkpoint(path: str, task: Task) -> tuple[Config, nn.Module]:
+    """Rebuild ``task``'s model from a ``bench run`` checkpoint (tensors only: ``weights_only=True``)."""
+    from pathlib import Path
+
+    if not Path(path).is_file():
+        raise UserError(f"--checkpoint: {path} does not exist")
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # noqa: BLE001 - any unreadable file is the user's input
+        raise UserError(f"--checkpoint: {path} is not a readable checkpoint ({type(error).__name__})") from None
+    cfg = checkpoint.get("bench_config") if isinstance(checkpoint, dict) else None
+    if not isinstance(cfg, dict) or "state_dict" not in checkpoint:
+        raise UserError(f"--checkpoint: {path} was not written by bench run (no bench_config)")
+    if cfg.get("task") != task.name:
+        raise UserError(f"--checkpoint: {path} is a {cfg.get('task')!r} checkpoint, not {task.name!r}")
+    cfg = dict(cfg, pretrained=None)
+    model = task.build_model(cfg)
+    state = {k.removeprefix("model."): v for k, v in checkpoint["state_dict"].items() if k.startswith("model.")}
+    model.load_state_dict(state)
+    return cfg, model.eval()
