@@ -50,6 +50,21 @@ class Task(ABC):
         """Params and MAdds of the whole model; tasks add their parts (a head alone, say)."""
         return {"params": count_params(model), "madds": count_madds(model, self.example_input(cfg))}
 
+    def postprocess(self, outputs: Any, cfg: Config) -> Any:
+        """Turn the network's raw outputs into predictions (detection: box decoding + NMS).
+
+        Kept out of ``forward`` so the network alone exports to ONNX and is timed separately.
+        """
+        return outputs
+
+    def evaluate_callable(self, forward: Any, cfg: Config, max_images: int | None = None) -> dict[str, float]:
+        """Run ``forward`` (a batch tensor -> raw outputs, as the model returns them) over the task's
+        validation data and return its metrics in percent, ``monitor`` included.
+
+        The latency runner uses it to compare a runtime's outputs with eager fp32 (accuracy gate).
+        """
+        raise NotImplementedError
+
     @abstractmethod
     def build_datamodule(self, cfg: Config) -> BenchDataModule: ...
 
