@@ -35,6 +35,14 @@ def add_task_argument(parser: argparse.ArgumentParser, task_name: str) -> None:
         get_task(task_name).add_model_arguments(parser)
 
 
+def user_message(error: UserError) -> str:
+    """The one line to print: a UserError raised in a DataLoader worker comes back wrapped in the
+    worker's traceback text, whose last line holds the original message."""
+    text = str(error).strip()
+    last = text.splitlines()[-1] if text else ""
+    return last.split("UserError: ", 1)[-1] if "Original Traceback" in text else text
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     pre = argparse.ArgumentParser(add_help=False)
@@ -44,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except UserError as error:
-        print(f"bench {args.command}: error: {error}", file=sys.stderr)
+        print(f"bench {args.command}: error: {user_message(error)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("bench: interrupted", file=sys.stderr)

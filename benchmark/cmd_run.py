@@ -3,17 +3,66 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 
 def add_parser(sub, task_name: str) -> None:
     from benchmark.cli import add_task_argument
     from benchmark.config import add_model_arguments
 
-    parser = sub.add_parser("run", help="train + evaluate, write result.json")
+    parser = sub.add_parser("run", help="train + evaluate, write <output>/result.json")
     add_task_argument(parser, task_name)
     add_model_arguments(parser)
+    add = parser.add_argument
+    add("--data", help="dataset root, or 'synthetic' for the embedded default (default)")
+    add("--pretrained", choices=["torchvision", "none"], help="start from torchvision's ImageNet weights")
+    add("--max-epochs", type=int)
+    add("--max-steps", type=int, help="stop after this many optimizer steps (-1: no limit)")
+    add("--batch-size", type=int, help="per-device batch size")
+    add("--num-workers", type=int, help="DataLoader workers per device")
+    add("--lr", type=float, help="initial learning rate")
+    add("--optimizer", help="rmsprop (the paper's), sgd (torchvision's), adamw")
+    add("--schedule", help="exponential (x0.98/epoch), step (StepLR(1, 0.98)), cosine, constant")
+    add("--weight-decay", type=float)
+    add("--warmup-epochs", type=float)
+    add("--label-smoothing", type=float)
+    add("--ema-decay", type=float, help="keep an EMA of the weights and evaluate it (e.g. 0.9999)")
+    add("--seed", type=int)
+    add("--devices", help="devices per node (int, list or 'auto')")
+    add("--accelerator", help="cpu, gpu, auto")
+    add("--strategy", help="auto, ddp, ddp_spawn, fsdp, ...")
+    add("--num-nodes", type=int)
+    add("--precision", help="32-true, 16-mixed, bf16-mixed")
+    add("--logger", help="wandb (default; offline when not logged in), csv, tensorboard, none")
+    add("--wandb-project", help="W&B project name")
+    add("--output", help="run folder (default runs/<task>-<backbone>-<time>)")
+    add("--resume", action="store_true", default=None, help="continue from <output>/checkpoints/last.ckpt")
+    add("--on-bad-sample", choices=["error", "skip"], help="unreadable images: stop (default) or skip with a warning")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    raise NotImplementedError
+    from benchmark.config import resolve_config
+    from benchmark.run import run as run_training
+    from benchmark.summary import print_summary
+    from tasks import get_task
+
+    task = get_task(args.task)
+    given_classes = args.num_classes is not None
+    if isinstance(args.devices, str) and args.devices.isdigit():
+        args.devices = int(args.devices)
+    cfg = resolve_config(task, args)
+    cfg["num_classes_given"] = given_classes
+    record = run_training(cfg)
+    if record.get("environment") and _is_rank_zero():
+        print_summary(record)
+        print(f"result record: {cfg['output']}/result.json", file=sys.stderr)
+        if record.get("wandb_offline_dir"):
+            print(f"W&B ran offline; upload later with: wandb sync {record['wandb_offline_dir']}", file=sys.stderr)
+    return 0
+
+
+def _is_rank_zero() -> bool:
+    import os
+
+    return int(os.environ.get("LOCAL_RANK", "0")) == 0 and int(os.environ.get("NODE_RANK", "0")) == 0

@@ -46,6 +46,12 @@ GENERAL_DEFAULTS: dict[str, Any] = {
     "val_check_interval": None,
     "limit_val_batches": None,
     "on_bad_sample": "error",
+    "resume": False,
+    "wandb_project": None,
+    "color_jitter": 0.0,
+    "min_crop_scale": 0.08,
+    "checkpoint_every": 50,
+    "log_every_n_steps": 10,
 }
 
 
@@ -75,9 +81,17 @@ def load_recipe(path: str | Path) -> dict[str, Any]:
     return {str(k).replace("-", "_"): v for k, v in data.items()}
 
 
-def default_recipe(task: str, backbone: str) -> Path | None:
-    """configs/<task>_<backbone>.yaml, else configs/<task>.yaml (the shipped recipes)."""
-    for candidate in (RECIPES_DIR / f"{task}_{backbone}.yaml", RECIPES_DIR / f"{task}.yaml"):
+def default_recipe(task: str, backbone: str, data: str | None = "synthetic") -> Path | None:
+    """The shipped recipe for a run: most specific first.
+
+    configs/<task>_<backbone>_synthetic.yaml, <task>_synthetic.yaml (embedded data only), then
+    <task>_<backbone>.yaml, <task>.yaml.
+    """
+    names = [f"{task}_{backbone}", task]
+    if data in (None, "synthetic"):
+        names = [f"{task}_{backbone}_synthetic", f"{task}_synthetic", *names]
+    for name in names:
+        candidate = RECIPES_DIR / f"{name}.yaml"
         if candidate.is_file():
             return candidate
     return None
@@ -93,9 +107,10 @@ def resolve_config(task, args: argparse.Namespace) -> dict[str, Any]:
     recipe_path = Path(args.config) if getattr(args, "config", None) else None
     if recipe_path is None:
         try:
-            recipe_path = default_recipe(task.name, canonical_name(backbone))
+            backbone = canonical_name(backbone)
         except UnknownBackboneError:
-            recipe_path = default_recipe(task.name, backbone)
+            pass
+        recipe_path = default_recipe(task.name, backbone, flags.get("data", cfg["data"]))
     if recipe_path is not None:
         recipe = load_recipe(recipe_path)
         unknown = sorted(set(recipe) - set(cfg) - {"task"})

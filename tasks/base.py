@@ -76,12 +76,38 @@ class Task(ABC):
     def build_module(self, cfg: Config, model: nn.Module) -> BenchModule: ...
 
 
+def eval_sampler(dataset: Any) -> torch.utils.data.Sampler | None:
+    """Under DDP, split evaluation data across ranks without padding, so no sample counts twice.
+
+    (PyTorch's DistributedSampler pads ranks to equal length by repeating samples; metrics
+    that sum over ranks would then count those samples twice.) Lightning keeps a sampler that is
+    already distributed; outside DDP the default sequential sampler is used.
+    """
+    if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
+        return None
+    from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
+
+    return UnrepeatedDistributedSampler(dataset, shuffle=False)
+
+
+def skip_none_collate(batch: list[Any]) -> Any:
+    """Default collation minus the samples a dataset skipped (returned as ``None``)."""
+    from torch.utils.data import default_collate
+
+    kept = [item for item in batch if item is not None]
+    return default_collate(kept) if kept else None
+
+
 class BenchDataModule(L.LightningDataModule):
     """A datamodule that can say what data it holds (for records and 'synthetic' labels)."""
 
     def dataset_info(self) -> dict[str, Any]:
         """``{"name", "root", "synthetic", "splits": {split: size}}``; call after ``setup``."""
         raise NotImplementedError
+
+    def class_names(self) -> list[str]:
+        """Names of the classes, index = label (saved in the run config for predict and pictures)."""
+        return [str(i) for i in range(getattr(self, "num_classes", 0))]
 
 
 OPTIMIZERS = ("rmsprop", "sgd", "adamw")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import torch
 from torch import nn
 
 from backbones.classifier import ImageClassifier
@@ -26,6 +27,32 @@ class ClassificationTask(Task):
             except PretrainedWeightsError as error:
                 raise UserError(f"--pretrained: {error}") from None
         return ImageClassifier(backbone_from_config(cfg), cfg["num_classes"])
+
+    def add_model_arguments(self, parser) -> None:
+        parser.add_argument("--color-jitter", type=float, default=None, help="training colour jitter strength")
+
+    @torch.no_grad()
+    def evaluate_callable(self, forward, cfg: Config, max_images: int | None = None) -> dict[str, float]:
+        """Top-1/top-5 of ``forward`` on the validation split; also returns the predicted labels."""
+        datamodule = self.build_datamodule(dict(cfg, num_workers=0))
+        datamodule.prepare_data()
+        datamodule.setup("validate")
+        correct1 = correct5 = seen = 0
+        predictions: list[int] = []
+        for batch in datamodule.val_dataloader():
+            if batch is None:
+                continue
+            images, labels = batch
+            logits = torch.as_tensor(forward(images))
+            top = logits.topk(min(5, logits.shape[1]), dim=1).indices
+            correct1 += int((top[:, 0] == labels).sum())
+            correct5 += int((top == labels[:, None]).any(1).sum())
+            predictions.extend(top[:, 0].tolist())
+            seen += len(labels)
+            if max_images is not None and seen >= max_images:
+                break
+        return {"top1": 100.0 * correct1 / max(1, seen), "top5": 100.0 * correct5 / max(1, seen), "images": seen,
+                "predictions": predictions}
 
     def build_datamodule(self, cfg: Config) -> BenchDataModule:
         from tasks.classification.data import ImageNetDataModule

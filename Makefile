@@ -1,0 +1,31 @@
+# Two commands on a fresh clone:  `make demo` (main job on the embedded data) and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+.PHONY: setup demo test lint leaderboard clean
+
+$(BIN)/bench: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	# torch 2.14.1 / torchvision 0.29.1 are the newest the suite supports (installable offline here).
+	$(BIN)/pip install --quiet torch==2.14.1 torchvision==0.29.1
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(BIN)/bench
+
+setup: $(BIN)/bench
+
+demo: setup
+	$(BIN)/bench run --task classification --backbone mnv2
+
+test: setup
+	$(BIN)/python -m pytest -x -q -p no:cacheprovider tests
+
+lint: setup
+	$(BIN)/ruff check backbones tasks benchmark tests
+
+leaderboard: setup
+	$(BIN)/bench leaderboard
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache

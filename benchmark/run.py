@@ -1,0 +1,174 @@
+"""``bench run``: train and evaluate one task/backbone with Lightning and write its result record."""
+
+from __future__ import annotations
+
+import os
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import yaml
+from lightning.pytorch.callbacks import ModelCheckpoint
+
+from benchmark.errors import UserError
+from benchmark.records import SCHEMA_VERSION, environment, write_json_atomic, write_text_atomic
+
+LOGGERS = ("wandb", "csv", "tensorboard", "none")
+
+
+def default_output(cfg: dict[str, Any]) -> Path:
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    return Path("runs") / f"{cfg['task']}-{cfg['backbone']}-{stamp}"
+
+
+def wandb_mode() -> str:
+    """``online`` when the user is logged in (API key in env or netrc), else ``offline``: never a prompt."""
+    if os.environ.get("WANDB_MODE"):
+        return os.environ["WANDB_MODE"]
+    if os.environ.get("WANDB_API_KEY"):
+        return "online"
+    netrc = Path.home() / ".netrc"
+    try:
+        if netrc.is_file() and "api.wandb.ai" in netrc.read_text():
+            return "online"
+    except OSError:
+        pass
+    return "offline"
+
+
+def make_logger(cfg: dict[str, Any], output: Path):
+    name = cfg["logger"]
+    if name not in LOGGERS:
+        raise UserError(f"--logger: unknown logger {name!r}; choose from {', '.join(LOGGERS)}")
+    if name == "none":
+        return False
+    if name == "csv":
+        from lightning.pytorch.loggers import CSVLogger
+
+        return CSVLogger(output, name="logs", version="")
+    if name == "tensorboard":
+        from lightning.pytorch.loggers import TensorBoardLogger
+
+        return TensorBoardLogger(output, name="tensorboard", version="")
+    from lightning.pytorch.loggers import WandbLogger
+
+    save_dir = os.environ.get("WANDB_DIR", str(output))
+    Path(save_dir).mkdir(parents=True, exist_ok=True)
+    tags = [cfg["task"], cfg["backbone"], "synthetic" if cfg.get("data") in (None, "synthetic") else "real-data"]
+    return WandbLogger(
+        project=cfg.get("wandb_project") or "mobile-vision-bench",
+        name=output.name,
+        save_dir=save_dir,
+        mode=wandb_mode(),
+        tags=tags,
+        config=public_config(cfg),
+    )
+
+
+def public_config(cfg: dict[str, Any]) -> dict[str, Any]:
+    """The config as saved and logged: no secrets, no long lists."""
+    return {k: v for k, v in cfg.items() if "key" not in k.lower() and k != "class_names"}
+
+
+def run(cfg: dict[str, Any]) -> dict[str, Any]:
+    """Train, validate, write ``<output>/result.json``; return the record."""
+    from tasks import get_task
+
+    task = get_task(cfg["task"])
+    started = time.perf_counter()
+    output = Path(cfg.get("output") or default_output(cfg))
+    cfg["output"] = str(output)
+    checkpoints = output / "checkpoints"
+    resume_from = None
+    if cfg.get("resume"):
+        resume_from = checkpoints / "last.ckpt"
+        if not resume_from.is_file():
+            raise UserError(f"--resume: no checkpoint to resume from at {resume_from}")
+    L.seed_everything(cfg["seed"], workers=True, verbose=False)
+
+    datamodule = task.build_datamodule(cfg)
+    datamodule.prepare_data()
+    datamodule.setup("fit")
+    if not cfg.get("num_classes_given"):
+        cfg["num_classes"] = datamodule.num_classes
+    elif cfg["num_classes"] != datamodule.num_classes:
+        raise UserError(f"--num-classes {cfg['num_classes']} but the dataset has {datamodule.num_classes} classes")
+    cfg["class_names"] = datamodule.class_names()
+    model = task.build_model(cfg)
+    module = task.build_module(cfg, model)
+    module.bench_config = dict(cfg)
+    profile = task.profile(model, cfg)
+
+    output.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(output / "config.yaml", yaml.safe_dump(public_config(cfg), sort_keys=True))
+    logger = make_logger(cfg, output)
+    monitor = f"val/{task.monitor}"
+    callbacks = [
+        # Best by the task's metric, plus ``last.ckpt`` for --resume (also refreshed every N steps).
+        ModelCheckpoint(dirpath=checkpoints, filename="best", monitor=monitor, mode="max", save_last=True),
+        ModelCheckpoint(
+            dirpath=checkpoints, filename="step", save_last=True, every_n_train_steps=cfg.get("checkpoint_every") or 50
+        ),
+    ]
+    trainer = L.Trainer(
+        max_epochs=cfg["max_epochs"],
+        max_steps=cfg["max_steps"],
+        accelerator=cfg["accelerator"],
+        devices=cfg["devices"],
+        strategy=cfg["strategy"],
+        num_nodes=cfg["num_nodes"],
+        precision=cfg["precision"],
+        logger=logger,
+        callbacks=callbacks,
+        default_root_dir=output,
+        log_every_n_steps=cfg.get("log_every_n_steps") or 10,
+        val_check_interval=cfg.get("val_check_interval"),
+        limit_val_batches=cfg.get("limit_val_batches"),
+        enable_model_summary=False,
+    )
+    if logger:
+        logger.log_hyperparams({"params": profile["params"], "madds": profile["madds"]})
+    trainer.fit(module, datamodule=datamodule, ckpt_path=str(resume_from) if resume_from else None)
+    trainer.validate(module, datamodule=datamodule, verbose=False)
+    metrics = module.final_metrics()
+    dataset = datamodule.dataset_info()
+    record = {
+        "schema_version": SCHEMA_VERSION,
+        "kind": "result",
+        "task": task.name,
+        "backbone": cfg["backbone"],
+        "width": cfg.get("width") or 1.0,
+        "resolution": cfg["resolution"],
+        "num_classes": cfg["num_classes"],
+        "dataset": dataset,
+        "metrics": metrics,
+        "params": profile["params"],
+        "madds": profile["madds"],
+        "profile": profile,
+        "config": public_config(cfg),
+        "steps": trainer.global_step,
+        "epochs": trainer.current_epoch,
+        "wall_time_s": round(time.perf_counter() - started, 2),
+        "environment": environment(str(trainer.strategy.root_device)),
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+    if trainer.is_global_zero:
+        write_json_atomic(output / "result.json", record)
+        if logger and hasattr(logger, "experiment") and cfg["logger"] == "wandb":
+            logger.experiment.summary.update(_flatten({"result": record}))
+            if logger.experiment.settings.mode == "offline":
+                record["wandb_offline_dir"] = str(Path(logger.experiment.dir).parent)
+    return record
+
+
+def _flatten(obj: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in obj.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(_flatten(value, name + "/"))
+        else:
+            flat[name] = value
+    return flat

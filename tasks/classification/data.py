@@ -1,0 +1,184 @@
+"""ImageNet in its standard layout: ROOT/{train,val}/<wnid>/*.JPEG, class index = sorted wnid."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import albumentations as A
+import numpy as np
+import torch
+from albumentations.pytorch import ToTensorV2
+from torch.utils.data import DataLoader, Dataset
+
+from benchmark.errors import UserError
+from tasks.base import BenchDataModule, Config, eval_sampler, skip_none_collate
+from tasks.images import IMAGE_EXTENSIONS, load_rgb_or_skip
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def scan_split(root: Path, split: str, classes: list[str] | None = None) -> tuple[list[str], list[tuple[str, int]]]:
+    """List ``(path, label)`` of one split; classes come from the train split (sorted wnids)."""
+    folder = root / split
+    if not folder.is_dir():
+        raise UserError(f"--data: {folder} does not exist (expected ROOT/{split}/<class>/*.JPEG)")
+    found = sorted(p.name for p in folder.iterdir() if p.is_dir())
+    if not found:
+        raise UserError(f"--data: {folder} has no class folders")
+    if classes is None:
+        classes = found
+    else:
+        extra = sorted(set(found) - set(classes))
+        if extra:
+            raise UserError(f"--data: {folder / extra[0]} is a {split} class absent from the train split")
+    index = {name: i for i, name in enumerate(classes)}
+    samples: list[tuple[str, int]] = []
+    for name in found:
+        files = sorted(p for p in (folder / name).iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)
+        if not files:
+            raise UserError(f"--data: class folder {folder / name} holds no images")
+        samples.extend((str(p), index[name]) for p in files)
+    return classes, samples
+
+
+class ImageFolderDataset(Dataset):
+    def __init__(self, samples: list[tuple[str, int]], transform: A.Compose, on_bad_sample: str = "error") -> None:
+        self.samples = samples
+        self.transform = transform
+        self.on_bad_sample = on_bad_sample
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int] | None:
+        path, label = self.samples[index]
+        image = load_rgb_or_skip(path, self.on_bad_sample)
+        if image is None:
+            return None
+        return self.transform(image=image)["image"], label
+
+
+def train_transform(resolution: int, color_jitter: float = 0.0, min_crop_scale: float = 0.08) -> A.Compose:
+    ops: list[Any] = [
+        A.RandomResizedCrop(size=(resolution, resolution), scale=(min_crop_scale, 1.0)),
+        A.HorizontalFlip(),
+    ]
+    if color_jitter > 0:
+        ops.append(A.ColorJitter(brightness=color_jitter, contrast=color_jitter, saturation=color_jitter, hue=0.0))
+    return A.Compose([*ops, A.Normalize(IMAGENET_MEAN, IMAGENET_STD), ToTensorV2()])
+
+
+def eval_transform(resolution: int) -> A.Compose:
+    # Resize the short side to resolution / 0.875, centre crop (the standard ImageNet evaluation).
+    return A.Compose(
+        [
+            A.SmallestMaxSize(max_size=int(resolution / 0.875)),
+            A.CenterCrop(resolution, resolution),
+            A.Normalize(IMAGENET_MEAN, IMAGENET_STD),
+            ToTensorV2(),
+        ]
+    )
+
+
+class ImageNetDataModule(BenchDataModule):
+    """ImageNet (or any ImageFolder dataset); ``root=None`` means the embedded synthetic set."""
+
+    def __init__(
+        self,
+        root: str | None,
+        *,
+        resolution: int = 224,
+        batch_size: int = 256,
+        num_workers: int = 4,
+        color_jitter: float = 0.0,
+        min_crop_scale: float = 0.08,
+        on_bad_sample: str = "error",
+    ) -> None:
+        super().__init__()
+        self.root = root
+        self.resolution = resolution
+        self.batch_size = batch_size
+        self.num_workers = num_workers
+        self.color_jitter = color_jitter
+        self.min_crop_scale = min_crop_scale
+        self.on_bad_sample = on_bad_sample
+        self.synthetic = root is None
+        self.classes: list[str] = []
+        self.num_classes = 0
+
+    @classmethod
+    def from_config(cls, cfg: Config) -> ImageNetDataModule:
+        data = cfg.get("data")
+        return cls(
+            None if data in (None, "synthetic") else data,
+            resolution=cfg["resolution"],
+            batch_size=cfg["batch_size"],
+            num_workers=cfg["num_workers"],
+            color_jitter=cfg.get("color_jitter") or 0.0,
+            min_crop_scale=cfg.get("min_crop_scale") or 0.08,
+            on_bad_sample=cfg.get("on_bad_sample", "error"),
+        )
+
+    def dataset_root(self) -> Path:
+        if self.synthetic:
+            from tasks.classification.synthetic import synthetic_imagefolder
+
+            return synthetic_imagefolder()
+        root = Path(self.root)
+        if not root.is_dir():
+            raise UserError(f"--data: {root} does not exist or is not a folder")
+        return root
+
+    def prepare_data(self) -> None:
+        self.dataset_root()
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.classes:
+            return
+        root = self.dataset_root()
+        self.classes, train = scan_split(root, "train")
+        _, val = scan_split(root, "val", self.classes)
+        self.num_classes = len(self.classes)
+        self.train_set = ImageFolderDataset(train, train_transform(self.resolution, self.color_jitter, self.min_crop_scale), self.on_bad_sample)
+        self.val_set = ImageFolderDataset(val, eval_transform(self.resolution), self.on_bad_sample)
+
+    def _loader(self, dataset: Dataset, *, train: bool) -> DataLoader:
+        return DataLoader(
+            dataset,
+            batch_size=self.batch_size,
+            shuffle=train,
+            sampler=None if train else eval_sampler(dataset),
+            num_workers=self.num_workers,
+            pin_memory=torch.cuda.is_available(),
+            persistent_workers=self.num_workers > 0,
+            drop_last=train and len(dataset) > self.batch_size,
+            collate_fn=skip_none_collate,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader(self.train_set, train=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader(self.val_set, train=False)
+
+    def dataset_info(self) -> dict[str, Any]:
+        return {
+            "name": "synthetic-shapes (ImageFolder)" if self.synthetic else "imagenet",
+            "root": "synthetic" if self.synthetic else str(Path(self.root).resolve()),
+            "synthetic": self.synthetic,
+            "splits": {"train": len(self.train_set), "val": len(self.val_set)},
+            "classes": len(self.classes),
+        }
+
+    def class_names(self) -> list[str]:
+        return list(self.classes)
+
+
+def denormalize(images: torch.Tensor) -> np.ndarray:
+    """Normalised NCHW tensors back to NHWC uint8 arrays (for pictures in W&B)."""
+    mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
+    std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
+    pixels = (images.detach().cpu().float() * std + mean).clamp(0, 1) * 255
+    return pixels.permute(0, 2, 3, 1).to(torch.uint8).numpy()
