@@ -156,10 +156,12 @@ def run(cfg: dict[str, Any]) -> dict[str, Any]:
     }
     if trainer.is_global_zero:
         write_json_atomic(output / "result.json", record)
-        if logger and hasattr(logger, "experiment") and cfg["logger"] == "wandb":
-            logger.experiment.summary.update(_flatten({"result": record}))
-            if logger.experiment.settings.mode == "offline":
-                record["wandb_offline_dir"] = str(Path(logger.experiment.dir).parent)
+        if logger and cfg["logger"] == "wandb":
+            experiment = logger.experiment
+            experiment.summary.update(_flatten({"result": record}))
+            if experiment.settings.mode == "offline":
+                record["wandb_offline_dir"] = str(Path(experiment.dir).parent)
+            experiment.finish()  # flush the run to disk now, not at interpreter exit
     return record
 
 
