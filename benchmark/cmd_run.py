@@ -43,6 +43,7 @@ def add_parser(sub, task_name: str) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from benchmark.config import resolve_config
+    from benchmark.run import Preempted
     from benchmark.run import run as run_training
     from benchmark.summary import print_summary
     from tasks import get_task
@@ -53,7 +54,11 @@ def run(args: argparse.Namespace) -> int:
         args.devices = int(args.devices)
     cfg = resolve_config(task, args)
     cfg["num_classes_given"] = given_classes
-    record = run_training(cfg)
+    try:
+        record = run_training(cfg)
+    except Preempted as stop:
+        print(f"bench run: {stop}", file=sys.stderr)
+        return 143  # 128 + SIGTERM, what schedulers expect of a pre-empted job
     if record.get("environment") and _is_rank_zero():
         print_summary(record)
         print(f"result record: {cfg['output']}/result.json", file=sys.stderr)

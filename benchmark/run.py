@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from datetime import datetime, timezone
@@ -9,8 +10,10 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
+import torch
 import yaml
-from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.callbacks import ModelCheckpoint, OnExceptionCheckpoint
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from benchmark.errors import UserError
 from benchmark.records import SCHEMA_VERSION, environment, write_json_atomic, write_text_atomic
@@ -72,6 +75,45 @@ def public_config(cfg: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in cfg.items() if "key" not in k.lower() and k != "class_names"}
 
 
+INTERRUPTED = "interrupted"
+
+
+def latest_checkpoint(folder: Path) -> Path | None:
+    """The newest of last/step/interrupted checkpoints (by modification time), or None."""
+    candidates = [folder / f"{name}.ckpt" for name in ("last", "step", INTERRUPTED)]
+    existing = [path for path in candidates if path.is_file()]
+    return max(existing, key=lambda path: path.stat().st_mtime_ns) if existing else None
+
+
+class Preempted(Exception):
+    """SIGTERM arrived: a checkpoint was saved and the run stops; ``--resume`` continues it."""
+
+    def __init__(self, checkpoint: Path) -> None:
+        super().__init__(f"received SIGTERM; saved {checkpoint}; continue with the same command plus --resume")
+        self.checkpoint = checkpoint
+
+
+@contextlib.contextmanager
+def translate_runtime_errors(cfg: dict[str, Any]):
+    """Resource failures users can act on become one-line errors that say what to change."""
+    try:
+        yield
+    except SIGTERMException:
+        raise Preempted(Path(cfg["output"]) / "checkpoints" / f"{INTERRUPTED}.ckpt") from None
+    except torch.cuda.OutOfMemoryError:
+        smaller = max(1, cfg["batch_size"] // 2)
+        raise UserError(
+            f"--batch-size {cfg['batch_size']}: out of GPU memory; try a smaller batch, e.g. --batch-size {smaller}"
+        ) from None
+    except RuntimeError as error:
+        if "DataLoader worker" in str(error) and ("killed" in str(error) or "exited unexpectedly" in str(error)):
+            raise UserError(
+                f"a DataLoader worker died ({str(error).splitlines()[0]}); if it ran out of memory, "
+                f"lower --num-workers (now {cfg['num_workers']}) or --batch-size"
+            ) from None
+        raise
+
+
 def run(cfg: dict[str, Any]) -> dict[str, Any]:
     """Train, validate, write ``<output>/result.json``; return the record."""
     from tasks import get_task
@@ -81,11 +123,9 @@ def run(cfg: dict[str, Any]) -> dict[str, Any]:
     output = Path(cfg.get("output") or default_output(cfg))
     cfg["output"] = str(output)
     checkpoints = output / "checkpoints"
-    resume_from = None
-    if cfg.get("resume"):
-        resume_from = checkpoints / "last.ckpt"
-        if not resume_from.is_file():
-            raise UserError(f"--resume: no checkpoint to resume from at {resume_from}")
+    resume_from = latest_checkpoint(checkpoints) if cfg.get("resume") else None
+    if cfg.get("resume") and resume_from is None:
+        raise UserError(f"--resume: no checkpoint to resume from in {checkpoints}")
     L.seed_everything(cfg["seed"], workers=True, verbose=False)
 
     datamodule = task.build_datamodule(cfg)
@@ -106,11 +146,12 @@ def run(cfg: dict[str, Any]) -> dict[str, Any]:
     logger = make_logger(cfg, output)
     monitor = f"val/{task.monitor}"
     callbacks = [
-        # Best by the task's metric, plus ``last.ckpt`` for --resume (also refreshed every N steps).
+        # Best by the task's metric and ``last.ckpt`` at each validation; ``step.ckpt`` every N steps
+        # so a killed run loses little; ``interrupted.ckpt`` when SIGTERM (SLURM pre-emption) or an
+        # error stops training at a batch boundary. --resume takes the newest of them.
         ModelCheckpoint(dirpath=checkpoints, filename="best", monitor=monitor, mode="max", save_last=True),
-        ModelCheckpoint(
-            dirpath=checkpoints, filename="step", save_last=True, every_n_train_steps=cfg.get("checkpoint_every") or 50
-        ),
+        ModelCheckpoint(dirpath=checkpoints, filename="step", every_n_train_steps=cfg.get("checkpoint_every") or 50),
+        OnExceptionCheckpoint(dirpath=checkpoints, filename=INTERRUPTED),
     ]
     trainer = L.Trainer(
         max_epochs=cfg["max_epochs"],
@@ -130,8 +171,12 @@ def run(cfg: dict[str, Any]) -> dict[str, Any]:
     )
     if logger:
         logger.log_hyperparams({"params": profile["params"], "madds": profile["madds"]})
-    trainer.fit(module, datamodule=datamodule, ckpt_path=str(resume_from) if resume_from else None)
-    trainer.validate(module, datamodule=datamodule, verbose=False)
+    with translate_runtime_errors(cfg):
+        # weights_only: a checkpoint holds tensors and plain containers, never pickled code.
+        trainer.fit(module, datamodule=datamodule, ckpt_path=resume_from, weights_only=True)
+        if trainer.received_sigterm:
+            raise Preempted(checkpoints / f"{INTERRUPTED}.ckpt")
+        trainer.validate(module, datamodule=datamodule, verbose=False)
     metrics = module.final_metrics()
     dataset = datamodule.dataset_info()
     record = {
