@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import time
+import uuid
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -22,8 +23,18 @@ LOGGERS = ("wandb", "csv", "tensorboard", "none")
 
 
 def default_output(cfg: dict[str, Any]) -> Path:
+    """A fresh run folder; the random suffix keeps two runs started in the same second apart.
+
+    Lightning's DDP launcher starts the other ranks with this process's environment, so the
+    chosen folder is passed on through ``BENCH_RUN_OUTPUT`` and every rank writes to the same one.
+    (With torchrun or srun all ranks start independently: pass ``--output`` there.)
+    """
+    if os.environ.get("BENCH_RUN_OUTPUT"):
+        return Path(os.environ["BENCH_RUN_OUTPUT"])
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-    return Path("runs") / f"{cfg['task']}-{cfg['backbone']}-{stamp}"
+    output = Path("runs") / f"{cfg['task']}-{cfg['backbone']}-{stamp}-{uuid.uuid4().hex[:6]}"
+    os.environ["BENCH_RUN_OUTPUT"] = str(output)
+    return output
 
 
 def wandb_mode() -> str:

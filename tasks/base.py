@@ -31,7 +31,7 @@ class Task(ABC):
     # Metric (a key of the record's ``metrics``, in percent) that picks the best checkpoint.
     monitor: str
 
-    def add_model_arguments(self, parser: argparse.ArgumentParser) -> None:
+    def add_model_arguments(self, parser: argparse.ArgumentParser) -> None:  # noqa: B027 - optional hook
         """Task-specific model/evaluation flags; use ``default=None`` so recipes can fill them."""
 
     def defaults(self) -> Config:
@@ -175,7 +175,7 @@ class BenchModule(L.LightningModule):
     # -- optimizers -------------------------------------------------------------------------
     def configure_optimizers(self):
         decay, no_decay = [], []
-        for name, p in self.model.named_parameters():
+        for p in self.model.parameters():
             if not p.requires_grad:
                 continue
             # No weight decay on BatchNorm affine and biases (torchvision's --norm-weight-decay 0 habit).
@@ -253,6 +253,8 @@ def load_checkpoint(path: str, task: Task) -> tuple[Config, nn.Module]:
         raise UserError(f"--checkpoint: {path} is a {cfg.get('task')!r} checkpoint, not {task.name!r}")
     cfg = dict(cfg, pretrained=None)
     model = task.build_model(cfg)
-    state = {k.removeprefix("model."): v for k, v in checkpoint["state_dict"].items() if k.startswith("model.")}
+    # Evaluate what training evaluated: the EMA weights when the run kept them.
+    prefix = "ema." if any(k.startswith("ema.") for k in checkpoint["state_dict"]) else "model."
+    state = {k.removeprefix(prefix): v for k, v in checkpoint["state_dict"].items() if k.startswith(prefix)}
     model.load_state_dict(state)
     return cfg, model.eval()

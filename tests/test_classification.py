@@ -9,11 +9,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 from benchmark.cli import main
-from benchmark.errors import UserError
 from tasks.classification.data import ImageNetDataModule, scan_split
 
 TINY = ["--resolution", "32", "--batch-size", "4", "--num-workers", "0", "--logger", "none"]

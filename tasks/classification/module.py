@@ -80,7 +80,9 @@ class ClassificationModule(BenchModule):
 
         from tasks.classification.data import denormalize
 
-        name = (lambda i: self.class_names[i] if i < len(self.class_names) else str(i))
+        def name(index: int) -> str:
+            return self.class_names[index] if index < len(self.class_names) else str(index)
+
         pictures = [
             wandb.Image(pixels, caption=f"pred {name(int(p))} / true {name(int(t))}")
             for pixels, p, t in zip(denormalize(images[:8]), predicted[:8], labels[:8], strict=True)
