@@ -77,7 +77,6 @@ def make_logger(cfg: dict[str, Any], output: Path):
         save_dir=save_dir,
         mode=wandb_mode(),
         tags=tags,
-        config=public_config(cfg),
     )
 
 
@@ -94,6 +93,26 @@ def latest_checkpoint(folder: Path) -> Path | None:
     candidates = [folder / f"{name}.ckpt" for name in ("last", "step", INTERRUPTED)]
     existing = [path for path in candidates if path.is_file()]
     return max(existing, key=lambda path: path.stat().st_mtime_ns) if existing else None
+
+
+def make_trainer(cfg: dict[str, Any], **options: Any) -> L.Trainer:
+    """A Trainer from the run flags; options Lightning rejects become a one-line error."""
+    from lightning.fabric.utilities.exceptions import MisconfigurationException
+
+    try:
+        return L.Trainer(
+            max_epochs=cfg["max_epochs"],
+            max_steps=cfg["max_steps"],
+            accelerator=cfg["accelerator"],
+            devices=cfg["devices"],
+            strategy=cfg["strategy"],
+            num_nodes=cfg["num_nodes"],
+            precision=cfg["precision"],
+            **options,
+        )
+    except (ValueError, TypeError, MisconfigurationException) as error:
+        flags = "--accelerator/--devices/--strategy/--num-nodes/--precision/--max-epochs/--max-steps"
+        raise UserError(f"{flags}: {str(error).splitlines()[0]}") from None
 
 
 class Preempted(Exception):
@@ -137,6 +156,27 @@ def run(cfg: dict[str, Any]) -> dict[str, Any]:
     resume_from = latest_checkpoint(checkpoints) if cfg.get("resume") else None
     if cfg.get("resume") and resume_from is None:
         raise UserError(f"--resume: no checkpoint to resume from in {checkpoints}")
+    output.mkdir(parents=True, exist_ok=True)
+    logger = make_logger(cfg, output)
+    monitor = f"val/{task.monitor}"
+    callbacks = [
+        # Best by the task's metric and ``last.ckpt`` at each validation; ``step.ckpt`` every N steps
+        # so a killed run loses little; ``interrupted.ckpt`` when SIGTERM (SLURM pre-emption) or an
+        # error stops training at a batch boundary. --resume takes the newest of them.
+        ModelCheckpoint(dirpath=checkpoints, filename="best", monitor=monitor, mode="max", save_last=True),
+        ModelCheckpoint(dirpath=checkpoints, filename="step", every_n_train_steps=cfg.get("checkpoint_every") or 50),
+        OnExceptionCheckpoint(dirpath=checkpoints, filename=INTERRUPTED),
+    ]
+    trainer = make_trainer(
+        cfg,
+        logger=logger,
+        callbacks=callbacks,
+        default_root_dir=output,
+        log_every_n_steps=cfg.get("log_every_n_steps") or 10,
+        val_check_interval=cfg.get("val_check_interval"),
+        limit_val_batches=cfg.get("limit_val_batches"),
+        enable_model_summary=False,
+    )
     L.seed_everything(cfg["seed"], workers=True, verbose=False)
 
     datamodule = task.build_datamodule(cfg)
@@ -152,36 +192,9 @@ def run(cfg: dict[str, Any]) -> dict[str, Any]:
     module.bench_config = dict(cfg)
     profile = task.profile(model, cfg)
 
-    output.mkdir(parents=True, exist_ok=True)
     write_text_atomic(output / "config.yaml", yaml.safe_dump(public_config(cfg), sort_keys=True))
-    logger = make_logger(cfg, output)
-    monitor = f"val/{task.monitor}"
-    callbacks = [
-        # Best by the task's metric and ``last.ckpt`` at each validation; ``step.ckpt`` every N steps
-        # so a killed run loses little; ``interrupted.ckpt`` when SIGTERM (SLURM pre-emption) or an
-        # error stops training at a batch boundary. --resume takes the newest of them.
-        ModelCheckpoint(dirpath=checkpoints, filename="best", monitor=monitor, mode="max", save_last=True),
-        ModelCheckpoint(dirpath=checkpoints, filename="step", every_n_train_steps=cfg.get("checkpoint_every") or 50),
-        OnExceptionCheckpoint(dirpath=checkpoints, filename=INTERRUPTED),
-    ]
-    trainer = L.Trainer(
-        max_epochs=cfg["max_epochs"],
-        max_steps=cfg["max_steps"],
-        accelerator=cfg["accelerator"],
-        devices=cfg["devices"],
-        strategy=cfg["strategy"],
-        num_nodes=cfg["num_nodes"],
-        precision=cfg["precision"],
-        logger=logger,
-        callbacks=callbacks,
-        default_root_dir=output,
-        log_every_n_steps=cfg.get("log_every_n_steps") or 10,
-        val_check_interval=cfg.get("val_check_interval"),
-        limit_val_batches=cfg.get("limit_val_batches"),
-        enable_model_summary=False,
-    )
     if logger:
-        logger.log_hyperparams({"params": profile["params"], "madds": profile["madds"]})
+        logger.log_hyperparams({**public_config(cfg), "params": profile["params"], "madds": profile["madds"]})
     with translate_runtime_errors(cfg):
         # weights_only: a checkpoint holds tensors and plain containers, never pickled code.
         trainer.fit(module, datamodule=datamodule, ckpt_path=resume_from, weights_only=True)
