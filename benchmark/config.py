@@ -147,7 +147,27 @@ def validate(cfg: dict[str, Any]) -> dict[str, Any]:
         raise UserError(f"--pretrained: backbone {entry.name!r} has no {cfg['pretrained']!r} weights")
     if cfg.get("batch_size", 1) < 1:
         raise UserError(f"--batch-size must be >= 1, got {cfg['batch_size']}")
+    validate_training(cfg)
     return cfg
+
+
+def validate_training(cfg: dict[str, Any]) -> None:
+    """Training flags, checked before anything is built or written."""
+    from benchmark.run import LOGGERS
+    from tasks.base import OPTIMIZERS, SCHEDULES
+
+    choices = {"optimizer": OPTIMIZERS, "schedule": SCHEDULES, "logger": LOGGERS, "on_bad_sample": ("error", "skip")}
+    for key, allowed in choices.items():
+        if cfg.get(key) not in allowed:
+            flag = "--" + key.replace("_", "-")
+            raise UserError(f"{flag}: unknown value {cfg.get(key)!r}; choose from {', '.join(allowed)}")
+    for key in ("lr", "num_workers", "weight_decay", "warmup_epochs", "label_smoothing"):
+        value = cfg.get(key)
+        if value is not None and (value < 0 or (key == "lr" and value == 0)):
+            flag = "--" + key.replace("_", "-")
+            raise UserError(f"{flag} must be {'> 0' if key == 'lr' else '>= 0'}, got {value}")
+    if cfg.get("ema_decay") is not None and not 0 < cfg["ema_decay"] < 1:
+        raise UserError(f"--ema-decay must be between 0 and 1, got {cfg['ema_decay']}")
 
 
 def backbone_options(cfg: dict[str, Any]) -> dict[str, Any]:

@@ -137,12 +137,8 @@ class BenchModule(L.LightningModule):
         ema_decay: float | None = None,
     ) -> None:
         super().__init__()
-        if optimizer not in OPTIMIZERS:
-            raise UserError(f"--optimizer: unknown optimizer {optimizer!r}; choose from {', '.join(OPTIMIZERS)}")
-        if schedule not in SCHEDULES:
-            raise UserError(f"--schedule: unknown schedule {schedule!r}; choose from {', '.join(SCHEDULES)}")
-        if lr <= 0:
-            raise UserError(f"--lr must be > 0, got {lr}")
+        if optimizer not in OPTIMIZERS or schedule not in SCHEDULES:
+            raise ValueError(f"unknown optimizer {optimizer!r} or schedule {schedule!r}")
         self.model = model
         self.optimizer_name = optimizer
         self.lr = lr

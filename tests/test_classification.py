@@ -117,6 +117,12 @@ def test_cli_run_writes_a_complete_record(imagefolder: Path, tmp_path: Path, bac
     for key in ("python", "torch", "torchvision", "lightning", "cpu", "commit"):
         assert key in record["environment"]
     assert (out / "config.yaml").is_file() and (out / "checkpoints" / "last.ckpt").is_file()
+    image = next((imagefolder / "val" / "n02").iterdir())
+    assert main(["predict", "--checkpoint", str(out / "checkpoints" / "last.ckpt"), "--out", str(out / "pics"),
+                 str(image)]) == 0
+    assert Image.open(out / "pics" / f"{image.stem}_pred.png").size == (48, 40)
+    assert main(["predict", "--task", "classification", "--checkpoint", str(out / "nope.ckpt"), "--out",
+                 str(out / "pics"), str(image)]) == 2
 
 
 def test_resume_ends_with_the_same_number_of_steps(imagefolder: Path, tmp_path: Path) -> None:

@@ -54,6 +54,37 @@ class ClassificationTask(Task):
         return {"top1": 100.0 * correct1 / max(1, seen), "top5": 100.0 * correct5 / max(1, seen), "images": seen,
                 "predictions": predictions}
 
+    @torch.no_grad()
+    def predict(self, checkpoint: str, images: list[str], out_dir: str, args) -> list[str]:
+        """Write each image with its top-3 classes and probabilities drawn on it."""
+        from pathlib import Path
+
+        from PIL import Image, ImageDraw
+
+        from tasks.base import load_checkpoint
+        from tasks.classification.data import eval_transform
+        from tasks.images import load_rgb
+
+        cfg, model = load_checkpoint(checkpoint, self)
+        names = cfg.get("class_names") or []
+        transform = eval_transform(cfg["resolution"])
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        written = []
+        for path in images:
+            pixels = load_rgb(path)
+            probs = model(transform(image=pixels)["image"][None]).softmax(1)[0]
+            top = probs.topk(min(3, len(probs)))
+            picture = Image.fromarray(pixels)
+            draw = ImageDraw.Draw(picture)
+            for row, (p, i) in enumerate(zip(top.values.tolist(), top.indices.tolist(), strict=True)):
+                label = names[i] if i < len(names) else str(i)
+                draw.text((4, 4 + 12 * row), f"{label} {100 * p:.1f}%", fill=(255, 255, 0))
+            target = out / f"{Path(path).stem}_pred.png"
+            picture.save(target)
+            written.append(str(target))
+        return written
+
     def build_datamodule(self, cfg: Config) -> BenchDataModule:
         from tasks.classification.data import ImageNetDataModule
 

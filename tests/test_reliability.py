@@ -1,0 +1,180 @@
+"""Reliability: pre-emption and kills, concurrent runs, bad files, safe loading (classification and CLI)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from benchmark.cli import main
+from benchmark.errors import UserError
+from benchmark.records import read_record, write_json_atomic
+from tasks.images import load_rgb
+
+from test_classification import TINY, write_imagefolder
+
+BENCH = [sys.executable, "-m", "benchmark.cli"]
+
+
+@pytest.fixture
+def imagefolder(tmp_path: Path) -> Path:
+    return write_imagefolder(tmp_path / "imagenet", per_class=8)
+
+
+# -- files a loader meets -------------------------------------------------------------------------
+def test_zero_byte_image_names_the_file(tmp_path: Path) -> None:
+    empty = tmp_path / "empty.JPEG"
+    empty.write_bytes(b"")
+    with pytest.raises(UserError, match=str(empty)):
+        load_rgb(empty)
+
+
+def test_truncated_jpeg_names_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "cut.jpg"
+    Image.new("RGB", (64, 64), (1, 2, 3)).save(path)
+    path.write_bytes(path.read_bytes()[:60])
+    with pytest.raises(UserError, match="unreadable image"):
+        load_rgb(path)
+
+
+def test_exif_rotation_is_applied(tmp_path: Path) -> None:
+    path = tmp_path / "rotated.jpg"
+    exif = Image.Exif()
+    exif[0x0112] = 6  # orientation: rotate 90 degrees clockwise to display
+    Image.new("RGB", (40, 20), (200, 10, 10)).save(path, exif=exif)
+    assert load_rgb(path).shape == (40, 20, 3)
+
+
+def test_16_bit_png_loads_as_8_bit_rgb(tmp_path: Path) -> None:
+    path = tmp_path / "deep.png"
+    Image.fromarray(np.linspace(0, 65535, 16 * 16).reshape(16, 16).astype(np.uint16)).save(path)
+    pixels = load_rgb(path)
+    assert pixels.shape == (16, 16, 3) and pixels.dtype == np.uint8 and pixels.max() == 255
+
+
+def test_record_with_wrong_schema_names_the_file(tmp_path: Path) -> None:
+    bad = tmp_path / "r.json"
+    bad.write_text(json.dumps({"schema_version": 999, "kind": "result", "task": "x", "backbone": "y"}))
+    with pytest.raises(UserError, match=f"{bad}: schema_version 999"):
+        read_record(bad)
+    bad.write_text("{not json")
+    with pytest.raises(UserError, match=f"{bad}: not valid JSON"):
+        read_record(bad)
+
+
+def test_atomic_write_keeps_the_old_file_when_serialisation_fails(tmp_path: Path) -> None:
+    path = tmp_path / "result.json"
+    write_json_atomic(path, {"a": 1})
+
+    class Unserialisable:
+        def __str__(self) -> str:
+            raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError):
+        write_json_atomic(path, {"a": Unserialisable()})
+    assert json.loads(path.read_text()) == {"a": 1}
+    assert [p.name for p in tmp_path.iterdir()] == ["result.json"]
+
+
+@pytest.mark.parametrize(
+    "flags, flag",
+    [
+        (["--batch-size", "0"], "--batch-size"),
+        (["--lr", "-1"], "--lr"),
+        (["--precision", "float3"], "--precision"),
+        (["--devices", "many"], "--devices"),
+        (["--max-epochs", "-7"], "--max-epochs"),
+        (["--resolution", "8"], "--resolution"),
+        (["--width", "-1"], "--width"),
+        (["--max-steps", "abc"], "--max-steps"),
+        (["--on-bad-sample", "ignore"], "--on-bad-sample"),
+    ],
+)
+def test_nonsense_cli_values(flags: list[str], flag: str, tmp_path: Path) -> None:
+    proc = subprocess.run([*BENCH, "run", *TINY, "--output", str(tmp_path / "o"), *flags],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and flag in proc.stderr
+    assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+
+
+# -- safe loading -----------------------------------------------------------------------------------
+class _Payload:
+    def __reduce__(self):
+        return (os.system, ("echo pwned",))
+
+
+def test_checkpoint_with_pickled_code_is_refused(tmp_path: Path, capsys) -> None:
+    evil = tmp_path / "evil.ckpt"
+    torch.save({"state_dict": {}, "bench_config": {"task": "classification"}, "x": _Payload()}, evil)
+    assert main(["predict", "--checkpoint", str(evil), "--out", str(tmp_path), str(evil)]) == 2
+    err = capsys.readouterr().err
+    assert "not a readable checkpoint" in err and "pwned" not in err
+
+
+def test_recipe_yaml_is_loaded_safely(tmp_path: Path, capsys) -> None:
+    recipe = tmp_path / "recipe.yaml"
+    marker = tmp_path / "marker"
+    recipe.write_text(f'lr: !!python/object/apply:os.system ["touch {marker}"]\n')
+    assert main(["profile", "--config", str(recipe)]) == 2
+    assert "not valid YAML" in capsys.readouterr().err and not marker.exists()
+
+
+# -- faults -------------------------------------------------------------------------------------------
+def _wait_for(path: Path, proc: subprocess.Popen, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        assert proc.poll() is None, proc.stderr.read() if proc.stderr else "process ended"
+        assert time.monotonic() < deadline, f"{path} never appeared"
+        time.sleep(0.2)
+
+
+def _run_args(imagefolder: Path, out: Path, recipe: Path) -> list[str]:
+    return [*BENCH, "run", "--backbone", "mnv2", "--width", "0.35", "--data", str(imagefolder), *TINY,
+            "--batch-size", "2", "--max-epochs", "2", "--seed", "5", "--output", str(out), "--config", str(recipe)]
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL])
+def test_killed_run_resumes_to_the_same_step_count(imagefolder: Path, tmp_path: Path, sig: int) -> None:
+    recipe = tmp_path / "every3.yaml"
+    recipe.write_text("checkpoint_every: 3\n")
+    out = tmp_path / "run"
+    proc = subprocess.Popen(_run_args(imagefolder, out, recipe), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            text=True)
+    _wait_for(out / "checkpoints" / "step.ckpt", proc)
+    proc.send_signal(sig)
+    _, stderr = proc.communicate(timeout=120)
+    if sig == signal.SIGTERM:
+        assert proc.returncode == 143 and "--resume" in stderr and "Traceback" not in stderr
+        assert (out / "checkpoints" / "interrupted.ckpt").is_file()
+    else:
+        assert proc.returncode == -signal.SIGKILL
+    assert not (out / "result.json").exists()
+    resumed = subprocess.run([*_run_args(imagefolder, out, recipe), "--resume"], capture_output=True, text=True,
+                             timeout=300)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    record = json.loads((out / "result.json").read_text())
+    assert record["steps"] == 2 * (24 // 2) and record["epochs"] == 2
+    assert 0 <= record["metrics"]["top1"] <= 100
+
+
+def test_concurrent_runs_write_separate_complete_records(imagefolder: Path, tmp_path: Path) -> None:
+    args = [*BENCH, "run", "--backbone", "mnv2", "--width", "0.35", "--data", str(imagefolder), *TINY,
+            "--max-steps", "2"]
+    procs = [subprocess.Popen(args, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+             for _ in range(2)]
+    for proc in procs:
+        _, err = proc.communicate(timeout=300)
+        assert proc.returncode == 0, err[-2000:]
+    records = sorted((tmp_path / "runs").glob("*/result.json"))
+    assert len(records) == 2
+    for path in records:
+        assert read_record(path)["steps"] == 2
