@@ -12,7 +12,6 @@ def add_parser(sub, task_name: str) -> None:
     add_task_argument(parser, task_name)
     parser.add_argument("--checkpoint", required=True, help="checkpoint written by bench run")
     parser.add_argument("--out", required=True, help="folder for the pictures")
-    parser.add_argument("--score-threshold", type=float, default=0.3, help="detection: draw boxes above this score")
     parser.add_argument("images", nargs="+", help="image files")
     parser.set_defaults(func=run)
 

@@ -82,7 +82,7 @@ def make_logger(cfg: dict[str, Any], output: Path):
 
 def public_config(cfg: dict[str, Any]) -> dict[str, Any]:
     """The config as saved and logged: no secrets, no long lists."""
-    return {k: v for k, v in cfg.items() if "key" not in k.lower() and k != "class_names"}
+    return {k: v for k, v in cfg.items() if "key" not in k.lower() and k not in ("class_names", "category_ids")}
 
 
 INTERRUPTED = "interrupted"
@@ -187,6 +187,8 @@ def run(cfg: dict[str, Any]) -> dict[str, Any]:
     elif cfg["num_classes"] != datamodule.num_classes:
         raise UserError(f"--num-classes {cfg['num_classes']} but the dataset has {datamodule.num_classes} classes")
     cfg["class_names"] = datamodule.class_names()
+    if hasattr(datamodule, "category_ids"):
+        cfg["category_ids"] = datamodule.category_ids()
     model = task.build_model(cfg)
     module = task.build_module(cfg, model)
     module.bench_config = dict(cfg)

@@ -24,5 +24,7 @@ def get_task(name: str) -> Task:
 
 
 from tasks.classification.task import ClassificationTask  # noqa: E402
+from tasks.detection.task import DetectionTask  # noqa: E402
 
 register_task(ClassificationTask())
+register_task(DetectionTask())

@@ -117,8 +117,11 @@ def draw_shape(
     rng: np.random.Generator,
     mask: Image.Image | None = None,
     mask_value: int = 1,
-) -> None:
-    """Draw a textured shape on ``image`` (and its silhouette with ``mask_value`` on ``mask``)."""
+) -> tuple[float, float, float, float]:
+    """Draw a textured shape on ``image`` (and its silhouette with ``mask_value`` on ``mask``).
+
+    Returns the tight box (x0, y0, x1, y1) of the drawn outline, before clipping to the image.
+    """
     polygon = shape_polygon(kind, box, rotation=float(rng.uniform(-0.3, 0.3)))
     jitter = tuple(int(np.clip(c + rng.integers(-25, 26), 0, 255)) for c in color)
     silhouette = Image.new("L", image.size, 0)
@@ -137,3 +140,5 @@ def draw_shape(
     image.paste(Image.fromarray(texture, "RGB"), (0, 0), silhouette)
     if mask is not None:
         mask.paste(mask_value, (0, 0), silhouette)
+    xs, ys = [x for x, _ in polygon], [y for _, y in polygon]
+    return min(xs), min(ys), max(xs), max(ys)
