@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from benchmark import cmd_list, cmd_predict, cmd_profile, cmd_run
+from benchmark import cmd_latency, cmd_leaderboard, cmd_list, cmd_memory, cmd_predict, cmd_profile, cmd_run, cmd_sweep
 from benchmark.errors import UserError
 
-COMMANDS = [cmd_list, cmd_profile, cmd_run, cmd_predict]
+COMMANDS = [cmd_list, cmd_profile, cmd_run, cmd_predict, cmd_sweep, cmd_leaderboard, cmd_latency, cmd_memory]
 
 
 class OneLineParser(argparse.ArgumentParser):

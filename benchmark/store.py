@@ -1,0 +1,160 @@
+"""The records store: one JSON file per record under ``leaderboards/records/``, validated on load.
+
+Kinds: ``result`` (``bench run``), ``latency`` (``bench latency``) and ``profile`` (params and
+MAdds the suite counted for a reported network, cached so the leaderboard stays a fast, pure
+function of the files). File names are derived from the content, so adding the same record twice
+gives one file, and two different measurements never overwrite each other.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+from benchmark.errors import UserError
+from benchmark.records import read_record, write_json_atomic
+
+KINDS = ("result", "latency", "profile")
+# The headline metric each task's result record must carry (percent).
+TASK_METRICS = {"classification": "top1", "detection": "map", "segmentation": "miou"}
+
+_NUMBER = (int, float)
+_REQUIRED: dict[str, dict[str, tuple[type, ...]]] = {
+    "result": {
+        "width": _NUMBER,
+        "resolution": (int,),
+        "num_classes": (int,),
+        "dataset": (dict,),
+        "metrics": (dict,),
+        "params": (int,),
+        "madds": (int,),
+        "environment": (dict,),
+        "created": (str,),
+    },
+    "latency": {
+        "width": _NUMBER,
+        "resolution": (int,),
+        "runtime": (str,),
+        "threads": (int,),
+        "batch_size": (int,),
+        "precision": (str,),
+        "runs": (int,),
+        "min_ms": _NUMBER,
+        "mean_ms": _NUMBER,
+        "std_ms": _NUMBER,
+        "p50_ms": _NUMBER,
+        "p90_ms": _NUMBER,
+        "environment": (dict,),
+        "created": (str,),
+    },
+    "profile": {
+        "key": (str,),
+        "resolution": (int,),
+        "num_classes": (int,),
+        "options": (list,),
+        "params": (int,),
+        "madds": (int,),
+        "profile": (dict,),
+    },
+}
+
+
+# Backbones without a width multiplier may leave it null (shown as 1.0).
+_NULLABLE = {"width"}
+
+
+def validate(record: dict[str, Any], path: str | Path) -> dict[str, Any]:
+    """Check the fields the leaderboard reads; a bad record is one line naming its file."""
+    kind = record.get("kind")
+    if kind not in KINDS:
+        raise UserError(f"{path}: unknown record kind {kind!r} (expected one of {', '.join(KINDS)})")
+    task = record.get("task")
+    if task not in TASK_METRICS:
+        raise UserError(f"{path}: unknown task {task!r} (expected one of {', '.join(TASK_METRICS)})")
+    for key, types in _REQUIRED[kind].items():
+        value = record.get(key)
+        if key in _NULLABLE and value is None:
+            continue
+        if value is None or isinstance(value, bool) or not isinstance(value, types):
+            expected = " or ".join(t.__name__ for t in types)
+            got = "missing" if key not in record else f"{type(value).__name__} {value!r}"[:60]
+            raise UserError(f"{path}: {kind} record field {key!r} must be {expected}, got {got}")
+    if kind == "result":
+        metric = TASK_METRICS[task]
+        value = record["metrics"].get(metric)
+        if not isinstance(value, _NUMBER) or isinstance(value, bool):
+            raise UserError(f"{path}: {task} result record has no numeric metrics[{metric!r}]")
+        if not isinstance(record["dataset"].get("synthetic"), bool):
+            raise UserError(f"{path}: result record field dataset.synthetic must be true or false")
+    if kind == "latency" and record.get("accuracy") is not None and not isinstance(record["accuracy"], dict):
+        raise UserError(f"{path}: latency record field 'accuracy' must be an object or null")
+    return record
+
+
+def load_record(path: str | Path) -> dict[str, Any]:
+    return validate(read_record(path), path)
+
+
+def load_records(directory: str | Path) -> list[dict[str, Any]]:
+    """Every ``*.json`` under ``directory`` (recursively), validated, in file-name order.
+
+    A missing folder is an empty store (a fresh clone with no records yet).
+    """
+    directory = Path(directory)
+    if directory.exists() and not directory.is_dir():
+        raise UserError(f"--records: {directory} is not a folder")
+    paths = sorted(directory.rglob("*.json"), key=lambda p: p.relative_to(directory).as_posix())
+    return [load_record(path) for path in paths]
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9.]+", "-", text).strip("-").lower()
+
+
+def content_digest(record: dict[str, Any]) -> str:
+    canonical = json.dumps(record, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()[:10]
+
+
+def record_name(record: dict[str, Any]) -> str:
+    """``<kind>-<task>-<backbone>-w<width>-r<res>[-<runtime>-t<threads>-b<batch>]-<digest>.json``.
+
+    Profile records are named by their key alone, so a recount replaces the old count.
+    """
+    kind = record["kind"]
+    if kind == "profile":
+        return f"profile-{_slug(record['key'])}.json"
+    parts = [
+        kind,
+        record["task"],
+        record["backbone"],
+        f"w{float(record.get('width') or 1.0):g}",
+        f"r{record['resolution']}",
+    ]
+    if kind == "latency":
+        parts += [record["runtime"], f"t{record['threads']}", f"b{record['batch_size']}"]
+    return f"{_slug('-'.join(str(p) for p in parts))}-{content_digest(record)}.json"
+
+
+def add_record(
+    record: dict[str, Any], directory: str | Path, source: str | Path = "<record>"
+) -> tuple[Path, bool]:
+    """Validate and write ``record`` into the store atomically; returns (path, changed).
+
+    Writing a record whose file already holds the same content changes nothing.
+    """
+    validate(record, source)
+    path = Path(directory) / record_name(record)
+    text = json.dumps(record, indent=2, sort_keys=True, default=str) + "\n"
+    if path.is_file() and path.read_text(encoding="utf-8") == text:
+        return path, False
+    write_json_atomic(path, record)
+    return path, True
+
+
+def import_record_file(path: str | Path, directory: str | Path) -> tuple[Path, bool]:
+    """Copy a record file (a run's ``result.json``, a latency record) into the store."""
+    return add_record(load_record(path), directory, source=path)
