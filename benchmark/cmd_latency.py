@@ -1,0 +1,166 @@
+"""``bench latency``: time a task's model under several runtimes on this machine, write records."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+DEFAULT_OUTPUT = "runs/latency"
+
+
+def add_parser(sub, task_name: str) -> None:
+    from benchmark.cli import add_task_argument
+    from benchmark.config import add_model_arguments
+
+    parser = sub.add_parser(
+        "latency",
+        help="measure inference latency per runtime (eager, onnxruntime, int8, compile, ...)",
+        description=(
+            "Warm-up, then at least --min-runs timed runs and --min-seconds (normal tier: 1024 runs and 60 s, as "
+            "MLPerf Mobile; quick: 50 runs and 3 s) on a validation image of the task; every runtime other than "
+            "eager is checked against eager fp32 on the validation data (accuracy gate). Resolution defaults to "
+            "the task's (224, 320, 513), not a training recipe's."
+        ),
+    )
+    add_task_argument(parser, task_name)
+    add_model_arguments(parser)
+    add = parser.add_argument
+    add("--checkpoint", help="checkpoint written by bench run (its config picks the model; model flags are ignored)")
+    add("--data", help="dataset root for the input image, calibration and the gate ('synthetic': embedded, default)")
+    add("--runtime", default="eager", help="comma-separated runtimes (see `bench list`), default eager")
+    add("--threads", type=int, default=1, help="CPU threads for every runtime (default 1: one core, as the papers)")
+    add("--batch-size", type=int, default=1, dest="latency_batch_size", help="images per call (default 1)")
+    add("--tier", choices=["quick", "normal"], default="normal", help="normal: 1024 runs and 60 s; quick: a few seconds")
+    add("--warmup-runs", type=int, help="override the tier's warm-up runs")
+    add("--warmup-seconds", type=float, help="override the tier's warm-up seconds")
+    add("--min-runs", type=int, help="override the tier's minimum timed runs")
+    add("--min-seconds", type=float, help="override the tier's minimum timed seconds")
+    add("--max-seconds", type=float, help="stop the timed runs after this long even below --min-runs")
+    add("--accuracy-images", type=int, default=256, help="validation images for the accuracy gate (0: no gate)")
+    add("--calibration-images", type=int, default=32, help="images that calibrate static int8 quantization")
+    add("--json", action="store_true", help="print a JSON list, one object per runtime")
+    add("--output", default=DEFAULT_OUTPUT, help=f"folder for the records (default {DEFAULT_OUTPUT})")
+    parser.set_defaults(func=run)
+
+
+LATENCY_FLAGS = (
+    "checkpoint", "runtime", "threads", "latency_batch_size", "tier", "warmup_runs", "warmup_seconds", "min_runs",
+    "min_seconds", "max_seconds", "accuracy_images", "calibration_images", "json", "output",
+)
+
+
+def run(args: argparse.Namespace) -> int:
+    from benchmark.config import resolve_config
+    from benchmark.errors import UserError
+    from benchmark.latency import TIERS, LatencyOptions, benchmark, custom_tier, record_file_name
+    from benchmark.records import write_json_atomic
+    from benchmark.runtimes import get_runtime, parse_runtimes
+    from tasks import get_task
+    from tasks.base import load_checkpoint
+
+    task = get_task(args.task)
+    flags = {name: getattr(args, name) for name in LATENCY_FLAGS}
+    for name in LATENCY_FLAGS:
+        delattr(args, name)
+    runtimes = parse_runtimes(flags["runtime"])
+    if flags["latency_batch_size"] < 1:
+        raise UserError(f"--batch-size must be >= 1, got {flags['latency_batch_size']}")
+    if flags["threads"] < 1:
+        raise UserError(f"--threads must be >= 1, got {flags['threads']}")
+    for name in ("accuracy_images", "calibration_images"):
+        if flags[name] < 0:
+            raise UserError(f"--{name.replace('_', '-')} must be >= 0, got {flags[name]}")
+    for name in runtimes:  # before building anything: a missing package is a one-line error at once
+        get_runtime(name).check_available()
+    tier = custom_tier(
+        TIERS[flags["tier"]],
+        warmup_runs=flags["warmup_runs"],
+        warmup_s=flags["warmup_seconds"],
+        min_runs=flags["min_runs"],
+        min_s=flags["min_seconds"],
+        max_s=flags["max_seconds"],
+    )
+    if flags["checkpoint"]:
+        cfg, model = load_checkpoint(flags["checkpoint"], task)
+        if args.data is not None:
+            cfg["data"] = args.data
+    else:
+        if args.resolution is None and args.config is None:
+            args.resolution = task.default_resolution  # a training recipe's resolution is not a deployment's
+        cfg = resolve_config(task, args)
+        model = task.build_model(cfg)
+    options = LatencyOptions(
+        runtimes=runtimes,
+        threads=flags["threads"],
+        batch_size=flags["latency_batch_size"],
+        tier=tier,
+        accuracy_images=flags["accuracy_images"],
+        calibration_images=flags["calibration_images"],
+    )
+    output = Path(flags["output"])
+    as_json = flags["json"]
+
+    def save(record) -> None:
+        path = write_json_atomic(output / record_file_name(record), record.to_json())
+        if not as_json:
+            print(format_row(record, None), file=sys.stderr)
+            print(f"  record: {path}", file=sys.stderr)
+
+    if not as_json:
+        print(
+            f"{task.name} {cfg['backbone']} {cfg['resolution']}x{cfg['resolution']}, batch {options.batch_size}, "
+            f"{options.threads} thread(s), tier {tier.name} (>= {tier.min_runs} runs and {tier.min_s:g} s)",
+            file=sys.stderr,
+        )
+    records = benchmark(task, cfg, model, options, on_record=save)
+    if as_json:
+        print(json.dumps([r.to_json() for r in records], sort_keys=True, default=str))
+    else:
+        print(format_table(records))
+    return 0
+
+
+def format_row(record, baseline) -> str:
+    s = record.stats
+    ratio = f"{s.p50_ms / baseline.stats.p50_ms:6.2f}x" if baseline is not None else ""
+    return (
+        f"{record.runtime:<18} {record.precision:>5} {s.p50_ms:9.2f} {s.p90_ms:9.2f} {s.mean_ms:9.2f} {s.std_ms:8.2f} "
+        f"{s.min_ms:9.2f} {s.runs:6d} {record.init_ms / 1000:7.1f}s {ratio:>7} {format_accuracy(record.accuracy)}"
+    )
+
+
+def format_accuracy(gate) -> str:
+    if gate is None:
+        return "-"
+    if gate.note:
+        return gate.note
+    if gate.basis == "reference":
+        return f"{gate.metric} {gate.value:.2f} (reference)"
+    parts = [f"{gate.metric} {gate.value:.2f}"]
+    parts.append(f"ratio {gate.ratio:.3f}" if gate.ratio is not None else "ratio n/a")
+    if gate.agreement is not None:
+        parts.append(f"agree {gate.agreement:.1f}%")
+    parts.append(f"maxdiff {gate.max_abs_diff:.3g}")
+    if gate.flagged:
+        parts.append("FLAGGED")
+    return ", ".join(parts)
+
+
+def format_table(records) -> str:
+    baseline = next((r for r in records if r.runtime == "eager"), records[0] if records else None)
+    header = (
+        f"{'runtime':<18} {'prec':>5} {'p50 ms':>9} {'p90 ms':>9} {'mean ms':>9} {'std ms':>8} {'min ms':>9} "
+        f"{'runs':>6} {'init':>8} {'vs ' + (baseline.runtime if baseline else ''):>7} accuracy gate"
+    )
+    lines = [header, "-" * len(header)]
+    for record in records:
+        lines.append(format_row(record, baseline))
+        if record.postprocess:
+            for part in ("decode_nms", "end_to_end"):
+                stats = record.postprocess[part]
+                lines.append(f"  {part:<16} {'':>5} {stats['p50_ms']:9.2f} {stats['p90_ms']:9.2f} {stats['mean_ms']:9.2f} {stats['std_ms']:8.2f} {stats['min_ms']:9.2f} {stats['runs']:6d}")
+    if records and records[0].input:
+        lines.append(f"input: {records[0].input}; memory: {records[0].memory['method']}")
+    return "\n".join(lines)
