@@ -1,0 +1,184 @@
+"""The segmentation task definition ``bench`` uses: Mobile DeepLabv3 (V2 paper, section 6.3)."""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from benchmark.errors import UserError
+from benchmark.profile import count_madds, count_params
+from tasks.base import BenchDataModule, BenchModule, Config, Task
+from tasks.models import backbone_from_config
+from tasks.segmentation.deeplabv3 import DeepLabV3, table7_row
+from tasks.segmentation.inference import parse_scales, segment
+
+FEATURES = ("body", "last")
+
+
+@dataclass(frozen=True)
+class SegmentationOptions:
+    """The task's own settings in a run config, checked once."""
+
+    feature: str  # "body": the backbone's segmentation tap (V2: the 320-ch V2* map); "last": "stride32"
+    aspp: bool
+    eval_scales: tuple[float, ...]
+    eval_flip: bool
+
+
+def segmentation_options(cfg: Config) -> SegmentationOptions:
+    feature = cfg.get("feature") or "body"
+    if feature not in FEATURES:
+        raise UserError(f"--feature: unknown value {feature!r}; choose from {', '.join(FEATURES)}")
+    return SegmentationOptions(
+        feature=feature,
+        aspp=bool(cfg.get("aspp")),
+        eval_scales=parse_scales(cfg.get("eval_scales")),
+        eval_flip=bool(cfg.get("eval_flip")),
+    )
+
+
+class SegmentationTask(Task):
+    name = "segmentation"
+    default_resolution = 513  # DeepLab's crop (V2 paper, section 6.3)
+    default_num_classes = 21  # PASCAL VOC: 20 classes + background
+    monitor = "miou"
+
+    def add_model_arguments(self, parser: argparse.ArgumentParser) -> None:
+        add = parser.add_argument
+        add("--aspp", action=argparse.BooleanOptionalAction, default=None,
+            help="DeepLabv3's ASPP (rates 6/12/18 at output stride 16); default off, the paper's on-device head")
+        add("--feature", choices=FEATURES, default=None,
+            help="head input: body = the backbone's segmentation tap (MobileNetV2: the 320-channel V2* map, "
+                 "default); last = the last map (MobileNetV2: 1280 channels)")
+        add("--eval-scales", default=None,
+            help="comma-separated inference scales, e.g. 0.5,0.75,1.0,1.25,1.5,1.75 (with --eval-flip: the paper's MF)")
+        add("--eval-flip", action=argparse.BooleanOptionalAction, default=None,
+            help="also average left-right flipped inputs at evaluation")  # fmt: skip
+
+    def defaults(self) -> Config:
+        # The paper's on-device pick (V2 paper, Table 7): V2*, output stride 16, no ASPP, single scale.
+        return {"output_stride": 16, "aspp": False, "feature": "body", "eval_scales": "1.0", "eval_flip": False}
+
+    def build_model(self, cfg: Config) -> nn.Module:
+        options = segmentation_options(cfg)
+        if cfg.get("pretrained") not in (None, "none"):
+            from backbones.pretrained import PretrainedWeightsError, pretrained_classifier
+            from benchmark.config import backbone_options
+
+            try:
+                backbone = pretrained_classifier(cfg["backbone"], **backbone_options(cfg)).backbone
+            except PretrainedWeightsError as error:
+                raise UserError(f"--pretrained: {error}") from None
+        else:
+            backbone = backbone_from_config(cfg)
+        tap = backbone.segmentation_tap if options.feature == "body" else "stride32"
+        return DeepLabV3(backbone, cfg["num_classes"], tap=tap, aspp=options.aspp)
+
+    def profile(self, model: nn.Module, cfg: Config) -> dict[str, Any]:
+        """Params and MAdds, split into backbone and head; Table 7's numbers beside them where the
+        configuration is one of its rows; with eval scales/flip, the MAdds of the whole MF inference."""
+        options = segmentation_options(cfg)
+        result = super().profile(model, cfg)
+        result["backbone_params"] = count_params(model.backbone)
+        result["head_params"] = result["params"] - result["backbone_params"]
+        spec = model.feature
+        result["feature"] = f"{spec.name} ({spec.channels} ch, stride {spec.stride})"
+        result["aspp_rates"] = list(model.head.rates)
+        if options.eval_scales != (1.0,) or options.eval_flip:
+            size = int(cfg["resolution"])
+            total = sum(
+                count_madds(model, torch.zeros(1, 3, round(size * s), round(size * s))) for s in options.eval_scales
+            )
+            result["madds_eval"] = total * (2 if options.eval_flip else 1)
+        default_shape = cfg.get("width") in (None, 1.0) and cfg.get("expansion") in (None, 6.0)
+        row = table7_row(cfg["backbone"], options.feature, spec.stride, options.aspp)
+        if row and default_shape and cfg["resolution"] == 513 and cfg["num_classes"] == 21:
+            result.update(paper_params=round(row.params_m * 1e6), paper_madds=round(row.madds_b * 1e9), paper_miou=row.miou)
+        return result
+
+    def build_datamodule(self, cfg: Config) -> BenchDataModule:
+        from tasks.segmentation.voc import VocDataModule
+
+        segmentation_options(cfg)  # flag mistakes before any data is generated
+        return VocDataModule.from_config(cfg)
+
+    def build_module(self, cfg: Config, model: nn.Module) -> BenchModule:
+        from tasks.segmentation.module import SegmentationModule
+
+        return SegmentationModule.from_config(cfg, model)
+
+    @torch.no_grad()
+    def evaluate_callable(self, forward, cfg: Config, max_images: int | None = None) -> dict[str, float]:
+        """mIoU/pixel accuracy of ``forward`` on the validation split, for runtimes with a fixed input
+        shape: each image is fitted into a resolution x resolution canvas (padded with the mean pixel
+        and void labels, as DeepLab evaluates VOC at 513x513; larger images are shrunk to fit)."""
+        from tasks.segmentation.metrics import scores_from_confusion
+        from tasks.segmentation.voc import VOID
+
+        datamodule = self.build_datamodule(dict(cfg, num_workers=0))
+        datamodule.prepare_data()
+        datamodule.setup("validate")
+        size, num_classes = int(cfg["resolution"]), datamodule.num_classes
+        confusion = np.zeros((num_classes, num_classes), np.int64)
+        seen = 0
+        for index in range(len(datamodule.val_set)):
+            item = datamodule.val_set[index]
+            if item is None:
+                continue
+            image, mask = item
+            height, width = mask.shape
+            if max(height, width) > size:
+                factor = size / max(height, width)
+                new = (max(1, round(height * factor)), max(1, round(width * factor)))
+                image = F.interpolate(image[None], size=new, mode="bilinear", align_corners=False)[0]
+                mask = F.interpolate(mask[None, None].float(), size=new, mode="nearest")[0, 0].long()
+                height, width = new
+            canvas = torch.zeros(1, 3, size, size)
+            canvas[0, :, :height, :width] = image
+            logits = torch.as_tensor(forward(canvas))[0, :, :height, :width]
+            predicted = logits.argmax(0).flatten().numpy()
+            truth = mask.flatten().numpy()
+            keep = truth != VOID
+            confusion += np.bincount(
+                truth[keep] * num_classes + predicted[keep], minlength=num_classes * num_classes
+            ).reshape(num_classes, num_classes)
+            seen += 1
+            if max_images is not None and seen >= max_images:
+                break
+        scores = scores_from_confusion(confusion, datamodule.class_names())
+        return {"miou": scores["miou"], "pixel_acc": scores["pixel_acc"], "images": seen}
+
+    @torch.no_grad()
+    def predict(self, checkpoint: str, images: list[str], out_dir: str, args: argparse.Namespace) -> list[str]:
+        """Write each image with its predicted classes painted in VOC colours (``<stem>_seg.png``)
+        and the class-index mask as a VOC palette PNG (``<stem>_mask.png``)."""
+        from tasks.base import load_checkpoint
+        from tasks.images import load_rgb
+        from tasks.segmentation.drawing import overlay, palette_image
+        from tasks.segmentation.voc import eval_transform
+
+        cfg, model = load_checkpoint(checkpoint, self)
+        # Evaluation flags given to predict override the ones the run used.
+        given = {k: getattr(args, k) for k in ("eval_scales", "eval_flip") if getattr(args, k, None) is not None}
+        options = segmentation_options({**cfg, **given})
+        names = list(cfg.get("class_names") or [])
+        transform = eval_transform()
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        written = []
+        for path in images:
+            pixels = load_rgb(path)
+            inputs = transform(image=pixels)["image"][None]
+            labels = segment(model, inputs, options.eval_scales, options.eval_flip).argmax(1)[0].numpy()
+            stem = out / Path(path).stem
+            overlay(pixels, labels, names).save(f"{stem}_seg.png")
+            palette_image(labels).save(f"{stem}_mask.png")
+            written += [f"{stem}_seg.png", f"{stem}_mask.png"]
+        return written
