@@ -5,7 +5,16 @@ from __future__ import annotations
 import argparse
 import sys
 
-from benchmark import cmd_latency, cmd_leaderboard, cmd_list, cmd_memory, cmd_predict, cmd_profile, cmd_run, cmd_sweep
+from benchmark import (
+    cmd_latency,
+    cmd_leaderboard,
+    cmd_list,
+    cmd_memory,
+    cmd_predict,
+    cmd_profile,
+    cmd_run,
+    cmd_sweep,
+)
 from benchmark.errors import UserError
 
 COMMANDS = [cmd_list, cmd_profile, cmd_run, cmd_predict, cmd_sweep, cmd_leaderboard, cmd_latency, cmd_memory]

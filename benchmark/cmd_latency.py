@@ -27,7 +27,7 @@ def add_parser(sub, task_name: str) -> None:
     add_task_argument(parser, task_name)
     add_model_arguments(parser)
     add = parser.add_argument
-    add("--checkpoint", help="checkpoint written by bench run (its config picks the model; model flags are ignored)")
+    add("--checkpoint", help="checkpoint written by bench run (its config fixes the model; --resolution may change)")
     add("--data", help="dataset root for the input image, calibration and the gate ('synthetic': embedded, default)")
     add("--runtime", default="eager", help="comma-separated runtimes (see `bench list`), default eager")
     add("--threads", type=int, default=1, help="CPU threads for every runtime (default 1: one core, as the papers)")
@@ -83,9 +83,13 @@ def run(args: argparse.Namespace) -> int:
         max_s=flags["max_seconds"],
     )
     if flags["checkpoint"]:
+        for name in ("backbone", "width", "expansion", "output_stride", "num_classes", "config"):
+            if getattr(args, name, None) is not None:
+                flag = "--" + name.replace("_", "-")
+                raise UserError(f"{flag}: the checkpoint fixes the model; drop {flag} or --checkpoint")
         cfg, model = load_checkpoint(flags["checkpoint"], task)
-        if args.data is not None:
-            cfg["data"] = args.data
+        # Deployment choices a checkpoint does not fix: input size (the nets are fully convolutional) and data.
+        cfg.update({k: getattr(args, k) for k in ("resolution", "data") if getattr(args, k, None) is not None})
     else:
         if args.resolution is None and args.config is None:
             args.resolution = task.default_resolution  # a training recipe's resolution is not a deployment's

@@ -483,8 +483,15 @@ def benchmark(
     runtimes = [get_runtime(name) for name in options.runtimes]
     for runtime in runtimes:
         runtime.check_available()
+    threads_before = torch.get_num_threads()
     torch.set_num_threads(options.threads)
-    model = model.eval()
+    try:
+        return _benchmark(task, cfg, model.eval(), runtimes, options, clock, on_record)
+    finally:
+        torch.set_num_threads(threads_before)
+
+
+def _benchmark(task, cfg, model, runtimes, options, clock, on_record) -> list[LatencyRecord]:
     images = load_task_images(task, cfg, options.batch_size)
     needs_calibration = any(r.needs_calibration for r in runtimes)
     calibration, calibration_info = (
