@@ -1,0 +1,1 @@
+"""SSDLite object detection on COCO over any registered backbone."""

@@ -1,0 +1,191 @@
+"""The detection task definition ``bench`` uses: SSDLite (V2 paper, section 6.2) on COCO."""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+from typing import Any
+
+import torch
+from torch import nn
+
+from benchmark.errors import UserError
+from benchmark.profile import count_madds, count_params
+from tasks.base import BenchDataModule, BenchModule, Config, Task
+from tasks.detection.postprocess import MAX_DETECTIONS, NMS_IOU, SCORE_THRESHOLD, postprocess_detections
+from tasks.detection.ssdlite import HEADS, SSDLite
+from tasks.models import backbone_from_config
+
+PREDICT_SCORE_THRESHOLD = 0.3  # boxes drawn by ``bench predict`` unless --score-threshold says otherwise
+
+
+class DetectionTask(Task):
+    name = "detection"
+    default_resolution = 320  # SSDLite's input (V2 paper, section 6.2)
+    default_num_classes = 80  # COCO; the background class comes on top
+    monitor = "map"
+
+    def add_model_arguments(self, parser: argparse.ArgumentParser) -> None:
+        add = parser.add_argument
+        add("--head", choices=HEADS, default=None,
+            help="prediction layers: ssdlite (depthwise 3x3 + 1x1, default) or ssd (regular 3x3)")
+        add("--score-threshold", type=float, default=None,
+            help=f"keep detections scoring above this (evaluation default {SCORE_THRESHOLD}, "
+                 f"predict default {PREDICT_SCORE_THRESHOLD})")
+        add("--nms-iou", type=float, default=None, help=f"class-wise NMS IoU threshold (default {NMS_IOU})")
+        add("--max-detections", type=int, default=None, help=f"detections kept per image (default {MAX_DETECTIONS})")
+
+    def defaults(self) -> Config:
+        return {
+            "head": "ssdlite",
+            "score_threshold": SCORE_THRESHOLD,
+            "nms_iou": NMS_IOU,
+            "max_detections": MAX_DETECTIONS,
+        }
+
+    # -- the network ----------------------------------------------------------------------------
+    def build_model(self, cfg: Config) -> SSDLite:
+        check_postprocess_options(cfg)
+        head = cfg.get("head") or "ssdlite"
+        if head not in HEADS:
+            raise UserError(f"--head: unknown value {head!r}; choose from {', '.join(HEADS)}")
+        if cfg.get("pretrained") not in (None, "none"):
+            from backbones.pretrained import PretrainedWeightsError, pretrained_classifier
+            from benchmark.config import backbone_options
+
+            try:
+                backbone = pretrained_classifier(cfg["backbone"], num_classes=1000, **backbone_options(cfg)).backbone
+            except PretrainedWeightsError as error:
+                raise UserError(f"--pretrained: {error}") from None
+        else:
+            backbone = backbone_from_config(cfg)
+        return SSDLite(backbone, cfg["num_classes"], head=head)
+
+    def profile(self, model: nn.Module, cfg: Config) -> dict[str, Any]:
+        """The whole detector, and its own layers alone (extras + predictors: the paper's Table 5)."""
+        example = self.example_input(cfg)
+        total = count_madds(model, example)
+        backbone = count_madds(model.backbone, example)
+        layers = model.prediction_layers()
+        return {
+            "params": count_params(model),
+            "madds": total,
+            "head": cfg.get("head") or "ssdlite",
+            "head_params": count_params(layers),
+            "head_madds": total - backbone,
+            "backbone_params": count_params(model.backbone),
+            "backbone_madds": backbone,
+            "anchors": int(model.anchors(tuple(example.shape[-2:])).shape[0]),
+            "feature_maps": [list(size) for size in model.feature_sizes(tuple(example.shape[-2:]))],
+        }
+
+    def postprocess(self, outputs: Any, cfg: Config) -> list[dict[str, torch.Tensor]]:
+        """Box decoding + score threshold + class-wise NMS + top-k, in input pixels (see postprocess.py)."""
+        class_logits, box_regression = (torch.as_tensor(o) for o in outputs)
+        size = (int(cfg["resolution"]), int(cfg["resolution"]))
+        return postprocess_detections(
+            class_logits,
+            box_regression,
+            anchors_for(cfg),
+            size,
+            score_threshold=cfg.get("score_threshold", SCORE_THRESHOLD),
+            nms_iou=cfg.get("nms_iou") or NMS_IOU,
+            max_detections=cfg.get("max_detections") or MAX_DETECTIONS,
+        )
+
+    # -- data and training ----------------------------------------------------------------------
+    def build_datamodule(self, cfg: Config) -> BenchDataModule:
+        from tasks.detection.coco import CocoDataModule
+
+        return CocoDataModule.from_config(cfg)
+
+    def build_module(self, cfg: Config, model: nn.Module) -> BenchModule:
+        from tasks.detection.module import DetectionModule
+
+        return DetectionModule.from_config(cfg, model)
+
+    @torch.no_grad()
+    def evaluate_callable(self, forward, cfg: Config, max_images: int | None = None) -> dict[str, float]:
+        """COCO numbers (percent) of ``forward`` (images -> raw outputs) on the validation split."""
+        from tasks.detection.evaluation import CocoEvaluator
+        from tasks.detection.module import to_original_size
+
+        datamodule = self.build_datamodule(dict(cfg, num_workers=0))
+        datamodule.prepare_data()
+        datamodule.setup("validate")
+        evaluator = CocoEvaluator(datamodule.val_ground_truth(), datamodule.category_ids())
+        seen = 0
+        for batch in datamodule.val_dataloader():
+            if batch is None:
+                continue
+            images = batch["images"]
+            detections = self.postprocess(forward(images), cfg)
+            evaluator.update(batch["image_ids"].tolist(),
+                             to_original_size(detections, tuple(images.shape[-2:]), batch["orig_sizes"]))
+            seen += len(images)
+            if max_images is not None and seen >= max_images:
+                break
+        return evaluator.compute()
+
+    @torch.no_grad()
+    def predict(self, checkpoint: str, images: list[str], out_dir: str, args: argparse.Namespace) -> list[str]:
+        """Write each image with its detections (boxes, class names, scores) drawn on it."""
+        from pathlib import Path
+
+        from tasks.base import load_checkpoint
+        from tasks.detection.coco import eval_transform
+        from tasks.detection.drawing import draw_detections
+        from tasks.detection.module import to_original_size
+        from tasks.images import load_rgb
+
+        cfg, model = load_checkpoint(checkpoint, self)
+        threshold = getattr(args, "score_threshold", None)
+        cfg["score_threshold"] = PREDICT_SCORE_THRESHOLD if threshold is None else threshold
+        for key in ("nms_iou", "max_detections"):
+            if getattr(args, key, None) is not None:
+                cfg[key] = getattr(args, key)
+        check_postprocess_options(cfg)
+        names = cfg.get("class_names") or []
+        transform = eval_transform(cfg["resolution"])
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        written = []
+        for path in images:
+            pixels = load_rgb(path)
+            tensor = transform(image=pixels)["image"][None]
+            detections = self.postprocess(model(tensor), cfg)
+            original = torch.tensor([pixels.shape[:2]])
+            detection = to_original_size(detections, tuple(tensor.shape[-2:]), original)[0]
+            picture = draw_detections(
+                pixels, detection["boxes"].numpy(), detection["labels"].numpy(), detection["scores"].numpy(), names
+            )
+            target = out / f"{Path(path).stem}_pred.png"
+            picture.save(target)
+            written.append(str(target))
+        return written
+
+
+def check_postprocess_options(cfg: Config) -> None:
+    score = cfg.get("score_threshold", SCORE_THRESHOLD)
+    if score is not None and not 0 <= score < 1:
+        raise UserError(f"--score-threshold must be in [0, 1), got {score}")
+    iou = cfg.get("nms_iou", NMS_IOU)
+    if iou is not None and not 0 < iou <= 1:
+        raise UserError(f"--nms-iou must be in (0, 1], got {iou}")
+    limit = cfg.get("max_detections", MAX_DETECTIONS)
+    if limit is not None and limit < 1:
+        raise UserError(f"--max-detections must be >= 1, got {limit}")
+
+
+def anchors_for(cfg: Config) -> torch.Tensor:
+    """Anchors of the network ``cfg`` describes (the feature-map sizes it really produces)."""
+    keys = ("backbone", "width", "expansion", "output_stride", "resolution")
+    return _anchors(json.dumps({k: cfg.get(k) for k in keys}, sort_keys=True))
+
+
+@functools.lru_cache(maxsize=8)
+def _anchors(key: str) -> torch.Tensor:
+    cfg = json.loads(key)
+    probe = SSDLite(backbone_from_config(cfg), 1)
+    return probe.anchors((cfg["resolution"], cfg["resolution"]))
