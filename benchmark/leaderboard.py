@@ -12,6 +12,7 @@ drawn from other data from one drawn from the same data by another matplotlib/fr
 from __future__ import annotations
 
 import csv
+import functools
 import hashlib
 import io
 import json
@@ -128,7 +129,8 @@ def result_source(record: dict[str, Any]) -> str:
 
 def latency_source(record: dict[str, Any]) -> str:
     env = record["environment"]
-    runtime = f"{record['runtime']} {record.get('runtime_version') or ''}".strip()
+    version = record.get("runtime_version")
+    runtime = f"{record['runtime']} ({version})" if version else record["runtime"]
     return f"measured ({device_of(env)}, {runtime}, {env.get('commit', '?')})"
 
 
@@ -213,24 +215,34 @@ def measured_table(task: str, results: list[dict[str, Any]]) -> Table:
 
 
 def accuracy_cell(accuracy: dict[str, Any] | None) -> str:
-    """The runtime's accuracy against eager fp32 (issue 6's gate), or '–' for eager itself."""
+    """The runtime's accuracy gate against eager fp32 (issue 6), or '–' for eager itself."""
     if not accuracy:
         return "–"
+    if accuracy.get("note"):
+        return str(accuracy["note"])
+    if accuracy.get("basis") == "reference":
+        return f"{accuracy.get('metric', '?')} {fmt_num(accuracy.get('value'))} (the fp32 reference)"
     parts = [
         f"{accuracy.get('metric', '?')} {fmt_num(accuracy.get('value'))} vs {fmt_num(accuracy.get('reference'))}"
     ]
     if isinstance(accuracy.get("ratio"), int | float):
         parts.append(f"ratio {accuracy['ratio']:.3f}")
     if isinstance(accuracy.get("agreement"), int | float):
-        parts.append(f"agreement {accuracy['agreement']:.3f}")
+        parts.append(f"agree {accuracy['agreement']:.1f}%")
     text = ", ".join(parts)
     return text + (" FLAGGED" if accuracy.get("flagged") else "")
 
 
 def postprocess_cell(value: Any) -> str:
-    if isinstance(value, dict):
-        return fmt_num(value.get("p50_ms"))
-    return fmt_num(value)
+    """Detection's box decoding + NMS and end-to-end p50 (ms), timed apart from the network."""
+    if not isinstance(value, dict):
+        return "–"
+    parts = []
+    for key, label in (("decode_nms", "decode+NMS"), ("end_to_end", "end to end")):
+        stats = value.get(key)
+        if isinstance(stats, dict) and isinstance(stats.get("p50_ms"), int | float):
+            parts.append(f"{label} {stats['p50_ms']:.2f}")
+    return ", ".join(parts) or "–"
 
 
 def latency_table(latency: list[dict[str, Any]]) -> Table:
@@ -433,7 +445,17 @@ def spec_digest(spec: dict[str, Any]) -> str:
 
 
 def render(spec: dict[str, Any]) -> bytes:
-    """Draw a plot spec to PNG bytes, the same bytes for the same spec on one installation."""
+    """Draw a plot spec to PNG bytes, the same bytes for the same spec on one installation.
+
+    Drawing is the slow part of a regeneration, and a spec fully determines its bytes, so
+    results are memoised by the spec (``render_cached.cache_clear()`` forgets them).
+    """
+    return render_cached(json.dumps(spec, sort_keys=True))
+
+
+@functools.lru_cache(maxsize=64)
+def render_cached(spec_json: str) -> bytes:
+    spec = json.loads(spec_json)
     import matplotlib
     import matplotlib.style
     from cycler import cycler

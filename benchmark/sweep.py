@@ -270,18 +270,12 @@ def run_command(cell: Cell, plan: Plan, output: Path) -> list[str]:
     return bench_command("run", *cell.model_flags(), *data, *plan.run_args, "--output", str(output))
 
 
-def latency_command(
-    cell: Cell, runtime: str, plan: Plan, output: Path, trained: dict[str, Any] | None
-) -> list[str]:
-    """Time ``cell`` with one runtime; with a trained run, its checkpoint and resolution are used."""
-    flags = cell.model_flags()
-    extra: list[str] = []
-    if trained is not None:
-        if cell.resolution is None:
-            flags += ["--resolution", str(trained["resolution"])]
-        extra = ["--checkpoint", trained["checkpoint"]]
+def latency_command(cell: Cell, runtime: str, plan: Plan, output: Path, checkpoint: str | None) -> list[str]:
+    """Time ``cell`` with one runtime; a trained run's checkpoint fixes the model (and the gate's weights)."""
+    model = ["--task", cell.task, "--checkpoint", checkpoint] if checkpoint else cell.model_flags()
+    data = ["--data", plan.data[cell.task]] if cell.task in plan.data else []
     return bench_command(
-        "latency", *flags, "--runtime", runtime, *plan.latency_args, *extra, "--output", str(output)
+        "latency", *model, *data, "--runtime", runtime, *plan.latency_args, "--output", str(output)
     )
 
 
@@ -338,7 +332,7 @@ def run_sweep(
             log(line)
     for index, cell in enumerate(plan.cells):
         folder = workdir / f"{index:03d}-{cell.label.replace(' ', '_').replace('@', 'r')}"
-        trained: dict[str, Any] | None = None
+        checkpoint: str | None = None
         if "run" in plan.stages:
             started = time.perf_counter()
             outcome = runner(run_command(cell, plan, folder / "run"), plan.timeout_s)
@@ -347,10 +341,8 @@ def run_sweep(
             if outcome.returncode == 0 and result.is_file():
                 try:
                     path, _ = import_record_file(result, records_dir)
-                    checkpoint = trained_checkpoint(folder / "run")
-                    record = json.loads(result.read_text(encoding="utf-8"))
-                    if checkpoint is not None:
-                        trained = {"resolution": record["resolution"], "checkpoint": str(checkpoint)}
+                    saved = trained_checkpoint(folder / "run")
+                    checkpoint = str(saved) if saved is not None else None
                     report.status, report.records = "ok", [path]
                 except UserError as error:
                     report.message = str(error)
@@ -367,7 +359,7 @@ def run_sweep(
         for runtime in plan.runtimes if "latency" in plan.stages else ():
             started = time.perf_counter()
             output = folder / f"latency-{runtime}"
-            outcome = runner(latency_command(cell, runtime, plan, output, trained), plan.timeout_s)
+            outcome = runner(latency_command(cell, runtime, plan, output, checkpoint), plan.timeout_s)
             report = JobReport(f"latency {cell.label} {runtime}", "failed", time.perf_counter() - started)
             if outcome.returncode == 0:
                 try:

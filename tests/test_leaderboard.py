@@ -1,0 +1,283 @@
+"""Leaderboards: golden files from fixed records, determinism, --check, bad records, baselines as data.
+
+Regenerate the golden files after an intended change of the generator:
+``BENCH_UPDATE_GOLDEN=1 .venv/bin/pytest tests/test_leaderboard.py -k golden``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from benchmark.baselines import BASELINES, number
+from benchmark.cli import main
+from benchmark.leaderboard import generate, png_data_digest, render_cached, same_content
+from benchmark.records import REPO_ROOT
+from benchmark.store import add_record, load_records, record_name
+
+FIXTURES = Path(__file__).parent / "fixtures" / "leaderboard"
+RECORDS = FIXTURES / "records"
+GOLDEN = FIXTURES / "golden"
+COMMITTED = REPO_ROOT / "leaderboards"
+
+
+@pytest.fixture(scope="module")
+def fixture_files() -> dict[str, bytes]:
+    return generate(load_records(RECORDS))
+
+
+def test_golden_files(fixture_files: dict[str, bytes]) -> None:
+    """Markdown and CSV byte for byte; PNGs by the plotted data they embed (renderer-independent)."""
+    texts = {name: data for name, data in fixture_files.items() if not name.endswith(".png")}
+    digests = {name: png_data_digest(data) for name, data in fixture_files.items() if name.endswith(".png")}
+    if os.environ.get("BENCH_UPDATE_GOLDEN"):
+        shutil.rmtree(GOLDEN, ignore_errors=True)
+        for name, data in texts.items():
+            (GOLDEN / name).parent.mkdir(parents=True, exist_ok=True)
+            (GOLDEN / name).write_bytes(data)
+        (GOLDEN / "png_digests.json").write_text(json.dumps(digests, indent=2, sort_keys=True) + "\n")
+    golden = {p.relative_to(GOLDEN).as_posix(): p.read_bytes() for p in GOLDEN.rglob("*") if p.is_file()}
+    expected_digests = json.loads(golden.pop("png_digests.json"))
+    assert sorted(golden) == sorted(texts)
+    for name, data in texts.items():
+        assert data.decode() == golden[name].decode(), f"{name} differs from its golden file"
+    assert digests == expected_digests
+    assert all(digests.values())
+
+
+def test_same_records_give_byte_identical_files(tmp_path: Path, fixture_files: dict[str, bytes]) -> None:
+    """Two CLI runs into two folders: every file, PNGs included, is byte-identical (and equals generate())."""
+    outs = [tmp_path / "a", tmp_path / "b"]
+    for out in outs:
+        render_cached.cache_clear()  # draw every plot again, not from the memo
+        assert main(["leaderboard", "--records", str(RECORDS), "--out", str(out)]) == 0
+    trees = [{p.relative_to(o).as_posix(): p.read_bytes() for p in o.rglob("*") if p.is_file()} for o in outs]
+    assert trees[0] == trees[1] == fixture_files
+    assert sum(name.endswith(".png") for name in trees[0]) == 7
+
+
+def _line_with(text: str, *needles: str) -> str | None:
+    return next((line for line in text.splitlines() if all(n in line for n in needles)), None)
+
+
+@pytest.mark.parametrize("source", ["fixture", "committed"])
+def test_tables_carry_reported_values_with_citations(source: str, fixture_files: dict[str, bytes]) -> None:
+    if source == "committed":
+        pages = {name: (COMMITTED / name).read_text() for name in ("classification.md", "detection.md",
+                                                                     "segmentation.md", "latency.md")}  # fmt: skip
+    else:
+        pages = {name: fixture_files[name].decode() for name in fixture_files if name.endswith(".md")}
+    assert _line_with(
+        pages["classification.md"], "| MobileNetV2 |", "| 72.0 |", "reported (MobileNetV2 paper, Table 4)"
+    )
+    assert _line_with(
+        pages["classification.md"],
+        "| 1.0 MobileNet-224 |",
+        "| 70.6 |",
+        "reported (MobileNetV1 paper, Table 6)",
+    )
+    assert _line_with(
+        pages["detection.md"], "| MNet V2 + SSDLite |", "| 22.1 |", "reported (MobileNetV2 paper, Table 6)"
+    )
+    assert _line_with(
+        pages["segmentation.md"], "| MNet V2*, OS 16 |", "| 75.32 |", "reported (MobileNetV2 paper, Table 7)"
+    )
+    assert _line_with(pages["latency.md"], "| MobileNetV2 |", "| 75 |", "Pixel 1")
+    if source == "committed":
+        for plot in (
+            "classification_accuracy_vs_madds",
+            "detection_accuracy_vs_latency",
+            "latency_by_runtime",
+        ):
+            assert png_data_digest((COMMITTED / "plots" / f"{plot}.png").read_bytes())
+
+
+def test_counted_columns_and_measured_labels(fixture_files: dict[str, bytes]) -> None:
+    classification = fixture_files["classification.md"].decode()
+    # mnv2 1.0/224 counted 3,504,872 params, 300.77M MAdds beside Table 4's 3.4M / 300M.
+    row = _line_with(classification, "| MobileNetV2 |", "Table 4")
+    assert "| 3.50M | +3.1% |" in row and "| 300.8M | +0.3% |" in row
+    row = _line_with(classification, "| MobileNetV2 (1.4) |")  # no profile record in the fixtures
+    assert "| 6.9M | – | – |" in row
+    synthetic = _line_with(classification, "| mnv2 1.0 @96 |")
+    assert (
+        "[synthetic]" in synthetic
+        and "measured (synthetic-shapes (ImageFolder) [synthetic], AMD EPYC" in synthetic
+    )
+    assert "40f99e3ab293+dirty" in synthetic
+    real = _line_with(classification, "| mnv1 1.0 @96 |")
+    assert "[synthetic]" not in real and "NVIDIA H100 80GB HBM3" in real
+    latency = fixture_files["latency.md"].decode()
+    assert "FLAGGED" in _line_with(latency, "| onnxruntime-int8 |")
+    assert "decode+NMS 3.25, end to end 25.50" in _line_with(latency, "| onnxruntime-int8 |")
+    # Table 5: the prediction layers alone compare with the detector's head counts.
+    assert _line_with(fixture_files["detection.md"].decode(), "SSDLite prediction layers", "| 2.11M |")
+
+
+def _leaderboard(tmp_path: Path, records: Path, *extra: str) -> int:
+    return main(["leaderboard", "--records", str(records), "--out", str(tmp_path / "out"), *extra])
+
+
+def test_check_reports_drift_and_regenerating_fixes_it(tmp_path: Path, capsys) -> None:
+    records = tmp_path / "records"
+    shutil.copytree(RECORDS, records)
+    out = tmp_path / "out"
+    assert _leaderboard(tmp_path, records) == 0
+    assert _leaderboard(tmp_path, records, "--check") == 0
+    page = out / "classification.md"
+    page.write_text(page.read_text().replace("| 72.0 |", "| 72.5 |"))
+    (out / "plots" / "latency_by_runtime.png").unlink()
+    (out / "old_table.csv").write_text("a,b\n")
+    capsys.readouterr()
+    assert _leaderboard(tmp_path, records, "--check") == 1
+    report = capsys.readouterr().out
+    assert "classification.md: 2 changed line(s)" in report
+    assert "latency_by_runtime.png: missing" in report
+    assert "old_table.csv: not generated from the records (stale)" in report
+    assert _leaderboard(tmp_path, records) == 0
+    assert not (out / "old_table.csv").exists()
+    assert _leaderboard(tmp_path, records, "--check") == 0
+    # A new record is all it takes: --check fails until `bench leaderboard` runs again.
+    new = json.loads((records / "result-classification-mnv2-synthetic.json").read_text())
+    new.update(created="2026-11-24T00:00:00+00:00", metrics={"top1": 50.0, "top5": 90.0})
+    new_file = tmp_path / "new_result.json"
+    new_file.write_text(json.dumps(new))
+    assert _leaderboard(tmp_path, records, "--check") == 0
+    assert _leaderboard(tmp_path, records, "--add", str(new_file)) == 0
+    assert len(list(records.glob("*.json"))) == 11
+    assert "| 50.00 | 90.00 |" in page.read_text()
+    assert _leaderboard(tmp_path, records, "--check") == 0
+
+
+def test_png_comparison_uses_the_embedded_data_digest(fixture_files: dict[str, bytes]) -> None:
+    """A plot re-encoded by another renderer (same data) is current; a plot of other data is not."""
+    import io
+
+    from PIL import Image, PngImagePlugin
+
+    name = "plots/classification_accuracy_vs_madds.png"
+    original = fixture_files[name]
+    image = Image.open(io.BytesIO(original))
+    info = PngImagePlugin.PngInfo()
+    info.add_text("leaderboard-data-sha256", png_data_digest(original))
+    buffer = io.BytesIO()
+    image.convert("RGB").save(buffer, format="PNG", pnginfo=info, compress_level=1)
+    reencoded = buffer.getvalue()
+    assert reencoded != original and same_content(name, original, reencoded)
+    other = fixture_files["plots/detection_accuracy_vs_madds.png"]
+    assert not same_content(name, original, other)
+    assert png_data_digest(b"not a png") is None
+
+
+@pytest.mark.parametrize(
+    "mutate, message",
+    [
+        (lambda r: "{not json", "not valid JSON"),
+        (lambda r: dict(r, schema_version=2), "schema_version 2 is not the supported 1"),
+        (lambda r: dict(r, kind="benchmark"), "unknown record kind 'benchmark'"),
+        (lambda r: dict(r, metrics={"top5": 1.0}), "has no numeric metrics['top1']"),
+        (lambda r: dict(r, params="3.4M"), "field 'params' must be int"),
+        (
+            lambda r: {k: v for k, v in r.items() if k != "dataset"},
+            "field 'dataset' must be dict, got missing",
+        ),
+        (lambda r: dict(r, task="depth"), "unknown task 'depth'"),
+    ],
+)
+def test_bad_record_is_one_line_naming_the_file(tmp_path: Path, capsys, mutate, message: str) -> None:
+    records = tmp_path / "records"
+    shutil.copytree(RECORDS, records)
+    good = json.loads((records / "result-classification-mnv2-synthetic.json").read_text())
+    bad = records / "zz-bad.json"
+    changed = mutate(good)
+    bad.write_text(changed if isinstance(changed, str) else json.dumps(changed))
+    assert _leaderboard(tmp_path, records) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and str(bad) in err and message in err
+    assert not (tmp_path / "out").exists()  # nothing written from a bad store
+
+
+def test_store_names_are_unique_and_idempotent(tmp_path: Path) -> None:
+    record = json.loads((RECORDS / "result-classification-mnv2-synthetic.json").read_text())
+    first, changed = add_record(record, tmp_path)
+    again, changed_again = add_record(record, tmp_path)
+    other, _ = add_record(dict(record, created="2026-11-24T00:00:00+00:00"), tmp_path)
+    assert changed and not changed_again and first == again and other != first
+    assert first.name == record_name(record) and first.name.startswith("result-classification-mnv2-w1-r96-")
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        [first.name, other.name]
+    )  # no temp files left
+    latency = json.loads((RECORDS / "latency-classification-mnv2-onnxruntime.json").read_text())
+    assert record_name(latency).startswith("latency-classification-mnv2-w1-r96-onnxruntime-t2-b1-")
+    profile = json.loads((RECORDS / "profile-detection-mnv2-r320.json").read_text())
+    assert record_name(profile) == "profile-detection-mnv2-r320.json"
+
+
+def test_baselines_are_cited_data() -> None:
+    rows = BASELINES.rows
+    assert all(row.source for row in rows)
+    for row in rows:
+        assert row.source.startswith(
+            ("MobileNetV1 paper, Table", "MobileNetV2 paper, Table", "TF-slim", "torchvision")
+        )
+        for printed in (row.value, row.params, row.madds, row.cpu_ms):
+            assert printed is None or number(printed) > 0
+    slim = [row for row in rows if row.source.startswith("TF-slim")]
+    assert len(slim) == 22 and {row.suite.width for row in slim} == {1.4, 1.3, 1.0, 0.75, 0.5, 0.35}
+    tables = {row.source for row in rows}
+    for table in ("MobileNetV2 paper, Table 4", "MobileNetV2 paper, Table 6", "MobileNetV2 paper, Table 7",
+                  "MobileNetV1 paper, Table 6", "MobileNetV1 paper, Table 7", "MobileNetV1 paper, Table 8",
+                  "MobileNetV1 paper, Table 13"):  # fmt: skip
+        assert table in tables
+    assert len([r for r in rows if r.source == "MobileNetV2 paper, Table 7"]) == 8
+    assert number("0.8B") == 8e8 and number("575M") == 575e6 and number("75.70") == 75.7
+
+
+def test_torchvision_rows_match_the_installed_model_cards() -> None:
+    """The card rows copy torchvision's weights meta: checked against the installed torchvision."""
+    import torchvision
+    from torchvision.models import get_weight
+
+    if not torchvision.__version__.startswith("0.29.1"):
+        pytest.skip(f"cards copied from torchvision 0.29.1, installed {torchvision.__version__}")
+    cards = [row for row in BASELINES.rows if row.source.startswith("torchvision")]
+    assert len(cards) == 8
+    for row in cards:
+        meta = get_weight(row.source.split(", ")[1]).meta
+        assert number(row.params) == pytest.approx(meta["num_params"], abs=0.5)
+        assert number(row.madds) == pytest.approx(meta["_ops"] * 1e9, rel=1e-9)
+        metrics = next(iter(meta["_metrics"].values()))
+        value = metrics.get("acc@1", metrics.get("box_map", metrics.get("miou")))
+        assert float(row.value) == value
+
+
+def test_committed_counts_match_a_fresh_count(tmp_path: Path) -> None:
+    """The cached profile records are what `bench profile` counts now (cheap configurations)."""
+    from benchmark.baselines import SuiteModel
+    from benchmark.sweep import count_profile
+
+    for model in (
+        SuiteModel("classification", "mnv2", 96, 0.35),
+        SuiteModel("classification", "mnv1", 128, 1.0),
+    ):
+        committed = json.loads((COMMITTED / "records" / f"profile-{model.key}.json").read_text())
+        fresh = count_profile(model)
+        assert (fresh["params"], fresh["madds"]) == (committed["params"], committed["madds"])
+        path, changed = add_record(fresh, tmp_path)
+        assert changed and load_records(tmp_path)[0]["key"] == model.key
+
+
+def test_wandb_logs_each_table_offline(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_DIR", str(tmp_path))
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    assert _leaderboard(tmp_path, RECORDS, "--wandb") == 0
+    logged = sorted(p.name.split("_", 1)[0] for p in tmp_path.rglob("media/table/leaderboard/*.table.json"))
+    assert len(list(tmp_path.rglob("media/table/leaderboard/*.table.json"))) == 8, logged
+    table = next(tmp_path.rglob("media/table/leaderboard/classification_reported_*.table.json"))
+    data = json.loads(table.read_text())
+    assert "model" in data["columns"] and any("72.0" in row for row in data["data"])
