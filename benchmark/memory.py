@@ -72,13 +72,16 @@ class Table3:
 
 
 def _layers(backbone: Backbone) -> list[tuple[str, torch.nn.Module]]:
-    """The modules whose outputs Table 3 counts as materialized, in order."""
+    """Modules whose output has the shape of a tensor Table 3 counts as materialized, in order."""
     from backbones.mobilenet_v1 import MobileNetV1
     from backbones.mobilenet_v2 import MobileNetV2
 
     if isinstance(backbone, MobileNetV2):
+        # A block's output has its projection's shape (the residual add keeps it). The projection is
+        # hooked, not the block: the SSDLite tap calls ``forward_with_expansion``, which skips block hooks.
         # The stem's output is internal to the first (fused) bottleneck; expansions are streamed.
-        return [*((f"block{i + 1}", block) for i, block in enumerate(backbone.blocks)), ("last_conv", backbone.last_conv)]
+        blocks = [(f"block{i + 1}", block.project) for i, block in enumerate(backbone.blocks)]
+        return [*blocks, ("last_conv", backbone.last_conv)]
     if isinstance(backbone, MobileNetV1):
         layers: list[tuple[str, torch.nn.Module]] = [("conv1", backbone.stem)]
         for i, block in enumerate(backbone.blocks):
@@ -89,30 +92,28 @@ def _layers(backbone: Backbone) -> list[tuple[str, torch.nn.Module]]:
 
 @torch.no_grad()
 def materialized_tensors(backbone: Backbone, resolution: int) -> list[Materialized]:
-    """Run the backbone once and list the tensors Table 3 counts, the pooled feature vector last."""
-    found: list[Materialized] = []
-    fused_input: list[int] = []
-    handles = []
-    layers = _layers(backbone)
-    for name, module in layers:
-        def hook(module, inputs, output, name=name) -> None:
-            x = inputs[0]
-            in_bytes = x.numel() // x.shape[0] * BYTES_PER_VALUE
-            if not found and fused_input:  # first fused bottleneck reads the image itself
-                in_bytes = fused_input[0]
-            found.append(Materialized(name, output.shape[1], output.shape[-1], in_bytes))
+    """Run the backbone once and list the tensors Table 3 counts, the pooled feature vector last.
 
-        handles.append(module.register_forward_hook(hook))
-    image = torch.zeros(1, 3, resolution, resolution)
-    if layers[0][0] == "block1":
-        fused_input.append(image.numel() * BYTES_PER_VALUE)
+    The layers form a chain, so each one reads the previous tensor (the first reads the image).
+    """
+    shapes: list[tuple[str, int, int]] = []
+    handles = [
+        module.register_forward_hook(
+            lambda _module, _inputs, output, name=name: shapes.append((name, output.shape[1], output.shape[-1]))
+        )
+        for name, module in _layers(backbone)
+    ]
     try:
-        backbone.eval()(image)
+        backbone.eval()(torch.zeros(1, 3, resolution, resolution))
     finally:
         for handle in handles:
             handle.remove()
-    last = found[-1]
-    found.append(Materialized("avgpool", last.channels, 1, last.bytes))
+    found: list[Materialized] = []
+    previous = 3 * resolution * resolution * BYTES_PER_VALUE
+    for name, channels, size in shapes:
+        found.append(Materialized(name, channels, size, previous))
+        previous = found[-1].bytes
+    found.append(Materialized("avgpool", found[-1].channels, 1, previous))
     return found
 
 
