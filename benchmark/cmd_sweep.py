@@ -68,8 +68,10 @@ def run(args: argparse.Namespace) -> int:
             folder = scratch / f"{index:03d}"
             if "run" in plan.stages:
                 print(" ".join(run_command(cell, plan, folder / "run")))
-            for runtime in plan.runtimes if "latency" in plan.stages else ():
-                print(" ".join(latency_command(cell, runtime, plan, folder / f"latency-{runtime}", None)))
+            if "latency" in plan.stages:
+                print(
+                    " ".join(latency_command(cell, ",".join(plan.runtimes), plan, folder / "latency", None))
+                )
         return 0
     if args.workdir:
         reports = run_sweep(plan, records, Path(args.workdir))

@@ -286,16 +286,20 @@ def trained_checkpoint(output: Path) -> Path | None:
     return None
 
 
-def collect_latency_records(output: Path, records_dir: Path) -> list[Path]:
-    """Copy every latency record ``bench latency`` left under ``output`` into the store."""
+def collect_latency_records(output: Path, records_dir: Path) -> list[tuple[str, Path]]:
+    """Copy every latency record ``bench latency`` left under ``output`` into the store.
+
+    Returns (runtime, stored path) pairs; other JSON files there (not records) are ignored.
+    """
     written = []
     for path in sorted(output.rglob("*.json")):
         try:
-            record = load_record(path)
-        except UserError:
-            continue  # not a record (exported model metadata, a config)
-        if record["kind"] == "latency":
-            written.append(add_record(record, records_dir, source=path)[0])
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if isinstance(data, dict) and data.get("kind") == "latency":
+            record = load_record(path)  # a broken latency record is an error, not something to skip
+            written.append((record["runtime"], add_record(record, records_dir, source=path)[0]))
     return written
 
 
@@ -312,17 +316,20 @@ def run_sweep(
     log: Callable[[str], None] = print,
     baselines: Baselines = BASELINES,
 ) -> list[JobReport]:
-    """Run the plan's stages; every record lands in ``records_dir``. Returns one report per job."""
+    """Run the plan's stages; every record lands in ``records_dir``. Returns one report per job.
+
+    Per cell: ``bench run`` (its checkpoint then fixes the model that is timed), then one
+    ``bench latency`` call with every runtime, which shares the process start, the data and the
+    eager fp32 reference of the accuracy gate. Runtimes that left no record are retried one by
+    one, so a runtime that crashes cannot take the others down with it.
+    """
     reports: list[JobReport] = []
-    total = len(plan.cells) * (("run" in plan.stages) + len(plan.runtimes) * ("latency" in plan.stages))
 
     def finish(report: JobReport) -> None:
         reports.append(report)
         written = f" -> {', '.join(p.name for p in report.records)}" if report.records else ""
         detail = f": {report.message}" if report.message else ""
-        log(
-            f"[{len(reports)}/{total}] {report.name}: {report.status} ({report.seconds:.0f} s){written}{detail}"
-        )
+        log(f"[{len(reports)}] {report.name}: {report.status} ({report.seconds:.0f} s){written}{detail}")
 
     for reason in plan.skipped:
         log(f"skipped {reason}")
@@ -330,48 +337,76 @@ def run_sweep(
         tasks = {cell.task for cell in plan.cells} or None
         for line in recount(records_dir, baselines, tasks=tasks):
             log(line)
+    log(
+        f"{len(plan.cells)} model configuration(s), runtimes {', '.join(plan.runtimes)}, stages {', '.join(plan.stages)}"
+    )
     for index, cell in enumerate(plan.cells):
         folder = workdir / f"{index:03d}-{cell.label.replace(' ', '_').replace('@', 'r')}"
         checkpoint: str | None = None
         if "run" in plan.stages:
-            started = time.perf_counter()
-            outcome = runner(run_command(cell, plan, folder / "run"), plan.timeout_s)
-            report = JobReport(f"run {cell.label}", "failed", time.perf_counter() - started)
-            result = folder / "run" / "result.json"
-            if outcome.returncode == 0 and result.is_file():
-                try:
-                    path, _ = import_record_file(result, records_dir)
-                    saved = trained_checkpoint(folder / "run")
-                    checkpoint = str(saved) if saved is not None else None
-                    report.status, report.records = "ok", [path]
-                except UserError as error:
-                    report.message = str(error)
-            else:
-                report.message = _message(outcome) if outcome.returncode else "no result.json written"
+            report = train_cell(cell, plan, folder / "run", records_dir, runner)
             finish(report)
             if report.status != "ok":
-                # Timing an untrained model in place of a failed run would hide the failure.
-                for runtime in plan.runtimes if "latency" in plan.stages else ():
-                    finish(
-                        JobReport(f"latency {cell.label} {runtime}", "failed", 0.0, message="its run failed")
-                    )
+                if "latency" in plan.stages:
+                    # Timing an untrained model in place of a failed run would hide the failure.
+                    finish(JobReport(f"latency {cell.label}", "failed", 0.0, message="its run failed"))
                 continue
-        for runtime in plan.runtimes if "latency" in plan.stages else ():
-            started = time.perf_counter()
-            output = folder / f"latency-{runtime}"
-            outcome = runner(latency_command(cell, runtime, plan, output, checkpoint), plan.timeout_s)
-            report = JobReport(f"latency {cell.label} {runtime}", "failed", time.perf_counter() - started)
-            if outcome.returncode == 0:
-                try:
-                    report.records = collect_latency_records(output, records_dir)
-                    report.status = "ok" if report.records else "failed"
-                    report.message = "" if report.records else "no latency record written"
-                except UserError as error:
-                    report.message = str(error)
-            else:
-                report.message = _message(outcome)
-            finish(report)
+            saved = trained_checkpoint(folder / "run")
+            checkpoint = str(saved) if saved is not None else None
+        if "latency" in plan.stages:
+            missing = time_cell(
+                cell, plan.runtimes, plan, folder / "latency", checkpoint, records_dir, runner, finish
+            )
+            if len(plan.runtimes) > 1:
+                for runtime in missing:
+                    time_cell(cell, (runtime,), plan, folder / f"latency-{runtime}", checkpoint, records_dir, runner,
+                              finish)  # fmt: skip
     return reports
+
+
+def train_cell(cell: Cell, plan: Plan, output: Path, records_dir: Path, runner: Runner) -> JobReport:
+    started = time.perf_counter()
+    outcome = runner(run_command(cell, plan, output), plan.timeout_s)
+    report = JobReport(f"run {cell.label}", "failed", time.perf_counter() - started)
+    result = output / "result.json"
+    if outcome.returncode != 0 or not result.is_file():
+        report.message = _message(outcome) if outcome.returncode else "no result.json written"
+        return report
+    try:
+        report.records = [import_record_file(result, records_dir)[0]]
+        report.status = "ok"
+    except UserError as error:
+        report.message = str(error)
+    return report
+
+
+def time_cell(
+    cell: Cell,
+    runtimes: tuple[str, ...],
+    plan: Plan,
+    output: Path,
+    checkpoint: str | None,
+    records_dir: Path,
+    runner: Runner,
+    finish: Callable[[JobReport], None],
+) -> list[str]:
+    """One ``bench latency`` call for ``runtimes``; stores its records, returns the runtimes without one."""
+    started = time.perf_counter()
+    outcome = runner(latency_command(cell, ",".join(runtimes), plan, output, checkpoint), plan.timeout_s)
+    report = JobReport(f"latency {cell.label} {','.join(runtimes)}", "ok", time.perf_counter() - started)
+    # Records written before a later runtime failed are real measurements: keep them.
+    try:
+        collected = collect_latency_records(output, records_dir) if output.is_dir() else []
+    except UserError as error:
+        collected, outcome = [], JobOutcome(1, str(error))
+    report.records = [path for _, path in collected]
+    missing = [runtime for runtime in runtimes if runtime not in {name for name, _ in collected}]
+    if missing:
+        report.status = "failed"
+        reason = _message(outcome) if outcome.returncode else "it exited 0"
+        report.message = f"no record for {', '.join(missing)} ({reason})"
+    finish(report)
+    return missing
 
 
 # -- counting -------------------------------------------------------------------------------------

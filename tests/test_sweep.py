@@ -84,70 +84,90 @@ class FakeBench:
             backbone = self.trained[Path(value["--checkpoint"]).parent.parent]
         else:
             backbone = value["--backbone"]
-        if f"{command} {backbone} {value.get('--runtime', '')}".strip() in self.fail:
-            return JobOutcome(2, "Traceback ...\nbench: error: --runtime compile: no C++ compiler found")
         output.mkdir(parents=True)
         if command == "run":
+            if f"run {backbone}" in self.fail:
+                return JobOutcome(2, "bench run: error: --data: /nope does not exist")
             self.trained[output] = backbone
             record = dict(self.result, task=value["--task"], backbone=backbone)
             (output / "checkpoints").mkdir()
             (output / "checkpoints" / "last.ckpt").write_bytes(b"weights")
             (output / "result.json").write_text(json.dumps(record))
-        else:
-            record = dict(self.latency, task=value["--task"], backbone=backbone, runtime=value["--runtime"])
-            (output / f"{value['--task']}-{backbone}-{value['--runtime']}-x.json").write_text(
-                json.dumps(record)
-            )
-            (output / "export_info.json").write_text('{"opset": 17}')  # not a record: ignored
+            return JobOutcome(0, "")
+        (output / "export_info.json").write_text('{"opset": 17}')  # not a record: ignored
+        for runtime in value["--runtime"].split(","):  # records are written one by one, as bench latency does
+            if f"latency {backbone} {runtime}" in self.fail:
+                return JobOutcome(1, f"Traceback ...\nRuntimeError: {runtime} crashed")
+            record = dict(self.latency, task=value["--task"], backbone=backbone, runtime=runtime)
+            (output / f"{value['--task']}-{backbone}-{runtime}-x.json").write_text(json.dumps(record))
         return JobOutcome(0, "")
 
 
 def test_sweep_collects_records_and_goes_on_after_failures(tmp_path: Path) -> None:
     plan = make_plan(QUICK, tasks="classification", backbones="mnv2,mnv1,mobilenet_v3_small",
-                     runtimes="eager,compile", stages="run,latency", registered_tasks=ALL_TASKS, gpu=False)  # fmt: skip
+                     runtimes="eager,compile,onnxruntime", stages="run,latency", registered_tasks=ALL_TASKS,
+                     gpu=False)  # fmt: skip
     fake = FakeBench(fail={"run mnv1", "latency mnv2 compile", "latency mobilenet_v3_small compile"})
     log: list[str] = []
     records = tmp_path / "records"
     reports = run_sweep(plan, records, tmp_path / "work", runner=fake, log=log.append)
-    status = {r.name: r.status for r in reports}
-    assert status == {
-        "run classification mnv2 w1.0": "ok",
-        "latency classification mnv2 w1.0 eager": "ok",
-        "latency classification mnv2 w1.0 compile": "failed",
-        "run classification mnv1 w1.0": "failed",
-        "latency classification mnv1 w1.0 eager": "failed",
-        "latency classification mnv1 w1.0 compile": "failed",
-        "run classification mobilenet_v3_small": "ok",
-        "latency classification mobilenet_v3_small eager": "ok",
-        "latency classification mobilenet_v3_small compile": "failed",
-    }
-    failed = {r.name: r.message for r in reports if r.status == "failed"}
-    assert (
-        failed["latency classification mnv2 w1.0 compile"]
-        == "bench: error: --runtime compile: no C++ compiler found"
-    )
-    assert failed["latency classification mnv1 w1.0 eager"] == "its run failed"
-    # Runs got the tier's flags; latency timed the trained checkpoint (model flags come from it).
+    assert [(r.name, r.status, len(r.records)) for r in reports] == [
+        ("run classification mnv2 w1.0", "ok", 1),
+        # compile crashed after eager: eager's record is kept, then the others are retried alone.
+        ("latency classification mnv2 w1.0 eager,compile,onnxruntime", "failed", 1),
+        ("latency classification mnv2 w1.0 compile", "failed", 0),
+        ("latency classification mnv2 w1.0 onnxruntime", "ok", 1),
+        ("run classification mnv1 w1.0", "failed", 0),
+        ("latency classification mnv1 w1.0", "failed", 0),
+        ("run classification mobilenet_v3_small", "ok", 1),
+        ("latency classification mobilenet_v3_small eager,compile,onnxruntime", "failed", 1),
+        ("latency classification mobilenet_v3_small compile", "failed", 0),
+        ("latency classification mobilenet_v3_small onnxruntime", "ok", 1),
+    ]
+    messages = [r.message for r in reports]
+    assert messages[1] == "no record for compile, onnxruntime (RuntimeError: compile crashed)"
+    assert messages[4] == "bench run: error: --data: /nope does not exist"
+    assert messages[5] == "its run failed"
+    # Runs got the tier's flags; latency timed the trained checkpoint (its config fixes the model).
     run_call = fake.calls[0]
     assert run_call[3:9] == ["run", "--task", "classification", "--backbone", "mnv2", "--width"]
     assert "--max-epochs" in run_call and "--logger" in run_call
     latency_call = fake.calls[1]
     assert "--checkpoint" in latency_call and "--backbone" not in latency_call
     assert latency_call[latency_call.index("--checkpoint") + 1].endswith("run/checkpoints/last.ckpt")
+    assert latency_call[latency_call.index("--runtime") + 1] == "eager,compile,onnxruntime"
     assert ["--tier", "quick"] == latency_call[
         latency_call.index("--tier") : latency_call.index("--tier") + 2
     ]
-    # Four records, validated, under content-derived names; the non-record JSON was left out.
+    # Six records, validated, under content-derived names; the non-record JSON was left out.
     stored = load_records(records)
     assert sorted((r["kind"], r["backbone"], r.get("runtime", "")) for r in stored) == [
-        ("latency", "mnv2", "eager"), ("latency", "mobilenet_v3_small", "eager"),
+        ("latency", "mnv2", "eager"), ("latency", "mnv2", "onnxruntime"),
+        ("latency", "mobilenet_v3_small", "eager"), ("latency", "mobilenet_v3_small", "onnxruntime"),
         ("result", "mnv2", ""), ("result", "mobilenet_v3_small", ""),
     ]  # fmt: skip
-    assert len({p.name for p in records.iterdir()}) == 4 and not list(records.glob(".*"))
-    assert log[-1].startswith("[9/9] latency classification mobilenet_v3_small compile: failed")
-    # The same sweep again writes the same files: no duplicates.
+    assert len(list(records.iterdir())) == 6 and not list(records.glob(".*"))
+    assert log[-1].startswith("[10] latency classification mobilenet_v3_small onnxruntime: ok")
+    # The same sweep again writes the same files, no duplicates; compile now works and adds two.
     run_sweep(plan, records, tmp_path / "work2", runner=FakeBench(fail={"run mnv1"}), log=log.append)
-    assert len(list(records.iterdir())) == 6  # + the two compile records that failed before
+    assert len(list(records.iterdir())) == 8
+
+
+def test_a_broken_latency_record_fails_its_job(tmp_path: Path) -> None:
+    plan = make_plan(QUICK, tasks="classification", backbones="mnv2", runtimes="eager", stages="latency",
+                     registered_tasks=ALL_TASKS, gpu=False)  # fmt: skip
+
+    def runner(argv: list[str], timeout_s: float | None) -> JobOutcome:
+        output = Path(argv[argv.index("--output") + 1])
+        output.mkdir(parents=True)
+        (output / "bad.json").write_text(json.dumps({"schema_version": 1, "kind": "latency", "task": "classification",
+                                                     "backbone": "mnv2", "runtime": "eager"}))  # fmt: skip
+        return JobOutcome(0, "")
+
+    reports = run_sweep(plan, tmp_path / "records", tmp_path / "work", runner=runner, log=lambda line: None)
+    assert [r.status for r in reports] == ["failed"]
+    assert "bad.json: latency record field 'width'" not in reports[0].message  # width may be null
+    assert "bad.json: latency record field 'resolution' must be int, got missing" in reports[0].message
 
 
 def test_sweep_cli_dry_run_and_bad_flags(capsys) -> None:
@@ -156,13 +176,13 @@ def test_sweep_cli_dry_run_and_bad_flags(capsys) -> None:
     out = capsys.readouterr().out.splitlines()
     assert code == 0
     commands = [line for line in out if not line.startswith("#")]
-    assert len(commands) == 3
+    assert len(commands) == 2
     assert (
         " -m benchmark.cli run --task classification --backbone mnv2 --width 1.0 --logger none" in commands[0]
     )
     assert (
-        " -m benchmark.cli latency --task classification --backbone mnv2 --width 1.0 --runtime onnxruntime"
-        in commands[2]
+        " -m benchmark.cli latency --task classification --backbone mnv2 --width 1.0 --runtime eager,onnxruntime"
+        in commands[1]
     )
     assert main(["sweep", "--tier", "full", "--tasks", "classification"]) == 2
     err = capsys.readouterr().err.strip()
