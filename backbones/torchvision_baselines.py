@@ -38,6 +38,9 @@ class TorchvisionBackbone(Backbone):
             if stride > 1 and nominal >= output_stride:
                 _dilate(block, rate, remove_stride=True)
                 rate *= stride
+                if isinstance(block, torchvision.models.resnet.BasicBlock):
+                    # conv2 reads conv1's output, which is no longer downsampled: it needs the new rate.
+                    _dilate(block.conv2, rate, remove_stride=False)
             else:
                 real *= stride
                 if rate > 1:
@@ -113,8 +116,9 @@ def _from_mnasnet(model: nn.Module) -> tuple[list[nn.Module], nn.Module, int]:
     layers = list(model.layers)
     # torchvision's MnasNet keeps stem convs as loose layers: group everything up to the first
     # stack so each block changes the stride at most once.
-    stem, rest = nn.Sequential(*layers[:8]), layers[8:]
-    return [stem, *rest], _pooled_head(model.classifier), 1280
+    # One block per inverted residual (not per stack), so dilation grows after the strided unit.
+    stem, stacks, tail = nn.Sequential(*layers[:8]), layers[8:14], layers[14:]
+    return [stem, *(unit for stack in stacks for unit in stack), *tail], _pooled_head(model.classifier), 1280
 
 
 def _from_shufflenet(model: nn.Module) -> tuple[list[nn.Module], nn.Module, int]:
