@@ -21,7 +21,9 @@ from benchmark.latency import (
     OutputComparison,
     Tier,
     benchmark,
+    fit_canvas,
     fixed_batch,
+    gate_class_mismatch,
     gate_verdict,
     measure,
     percentile,
@@ -165,6 +167,29 @@ def test_gate_catches_a_broken_export_by_agreement_when_the_metric_is_undefined(
     assert broken.agreement == 0.0 and broken.flagged is True
     good = run_gate(task, cfg, reference, fixed_batch(lambda x: reference.forward(x), 5), 24)
     assert good.agreement == 100.0 and good.max_abs_diff == 0.0 and good.flagged is False
+
+
+def test_gate_needs_matching_classes_except_for_classification() -> None:
+    assert gate_class_mismatch("classification", 1000, 8) is None  # labels index the wider head
+    assert "--num-classes 5" in gate_class_mismatch("detection", 80, 5)
+    assert gate_class_mismatch("segmentation", 21, 21) is None and gate_class_mismatch("segmentation", 21, None) is None
+
+
+def test_agreement_is_tie_aware() -> None:
+    comparison = OutputComparison(-1)
+    tied = torch.zeros(1, 4, 3)  # an untrained head: every class scores the same
+    comparison.update(tied, tied + torch.tensor([0.0, 1e-7, 0.0]))
+    assert comparison.agreement() == 100.0
+    comparison.update(torch.tensor([[[0.0, 1.0, 0.0]]]), torch.tensor([[[1.0, 0.0, 0.0]]]))
+    assert comparison.agreement() == pytest.approx(80.0)
+
+
+def test_images_of_any_size_fit_the_square_input() -> None:
+    wide = torch.ones(3, 50, 200)
+    canvas = fit_canvas(wide, 100)
+    assert canvas.shape == (3, 100, 100) and canvas[:, :25].min() == 1 and canvas[:, 25:].abs().max() == 0
+    small = fit_canvas(torch.ones(3, 10, 20), 32)
+    assert small.shape == (3, 32, 32) and small.sum() == 3 * 10 * 20
 
 
 def test_output_comparison_checks_shapes() -> None:
