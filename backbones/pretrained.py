@@ -52,8 +52,6 @@ def pretrained_classifier(name: str, *, num_classes: int = 1000, **options) -> I
     entry = get_entry(name)
     if "torchvision" not in entry.pretrained:
         raise PretrainedWeightsError(f"backbone {entry.name!r} has no torchvision pretrained weights")
-    if num_classes != 1000:
-        raise PretrainedWeightsError("torchvision's pretrained weights have 1000 classes; use --num-classes 1000")
     try:
         if entry.name == "mnv2":
             if options.get("width", 1.0) != 1.0 or options.get("expansion", 6.0) != 6.0:
@@ -61,9 +59,12 @@ def pretrained_classifier(name: str, *, num_classes: int = 1000, **options) -> I
             tv = torchvision.models.mobilenet_v2(weights="IMAGENET1K_V1")
             model = ImageClassifier(create_backbone("mnv2", **options), 1000)
             model.load_state_dict(mobilenet_v2_state_dict(tv.state_dict()))
-            return model
-        backbone = torchvision_backbone(entry.name, weights="DEFAULT", **options)
-        return ImageClassifier(backbone, 1000)
+        else:
+            model = ImageClassifier(torchvision_backbone(entry.name, weights="DEFAULT", **options), 1000)
+        if num_classes != 1000:
+            # Fine-tuning on another label set: pretrained body, fresh head of the right size.
+            model.head = model.backbone.make_classifier(num_classes)
+        return model
     except (OSError, RuntimeError) as error:
         if isinstance(error, PretrainedWeightsError):
             raise

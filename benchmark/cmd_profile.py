@@ -24,7 +24,7 @@ def run(args: argparse.Namespace) -> int:
     task = get_task(args.task)
     as_json = args.json
     del args.json
-    cfg = resolve_config(task, args)
+    cfg = resolve_config(task, args, shipped_recipes=False)
     model = task.build_model(cfg)
     result = {
         "task": task.name,

@@ -97,15 +97,19 @@ def default_recipe(task: str, backbone: str, data: str | None = "synthetic") -> 
     return None
 
 
-def resolve_config(task, args: argparse.Namespace) -> dict[str, Any]:
-    """Merge defaults, the recipe and the flags the user gave; the result is saved with the run."""
+def resolve_config(task, args: argparse.Namespace, *, shipped_recipes: bool = True) -> dict[str, Any]:
+    """Merge defaults, the recipe and the flags the user gave; the result is saved with the run.
+
+    ``shipped_recipes=False`` (profile, latency) ignores the training recipes in ``configs/``: their
+    resolution suits training on the embedded data, not the model as published. ``--config`` still applies.
+    """
     cfg: dict[str, Any] = dict(GENERAL_DEFAULTS)
     cfg.update(task="", resolution=task.default_resolution, num_classes=task.default_num_classes)
     cfg.update(task.defaults())
     flags = {k: v for k, v in vars(args).items() if v is not None and k not in ("command", "config", "func")}
     backbone = flags.get("backbone") or cfg["backbone"]
     recipe_path = Path(args.config) if getattr(args, "config", None) else None
-    if recipe_path is None:
+    if recipe_path is None and shipped_recipes:
         try:
             backbone = canonical_name(backbone)
         except UnknownBackboneError:

@@ -14,13 +14,12 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from test_classification import TINY, write_imagefolder
 
 from benchmark.cli import main
 from benchmark.errors import UserError
 from benchmark.records import read_record, write_json_atomic
 from tasks.images import load_rgb
-
-from test_classification import TINY, write_imagefolder
 
 BENCH = [sys.executable, "-m", "benchmark.cli"]
 
