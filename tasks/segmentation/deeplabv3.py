@@ -45,7 +45,9 @@ class ImagePooling(nn.Sequential):
     """Image-level features: global average pool, 1x1 conv, broadcast back (DeepLabv3, section 3.3)."""
 
     def __init__(self, in_channels: int, out_channels: int) -> None:
-        super().__init__(nn.AdaptiveAvgPool2d(1), ConvNormAct(in_channels, out_channels, 1, activation_layer=nn.ReLU))
+        super().__init__(
+            nn.AdaptiveAvgPool2d(1), ConvNormAct(in_channels, out_channels, 1, activation_layer=nn.ReLU)
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         pooled = super().forward(x)
@@ -87,7 +89,9 @@ class DeepLabV3(nn.Module):
     tap's spec (its real stride decides the atrous rates).
     """
 
-    def __init__(self, backbone: Backbone, num_classes: int, *, tap: str | None = None, aspp: bool = False) -> None:
+    def __init__(
+        self, backbone: Backbone, num_classes: int, *, tap: str | None = None, aspp: bool = False
+    ) -> None:
         super().__init__()
         tap = tap or backbone.segmentation_tap
         self.feature: FeatureSpec = backbone.feature_specs[tap]
@@ -125,6 +129,11 @@ TABLE7 = (
 
 def table7_row(backbone: str, feature: str, output_stride: int, aspp: bool) -> Table7Row | None:
     for row in TABLE7:
-        if (row.backbone, row.feature, row.output_stride, row.aspp) == (backbone, feature, output_stride, aspp):
+        if (row.backbone, row.feature, row.output_stride, row.aspp) == (
+            backbone,
+            feature,
+            output_stride,
+            aspp,
+        ):
             return row
     return None

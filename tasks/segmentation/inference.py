@@ -21,13 +21,19 @@ def parse_scales(value: str | Sequence[float] | float | None) -> tuple[float, ..
     """``"0.5,0.75,1.0"`` (flag), a YAML list or a number -> positive floats."""
     if value is None:
         return (1.0,)
-    items = value.split(",") if isinstance(value, str) else value if isinstance(value, (list, tuple)) else [value]
+    items = (
+        value.split(",") if isinstance(value, str) else value if isinstance(value, (list, tuple)) else [value]
+    )
     try:
         scales = tuple(float(item) for item in items if str(item).strip())
     except ValueError:
-        raise UserError(f"--eval-scales: {value!r} is not a comma-separated list of numbers, e.g. 0.5,1.0,1.5") from None
+        raise UserError(
+            f"--eval-scales: {value!r} is not a comma-separated list of numbers, e.g. 0.5,1.0,1.5"
+        ) from None
     if not scales or any(s <= 0 or s > 4 for s in scales):
-        raise UserError(f"--eval-scales: {value!r} needs scales between 0 and 4, e.g. 0.5,0.75,1.0,1.25,1.5,1.75")
+        raise UserError(
+            f"--eval-scales: {value!r} needs scales between 0 and 4, e.g. 0.5,0.75,1.0,1.25,1.5,1.75"
+        )
     return scales
 
 
@@ -55,7 +61,11 @@ def segment(
     total = None
     for scale in scales:
         size = (max(1, round(height * scale)), max(1, round(width * scale)))
-        scaled = images if size == (height, width) else F.interpolate(images, size=size, mode="bilinear", align_corners=False)
+        scaled = (
+            images
+            if size == (height, width)
+            else F.interpolate(images, size=size, mode="bilinear", align_corners=False)
+        )
         for flipped in (False, True) if flip else (False,):
             inputs = scaled.flip(-1) if flipped else scaled
             logits = forward_padded(forward, inputs)

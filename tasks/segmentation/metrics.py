@@ -25,7 +25,9 @@ def confusion_metric(num_classes: int) -> MulticlassConfusionMatrix:
 def scores_from_confusion(confusion: torch.Tensor | np.ndarray, class_names: list[str]) -> dict[str, Any]:
     """``miou`` and ``pixel_acc`` in percent, ``per_class_iou`` {name: percent, or None when the
     class is neither in the labels nor predicted}."""
-    counts = np.asarray(confusion.cpu() if isinstance(confusion, torch.Tensor) else confusion, dtype=np.float64)
+    counts = np.asarray(
+        confusion.cpu() if isinstance(confusion, torch.Tensor) else confusion, dtype=np.float64
+    )
     true_positive = np.diag(counts)
     union = counts.sum(0) + counts.sum(1) - true_positive
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -35,5 +37,8 @@ def scores_from_confusion(confusion: torch.Tensor | np.ndarray, class_names: lis
     miou = 100.0 * float(np.nanmean(iou)) if present.any() else 0.0
     pixel_acc = 100.0 * float(true_positive.sum() / total) if total else 0.0
     names = [class_names[i] if i < len(class_names) else str(i) for i in range(len(iou))]
-    per_class = {name: (100.0 * float(value) if ok else None) for name, value, ok in zip(names, iou, present, strict=True)}
+    per_class = {
+        name: (100.0 * float(value) if ok else None)
+        for name, value, ok in zip(names, iou, present, strict=True)
+    }
     return {"miou": miou, "pixel_acc": pixel_acc, "per_class_iou": per_class}

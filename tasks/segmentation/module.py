@@ -84,14 +84,18 @@ class SegmentationModule(BenchModule):
             if batch_idx == 0 and index[0] == 0:
                 self._log_pictures(group_images, predicted, group_masks)
         if plain:
-            self.log("val/loss", loss_sum / max(1, labelled), on_epoch=True, sync_dist=True, batch_size=len(images))
+            self.log(
+                "val/loss", loss_sum / max(1, labelled), on_epoch=True, sync_dist=True, batch_size=len(images)
+            )
 
     def on_validation_epoch_end(self) -> None:
         # The confusion matrix is summed over ranks; the eval sampler gives each image to one rank.
         self._last = scores_from_confusion(self.confusion.compute(), self.class_names)
         self.confusion.reset()
         for key in ("miou", "pixel_acc"):
-            self.log(f"val/{key}", self._last[key], prog_bar=key == "miou", sync_dist=False, rank_zero_only=False)
+            self.log(
+                f"val/{key}", self._last[key], prog_bar=key == "miou", sync_dist=False, rank_zero_only=False
+            )
 
     def final_metrics(self) -> dict[str, Any]:
         return dict(self._last)
@@ -111,11 +115,17 @@ class SegmentationModule(BenchModule):
                 pixels,
                 masks={
                     "prediction": {"mask_data": pred.cpu().numpy().astype("uint8"), "class_labels": labels},
-                    "ground_truth": {"mask_data": truth.cpu().numpy().astype("uint8"), "class_labels": labels},
+                    "ground_truth": {
+                        "mask_data": truth.cpu().numpy().astype("uint8"),
+                        "class_labels": labels,
+                    },
                 },
             )
             for pixels, pred, truth in zip(
-                denormalize(images[:PICTURES_PER_EPOCH]), predicted[:PICTURES_PER_EPOCH], masks[:PICTURES_PER_EPOCH], strict=True
+                denormalize(images[:PICTURES_PER_EPOCH]),
+                predicted[:PICTURES_PER_EPOCH],
+                masks[:PICTURES_PER_EPOCH],
+                strict=True,
             )
         ]
         self.logger.experiment.log({"val/masks": pictures, "trainer/global_step": self.global_step})

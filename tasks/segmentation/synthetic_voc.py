@@ -16,13 +16,15 @@ from tasks.segmentation.drawing import palette_image
 from tasks.segmentation.voc import VOID
 from tasks.synthetic import PALETTE, background, draw_shape, generate_once
 
-VERSION = 1
-SHAPES = ("circle", "square", "triangle", "star", "cross", "ring")
+VERSION = 3
+# Six classes: distinct silhouettes, and hues that pair up (triangle/hexagon are both yellowish) so
+# colour alone does not decide every class.
+SHAPES = ("circle", "square", "triangle", "star", "hexagon", "ring")
 CLASS_NAMES = ("background", *SHAPES)
 SPLITS = {"train": 360, "val": 80}  # images
-SIZE_RANGE = (88, 136)  # width and height drawn independently, like VOC's mixed aspect ratios
-# VOC outlines objects with a 5-pixel void band at ~500 px; these images are ~4x smaller.
-BORDER = 3
+SIZE_RANGE = (150, 210)  # width and height drawn independently, like VOC's mixed aspect ratios
+# VOC outlines objects with a void band about 5 pixels wide.
+BORDER = 5
 
 
 def synthetic_voc() -> Path:
@@ -49,18 +51,34 @@ def _write(root: Path) -> None:
         (voc / "ImageSets" / "Segmentation" / f"{split}.txt").write_text("\n".join(ids) + "\n")
 
 
+def muted(image: Image.Image, saturation: float = 0.35) -> Image.Image:
+    """Background colours pulled towards gray, so the objects' class hues stand out (from scratch,
+    a few minutes of CPU training learn colour and shape; texture and lighting still vary)."""
+    pixels = np.asarray(image, np.float32)
+    gray = pixels.mean(-1, keepdims=True)
+    return Image.fromarray((gray + saturation * (pixels - gray)).clip(0, 255).astype(np.uint8))
+
+
 def draw_scene(rng: np.random.Generator) -> tuple[Image.Image, np.ndarray]:
     """One image with 1-3 possibly overlapping shapes and its class-index mask with void borders."""
     width, height = (int(v) for v in rng.integers(SIZE_RANGE[0], SIZE_RANGE[1] + 1, size=2))
-    image = background(rng, width, height)
+    image = muted(background(rng, width, height))
     labels = Image.new("L", (width, height), 0)
     for _ in range(int(rng.integers(1, 4))):
         label = int(rng.integers(1, len(CLASS_NAMES)))
-        side = rng.uniform(0.3, 0.65) * min(width, height)
+        side = rng.uniform(0.35, 0.7) * min(width, height)
         aspect = rng.uniform(0.75, 1.33)
         w, h = side, side * aspect
         x0, y0 = rng.uniform(-0.1 * w, width - 0.9 * w), rng.uniform(-0.1 * h, height - 0.9 * h)
-        draw_shape(image, SHAPES[label - 1], (x0, y0, x0 + w, y0 + h), PALETTE[label - 1], rng, mask=labels, mask_value=label)
+        draw_shape(
+            image,
+            SHAPES[label - 1],
+            (x0, y0, x0 + w, y0 + h),
+            PALETTE[label - 1],
+            rng,
+            mask=labels,
+            mask_value=label,
+        )
     # Void band: pixels whose neighbourhood holds more than one label (object edges, occlusions).
     highest = np.array(labels.filter(ImageFilter.MaxFilter(BORDER)))
     lowest = np.array(labels.filter(ImageFilter.MinFilter(BORDER)))

@@ -52,19 +52,36 @@ class SegmentationTask(Task):
 
     def add_model_arguments(self, parser: argparse.ArgumentParser) -> None:
         add = parser.add_argument
-        add("--aspp", action=argparse.BooleanOptionalAction, default=None,
-            help="DeepLabv3's ASPP (rates 6/12/18 at output stride 16); default off, the paper's on-device head")
-        add("--feature", choices=FEATURES, default=None,
+        add(
+            "--aspp",
+            action=argparse.BooleanOptionalAction,
+            default=None,
+            help="DeepLabv3's ASPP (rates 6/12/18 at output stride 16); default off, the paper's on-device head",
+        )
+        add(
+            "--feature",
+            choices=FEATURES,
+            default=None,
             help="head input: body = the backbone's segmentation tap (MobileNetV2: the 320-channel V2* map, "
-                 "default); last = the last map (MobileNetV2: 1280 channels)")
-        add("--eval-scales", default=None,
-            help="comma-separated inference scales, e.g. 0.5,0.75,1.0,1.25,1.5,1.75 (with --eval-flip: the paper's MF)")
+            "default); last = the last map (MobileNetV2: 1280 channels)",
+        )
+        add(
+            "--eval-scales",
+            default=None,
+            help="comma-separated inference scales, e.g. 0.5,0.75,1.0,1.25,1.5,1.75 (with --eval-flip: the paper's MF)",
+        )
         add("--eval-flip", action=argparse.BooleanOptionalAction, default=None,
             help="also average left-right flipped inputs at evaluation")  # fmt: skip
 
     def defaults(self) -> Config:
         # The paper's on-device pick (V2 paper, Table 7): V2*, output stride 16, no ASPP, single scale.
-        return {"output_stride": 16, "aspp": False, "feature": "body", "eval_scales": "1.0", "eval_flip": False}
+        return {
+            "output_stride": 16,
+            "aspp": False,
+            "feature": "body",
+            "eval_scales": "1.0",
+            "eval_flip": False,
+        }
 
     def build_model(self, cfg: Config) -> nn.Module:
         options = segmentation_options(cfg)
@@ -94,13 +111,18 @@ class SegmentationTask(Task):
         if options.eval_scales != (1.0,) or options.eval_flip:
             size = int(cfg["resolution"])
             total = sum(
-                count_madds(model, torch.zeros(1, 3, round(size * s), round(size * s))) for s in options.eval_scales
+                count_madds(model, torch.zeros(1, 3, round(size * s), round(size * s)))
+                for s in options.eval_scales
             )
             result["madds_eval"] = total * (2 if options.eval_flip else 1)
         default_shape = cfg.get("width") in (None, 1.0) and cfg.get("expansion") in (None, 6.0)
         row = table7_row(cfg["backbone"], options.feature, spec.stride, options.aspp)
         if row and default_shape and cfg["resolution"] == 513 and cfg["num_classes"] == 21:
-            result.update(paper_params=round(row.params_m * 1e6), paper_madds=round(row.madds_b * 1e9), paper_miou=row.miou)
+            result.update(
+                paper_params=round(row.params_m * 1e6),
+                paper_madds=round(row.madds_b * 1e9),
+                paper_miou=row.miou,
+            )
         return result
 
     def build_datamodule(self, cfg: Config) -> BenchDataModule:
@@ -156,7 +178,9 @@ class SegmentationTask(Task):
         return {"miou": scores["miou"], "pixel_acc": scores["pixel_acc"], "images": seen}
 
     @torch.no_grad()
-    def predict(self, checkpoint: str, images: list[str], out_dir: str, args: argparse.Namespace) -> list[str]:
+    def predict(
+        self, checkpoint: str, images: list[str], out_dir: str, args: argparse.Namespace
+    ) -> list[str]:
         """Write each image with its predicted classes painted in VOC colours (``<stem>_seg.png``)
         and the class-index mask as a VOC palette PNG (``<stem>_mask.png``)."""
         from tasks.base import load_checkpoint
@@ -166,7 +190,9 @@ class SegmentationTask(Task):
 
         cfg, model = load_checkpoint(checkpoint, self)
         # Evaluation flags given to predict override the ones the run used.
-        given = {k: getattr(args, k) for k in ("eval_scales", "eval_flip") if getattr(args, k, None) is not None}
+        given = {
+            k: getattr(args, k) for k in ("eval_scales", "eval_flip") if getattr(args, k, None) is not None
+        }
         options = segmentation_options({**cfg, **given})
         names = list(cfg.get("class_names") or [])
         transform = eval_transform()

@@ -46,7 +46,9 @@ def find_voc_root(root: Path) -> Path:
             return candidate
     if not root.is_dir():
         raise UserError(f"--data: {root} does not exist or is not a folder")
-    raise UserError(f"--data: {root / 'VOCdevkit' / 'VOC2012' / 'JPEGImages'} does not exist (expected the VOC 2012 layout)")
+    raise UserError(
+        f"--data: {root / 'VOCdevkit' / 'VOC2012' / 'JPEGImages'} does not exist (expected the VOC 2012 layout)"
+    )
 
 
 def read_split(path: Path) -> list[str]:
@@ -75,14 +77,18 @@ def load_mask(path: Path) -> np.ndarray:
     try:
         with Image.open(path) as mask:
             if mask.mode in ("RGB", "RGBA"):
-                raise UserError(f"{path}: mask is an {mask.mode} colour image; expected class indices (palette or grayscale PNG)")
+                raise UserError(
+                    f"{path}: mask is an {mask.mode} colour image; expected class indices (palette or grayscale PNG)"
+                )
             return np.array(mask)
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
         reason = str(error).splitlines()[0] if str(error) else type(error).__name__
         raise UserError(f"{path}: unreadable mask ({reason})") from None
 
 
-def check_mask(mask: np.ndarray, image: np.ndarray, mask_path: Path, image_path: Path, num_classes: int) -> None:
+def check_mask(
+    mask: np.ndarray, image: np.ndarray, mask_path: Path, image_path: Path, num_classes: int
+) -> None:
     if mask.shape[:2] != image.shape[:2]:
         raise UserError(
             f"{mask_path}: mask is {mask.shape[1]}x{mask.shape[0]} but its image {image_path.name} is "
@@ -92,14 +98,20 @@ def check_mask(mask: np.ndarray, image: np.ndarray, mask_path: Path, image_path:
     bad = values[(values >= num_classes) & (values != VOID)]
     if bad.size:
         shown = ", ".join(str(int(v)) for v in bad[:5])
-        raise UserError(f"{mask_path}: mask holds value(s) {shown} outside the {num_classes} classes and {VOID} (void)")
+        raise UserError(
+            f"{mask_path}: mask holds value(s) {shown} outside the {num_classes} classes and {VOID} (void)"
+        )
 
 
 class VocSegmentation(Dataset):
     """Image/mask pairs; with ``on_bad_sample="skip"`` a bad pair is ``None`` (dropped by the collate)."""
 
     def __init__(
-        self, samples: list[tuple[Path, Path]], transform: A.Compose, num_classes: int, on_bad_sample: str = "error"
+        self,
+        samples: list[tuple[Path, Path]],
+        transform: A.Compose,
+        num_classes: int,
+        on_bad_sample: str = "error",
     ) -> None:
         self.samples = samples
         self.transform = transform
@@ -135,7 +147,14 @@ def train_transform(crop: int) -> A.Compose:
     return A.Compose(
         [
             A.RandomScale(scale_limit=(-0.5, 1.0), p=1.0),  # factor 1 + U(-0.5, 1.0)
-            A.PadIfNeeded(crop, crop, position="top_left", border_mode=cv2.BORDER_CONSTANT, fill=MEAN_PIXEL, fill_mask=VOID),
+            A.PadIfNeeded(
+                crop,
+                crop,
+                position="top_left",
+                border_mode=cv2.BORDER_CONSTANT,
+                fill=MEAN_PIXEL,
+                fill_mask=VOID,
+            ),
             A.RandomCrop(crop, crop),
             A.HorizontalFlip(),
             A.Normalize(IMAGENET_MEAN, IMAGENET_STD),
@@ -239,10 +258,16 @@ class VocDataModule(BenchDataModule):
         if not train_ids:
             raise UserError(f"--data: {voc / self.train_list} holds only validation images")
         self.train_set = VocSegmentation(
-            sample_paths(voc, train_ids, mask_folder), train_transform(self.resolution), self.num_classes, self.on_bad_sample
+            sample_paths(voc, train_ids, mask_folder),
+            train_transform(self.resolution),
+            self.num_classes,
+            self.on_bad_sample,
         )
         self.val_set = VocSegmentation(
-            sample_paths(voc, val_ids, "SegmentationClass"), eval_transform(), self.num_classes, self.on_bad_sample
+            sample_paths(voc, val_ids, "SegmentationClass"),
+            eval_transform(),
+            self.num_classes,
+            self.on_bad_sample,
         )
 
     def _train_split(self, voc: Path) -> tuple[list[str], str, str]:
