@@ -155,6 +155,20 @@ def test_bad_input_is_one_clear_line(coco: Path, breakage: str, message: str, ca
     assert message in err and "Traceback" not in err
 
 
+@pytest.mark.parametrize(
+    "flags, flag",
+    [(["--nms-iou", "1.5"], "--nms-iou"), (["--score-threshold", "-0.1"], "--score-threshold"),
+     (["--max-detections", "0"], "--max-detections"), (["--head", "yolo"], "--head")],
+)
+def test_nonsense_detection_flags(coco: Path, flags: list[str], flag: str, capsys) -> None:
+    try:
+        code = main(["run", "--task", "detection", "--data", str(coco), *TINY, *flags, "--output", str(coco / "out")])
+    except SystemExit as exit:  # argparse rejects values outside ``choices`` itself
+        code = exit.code
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1 and flag in err, err
+
+
 def test_missing_image_is_skipped_with_a_count_when_asked(coco: Path) -> None:
     (coco / "train2017" / "000000000017.jpg").unlink()
     with pytest.warns(UserWarning, match="skipped 1 image"):
@@ -187,8 +201,13 @@ def test_image_whose_size_disagrees_with_its_annotation(coco: Path) -> None:
 def test_cli_run_writes_a_record_and_predict_draws_boxes(coco: Path, tmp_path: Path, capsys) -> None:
     out = tmp_path / "run"
     code = main(["run", "--task", "detection", "--backbone", "mnv2", "--width", "0.35", "--data", str(coco), *TINY,
-                 "--max-steps", "2", "--output", str(out)])
+                 "--max-steps", "2", "--logger", "wandb", "--output", str(out)])
     assert code == 0, capsys.readouterr().err
+    # W&B (offline in tests) got validation pictures with predicted and true boxes.
+    boxes = list(out.glob("wandb/offline-run-*/files/media/metadata/boxes2D/val/examples_*.boxes2D.json"))
+    groups = [json.loads(path.read_text()) for path in boxes]
+    assert len(groups) >= 2 and all(g["class_labels"] == {"0": "bicycle", "1": "airplane", "2": "boat"} for g in groups)
+    assert any(box["box_caption"] == "boat" for g in groups for box in g["box_data"])  # a true box, no score
     record = json.loads((out / "result.json").read_text())
     assert record["task"] == "detection" and record["num_classes"] == 3 and record["steps"] == 2
     for key in ("map", "map_50", "map_75", "map_small", "map_medium", "map_large", "mar_100"):

@@ -229,8 +229,10 @@ class SSDRandomCrop(BaseCrop):
 
     def get_params_dependent_on_data(self, params: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
         height, width = params["shape"][:2]
-        bboxes = np.asarray(data.get("bboxes", np.zeros((0, 4))), dtype=np.float64).reshape(-1, data_columns(data))
-        boxes = bboxes[:, :4] * np.array([width, height, width, height])
+        # Albumentations hands boxes over normalised, label columns appended.
+        bboxes = data.get("bboxes")
+        boxes = np.zeros((0, 4)) if bboxes is None or len(bboxes) == 0 else np.asarray(bboxes)[:, :4]
+        boxes = boxes * np.array([width, height, width, height])
         whole = {"crop_coords": (0, 0, width, height), "keep": np.ones(len(boxes), dtype=bool)}
         for _ in range(10):
             min_iou = self.py_random.choice(self.MIN_IOUS)
@@ -264,11 +266,6 @@ class SSDRandomCrop(BaseCrop):
         if keep is not None and len(keep) == len(bboxes):
             bboxes = bboxes[keep]
         return fcrops.crop_bboxes_by_coords(bboxes, crop_coords, params["shape"][:2])
-
-
-def data_columns(data: dict[str, Any]) -> int:
-    bboxes = data.get("bboxes")
-    return bboxes.shape[1] if isinstance(bboxes, np.ndarray) and bboxes.ndim == 2 and bboxes.shape[1] >= 4 else 4
 
 
 def train_transform(resolution: int) -> A.Compose:

@@ -43,11 +43,7 @@ def coco_stats(ground_truth: Any, detections: np.ndarray, image_ids: list[int] |
     from faster_coco_eval import COCO, COCOeval_faster
 
     gt = ground_truth if isinstance(ground_truth, COCO) else COCO(copy.deepcopy(ground_truth), print_function=_quiet)
-    rows = [
-        {"image_id": int(r[0]), "bbox": [float(v) for v in r[1:5]], "score": float(r[5]), "category_id": int(r[6])}
-        for r in np.asarray(detections, dtype=np.float64).reshape(-1, 7)
-    ]
-    dt = gt.loadRes(rows)
+    dt = results_as_coco(gt, detections)
     evaluator = COCOeval_faster(gt, dt, iouType="bbox", print_function=_quiet)
     if image_ids is not None:
         evaluator.params.imgIds = sorted({int(i) for i in image_ids})
@@ -55,6 +51,27 @@ def coco_stats(ground_truth: Any, detections: np.ndarray, image_ids: list[int] |
     evaluator.accumulate()
     evaluator.summarize()
     return np.asarray(evaluator.stats[: len(COCO_METRICS)], dtype=np.float64)
+
+
+def results_as_coco(gt: Any, detections: np.ndarray) -> Any:
+    """The result set ``COCO.loadRes`` would build for bbox results (area = w * h, iscrowd 0, ids
+    from 1), minus the box-shaped segmentation polygons it adds, which bbox evaluation never reads
+    and which cost as much time as the evaluation itself."""
+    from faster_coco_eval import COCO
+
+    rows = np.asarray(detections, dtype=np.float64).reshape(-1, 7).tolist()
+    annotations = [
+        {"id": i, "image_id": int(r[0]), "bbox": r[1:5], "area": r[3] * r[4], "score": r[5],
+         "category_id": int(r[6]), "iscrowd": 0}
+        for i, r in enumerate(rows, start=1)
+    ]
+    unknown = {a["image_id"] for a in annotations} - set(gt.imgs)
+    if unknown:
+        raise ValueError(f"detections for image ids absent from the ground truth: {sorted(unknown)[:5]}")
+    dt = COCO(print_function=_quiet)
+    dt.dataset = {"images": gt.dataset["images"], "categories": gt.dataset["categories"], "annotations": annotations}
+    dt.createIndex()
+    return dt
 
 
 def to_percent(stats: np.ndarray) -> dict[str, float]:
@@ -118,6 +135,6 @@ class CocoEvaluator:
         per_image = self.gathered()
         if not per_image:
             return {**{name: 0.0 for name in COCO_METRICS}, "images": 0}
-        rows = np.concatenate(list(per_image.values())) if per_image else np.zeros((0, 7))
+        rows = np.concatenate(list(per_image.values()))
         stats = coco_stats(self.gt, rows, image_ids=list(per_image))
         return {**to_percent(stats), "images": len(per_image)}

@@ -15,7 +15,7 @@ import numpy as np
 
 from tasks.synthetic import PALETTE, SHAPES, background, draw_shape, generate_once
 
-VERSION = 2
+VERSION = 3
 CATEGORIES = [(1, "circle"), (3, "square"), (7, "triangle"), (8, "star"), (12, "cross")]
 SPLITS = {"train": 640, "val": 128}
 WIDTHS, HEIGHTS = (160, 240), (128, 200)  # image sizes vary within these ranges
@@ -42,8 +42,9 @@ def _write(root: Path) -> None:
             n_objects = 0 if rng.random() < EMPTY_FRACTION else int(rng.integers(1, MAX_OBJECTS + 1))
             for _ in range(n_objects):
                 category = int(rng.integers(len(CATEGORIES)))
-                # Log-uniform size: from small objects (~10 px) to ones filling most of the frame.
-                side = float(np.exp(rng.uniform(np.log(10), np.log(0.8 * min(width, height)))))
+                # Log-uniform size: from small objects (16 px, under COCO's 32^2 "small" area) to ones filling
+                # most of the frame; about a third of the objects are small.
+                side = float(np.exp(rng.uniform(np.log(16), np.log(0.8 * min(width, height)))))
                 aspect = rng.uniform(0.75, 1.33)
                 w, h = side * aspect, side / aspect
                 x0, y0 = rng.uniform(-0.1 * w, width - 0.9 * w), rng.uniform(-0.1 * h, height - 0.9 * h)

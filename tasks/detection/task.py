@@ -98,6 +98,8 @@ class DetectionTask(Task):
     def build_datamodule(self, cfg: Config) -> BenchDataModule:
         from tasks.detection.coco import CocoDataModule
 
+        check_postprocess_options(cfg)  # before any data is read or generated
+
         return CocoDataModule.from_config(cfg)
 
     def build_module(self, cfg: Config, model: nn.Module) -> BenchModule:
@@ -167,6 +169,7 @@ class DetectionTask(Task):
 
 
 def check_postprocess_options(cfg: Config) -> None:
+    """The detection flags, as one-line errors."""
     score = cfg.get("score_threshold", SCORE_THRESHOLD)
     if score is not None and not 0 <= score < 1:
         raise UserError(f"--score-threshold must be in [0, 1), got {score}")
