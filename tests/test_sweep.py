@@ -190,3 +190,39 @@ def test_sweep_cli_dry_run_and_bad_flags(capsys) -> None:
         err
         == "bench sweep: error: --tier full trains on real data: give --data classification=ROOT (or narrow --tasks)"
     )
+
+
+def test_ci_workflow_runs_ci_script_sweep_and_leaderboard(capsys) -> None:
+    """The GitHub workflow calls .ci/run, and its bench commands are valid (checked with --dry-run)."""
+    import shlex
+
+    import yaml
+
+    from benchmark.records import REPO_ROOT
+
+    workflow = yaml.safe_load((REPO_ROOT / ".github" / "workflows" / "ci.yml").read_text())
+    steps = next(iter(workflow["jobs"].values()))["steps"]
+    commands = [
+        line.strip() for step in steps for line in str(step.get("run", "")).splitlines() if line.strip()
+    ]
+    assert "bash .ci/run" in commands
+    bench = [shlex.split(c)[1:] for c in commands if c.startswith(".venv/bin/bench ")]
+    assert [argv[0] for argv in bench] == ["sweep", "leaderboard"]
+    assert main([*bench[0], "--dry-run", "--stages", "run,latency"]) == 0
+    assert any(
+        "upload-artifact" in str(step.get("uses")) and step["with"]["path"] == "leaderboards/"
+        for step in steps
+    )
+
+
+def test_documented_full_tier_command_plans(capsys) -> None:
+    """The full-tier command of leaderboards/README.md expands to the papers' matrix."""
+    argv = ["sweep", "--tier", "full", "--data", "classification=/data/imagenet", "--data", "detection=/data/coco",
+            "--data", "segmentation=/data/voc", "--stages", "run", "--dry-run"]  # fmt: skip
+    from benchmark.leaderboard import SWEEP_HELP
+
+    assert " ".join(argv[:-3]).replace("sweep ", "bench sweep ") in " ".join(SWEEP_HELP.split())
+    assert main(argv) == 0
+    runs = [line for line in capsys.readouterr().out.splitlines() if " run " in line]
+    assert sum("--task classification --backbone mnv2 " in line for line in runs) == 6 * 5
+    assert all("--data /data/" in line for line in runs)
