@@ -108,32 +108,34 @@ class DeepLabV3(nn.Module):
 
 @dataclass(frozen=True)
 class Table7Row:
-    """One single-scale row of the V2 paper's Table 7 (PASCAL VOC 2012 val, 513x513 inputs)."""
+    """One row of the V2 paper's Table 7 (PASCAL VOC 2012 val, 513x513 inputs)."""
 
     backbone: str
-    feature: str  # "body": the second-last map (V2*); "last": the backbone's last map
+    feature: str  # "body": the backbone's segmentation tap (V2*: the 320-channel map)
     output_stride: int
     aspp: bool
+    mf: bool  # multi-scale (0.5 to 1.75) and flipped inputs; MAdds then count all of them
     miou: float
     params_m: float
     madds_b: float
 
 
-# V2 paper, Table 7: the rows without multi-scale/flip (their MAdds are for one 513x513 input).
+# V2 paper, Table 7 (the ResNet-101 rows have no backbone here).
 TABLE7 = (
-    Table7Row("mnv1", "body", 16, True, 75.29, 11.15, 14.25),
-    Table7Row("mnv2", "body", 16, True, 75.70, 4.52, 5.8),
-    Table7Row("mnv2", "body", 16, False, 75.32, 2.11, 2.75),
+    Table7Row("mnv1", "body", 16, True, False, 75.29, 11.15, 14.25),
+    Table7Row("mnv1", "body", 8, True, True, 78.56, 11.15, 941.9),
+    Table7Row("mnv2", "body", 16, True, False, 75.70, 4.52, 5.8),
+    Table7Row("mnv2", "body", 8, True, True, 78.42, 4.52, 387.0),
+    Table7Row("mnv2", "body", 16, False, False, 75.32, 2.11, 2.75),
+    Table7Row("mnv2", "body", 8, False, True, 77.33, 2.11, 152.6),
 )
 
 
-def table7_row(backbone: str, feature: str, output_stride: int, aspp: bool) -> Table7Row | None:
+def table7_row(
+    backbone: str, feature: str, output_stride: int, aspp: bool, mf: bool = False
+) -> Table7Row | None:
+    key = (backbone, feature, output_stride, aspp, mf)
     for row in TABLE7:
-        if (row.backbone, row.feature, row.output_stride, row.aspp) == (
-            backbone,
-            feature,
-            output_stride,
-            aspp,
-        ):
+        if (row.backbone, row.feature, row.output_stride, row.aspp, row.mf) == key:
             return row
     return None

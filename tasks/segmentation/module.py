@@ -57,7 +57,9 @@ class SegmentationModule(BenchModule):
         )
 
     def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor | None:
-        if batch is None:
+        # BatchNorm after image pooling sees one value per channel and image: it cannot train on one
+        # image (a batch shrunk by skipped bad samples); skip that step.
+        if batch is None or len(batch[0]) < 2:
             return None
         images, masks = batch
         loss = F.cross_entropy(self.model(images), masks, ignore_index=VOID)
