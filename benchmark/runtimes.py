@@ -39,6 +39,8 @@ class Prepared:
     # Duration of one call in seconds; None: wall clock.
     timer: Callable[[Callable[[], Any]], float] | None = None
     details: dict[str, Any] = field(default_factory=dict)
+    # Objects the callables need alive (ExecuTorch reads its program buffer in place).
+    keep_alive: Any = None
 
     def __call__(self, x: torch.Tensor) -> Any:
         return self.forward(x)
@@ -440,7 +442,11 @@ class ExecuTorchRuntime(Runtime):
             exported = torch.export.export(flat, (example,))
             program = to_edge_transform_and_lower(exported, partitioner=[XnnpackPartitioner()]).to_executorch()
         _unsafe_reset_threadpool(threads)
-        method = EtRuntime.get().load_program(program.buffer).load_method("forward")
+        # The loaded program reads this buffer in place: it must stay alive as long as the method
+        # (a temporary ``program.buffer`` is freed at once and the runtime then crashes).
+        buffer = program.buffer
+        loaded = EtRuntime.get().load_program(buffer)
+        method = loaded.load_method("forward")
 
         def forward(x: torch.Tensor) -> Any:
             return pytree.tree_unflatten([t.clone() for t in method.execute([x.contiguous()])], spec)
@@ -449,8 +455,8 @@ class ExecuTorchRuntime(Runtime):
             x = x.contiguous()
             return lambda: method.execute([x])
 
-        details = {"program_bytes": len(program.buffer), "delegate": "XnnpackPartitioner", "threadpool": threads}
-        return Prepared(forward, bind, static_batch=example.shape[0], details=details)
+        details = {"program_bytes": len(buffer), "delegate": "XnnpackPartitioner", "threadpool": threads}
+        return Prepared(forward, bind, static_batch=example.shape[0], details=details, keep_alive=(buffer, loaded))
 
 
 RUNTIMES: dict[str, Runtime] = {
