@@ -16,7 +16,7 @@ $(BIN)/bench: pyproject.toml
 setup: $(BIN)/bench
 
 demo: setup
-	$(BIN)/bench run --task classification --backbone mnv2
+	$(BIN)/bench run --task detection --backbone mnv2
 
 test: setup
 	$(BIN)/python -m pytest -x -q -p no:cacheprovider tests
