@@ -11,6 +11,7 @@ import torch
 from PIL import Image
 
 from benchmark.cli import main
+from benchmark.errors import UserError
 from tasks.segmentation.drawing import palette_image
 from tasks.segmentation.voc import VocDataModule
 
@@ -93,11 +94,14 @@ def test_training_crops_pad_with_the_mean_pixel_and_void(voc_root: Path) -> None
     images, masks = next(iter(dm.train_dataloader()))
     assert images.shape == (2, 3, 96, 96) and masks.shape == (2, 96, 96) and masks.dtype == torch.long
     assert set(torch.unique(masks).tolist()) <= set(range(21)) | {255}
-    # Padding goes bottom/right (TF DeepLab pads at offset 0): the last row and column are padding,
-    # void in the mask and the ImageNet mean pixel in the image, which normalises to ~0.
-    assert (masks[:, -1, :] == 255).all() and (masks[:, :, -1] == 255).all()
-    assert images[:, :, -1, :].abs().max() < 0.01 and images[:, :, :, -1].abs().max() < 0.01
-    assert images[:, :, :8, :8].abs().max() > 0.1  # the image itself is not flat
+    # Padding goes bottom/right (TF DeepLab pads at offset 0; the flip may then move it left): the
+    # last row and one outer column are padding, void in the mask and the ImageNet mean pixel in
+    # the image, which normalises to ~0.
+    assert (masks[:, -1, :] == 255).all() and images[:, :, -1, :].abs().max() < 0.01
+    for image, mask in zip(images, masks, strict=True):
+        column = -1 if (mask[:, -1] == 255).all() else 0
+        assert (mask[:, column] == 255).all() and image[:, :, column].abs().max() < 0.01
+    assert images.abs().amax((1, 2, 3)).min() > 0.1  # the images themselves are not flat
 
 
 def test_sbd_augmented_list_is_used_when_present(voc_root: Path) -> None:
@@ -144,34 +148,32 @@ def break_dataset(root: Path, breakage: str) -> str:
     return target.name
 
 
-@pytest.mark.parametrize(
-    "breakage, message",
-    [
-        ("missing_split", "split list"),
-        ("missing_image", "does not exist"),
-        ("mask_size", "mask is 9x7 but its image"),
-        ("mask_values", "value(s) 40 outside the 21 classes and 255"),
-        ("rgb_mask", "colour image"),
-    ],
-)
-def test_bad_inputs_are_one_line_errors_naming_the_file(
-    voc_root: Path, breakage: str, message: str, capsys
-) -> None:
+BREAKAGES = [
+    ("missing_split", "split list"),
+    ("missing_image", "does not exist"),
+    ("mask_size", "mask is 9x7 but its image"),
+    ("mask_values", "value(s) 40 outside the 21 classes and 255"),
+    ("rgb_mask", "colour image"),
+]
+
+
+@pytest.mark.parametrize("breakage, message", BREAKAGES)
+def test_bad_inputs_are_user_errors_naming_the_file(voc_root: Path, breakage: str, message: str) -> None:
     name = break_dataset(voc_root, breakage)
-    code = main(
-        [
-            "run",
-            "--task",
-            "segmentation",
-            "--data",
-            str(voc_root),
-            *TINY,
-            "--max-steps",
-            "4",
-            "--output",
-            str(voc_root / "out"),
-        ]
-    )
+    dm = VocDataModule(str(voc_root), resolution=32, batch_size=2, num_workers=0)
+    with pytest.raises(UserError) as error:
+        dm.setup("fit")
+        for index in range(len(dm.train_set)):
+            dm.train_set[index]
+    assert message in str(error.value) and name in str(error.value) and "\n" not in str(error.value)
+
+
+# Through the CLI: one error found while listing the data, one inside the DataLoader during training.
+@pytest.mark.parametrize("breakage, message", [BREAKAGES[1], BREAKAGES[3]])
+def test_bad_inputs_exit_2_with_one_line(voc_root: Path, breakage: str, message: str, capsys) -> None:
+    name = break_dataset(voc_root, breakage)
+    args = ["run", "--task", "segmentation", "--data", str(voc_root), *TINY, "--max-steps", "4"]
+    code = main([*args, "--output", str(voc_root / "out")])
     err = capsys.readouterr().err.strip()
     assert code == 2, err
     assert len(err.splitlines()) == 1 and message in err and name in err, err
