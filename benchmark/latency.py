@@ -430,16 +430,24 @@ def load_task_images(task: Any, cfg: dict[str, Any], batch_size: int) -> TaskIma
         return TaskImages(noise, f"uniform noise (no validation data: {type(error).__name__})")
 
 
-def calibration_batches(images: TaskImages, count: int, avoid: int, batch: int = 8) -> tuple[list[torch.Tensor], dict[str, Any]]:
-    """``count`` validation images taken from the end of the split, so they stay clear of the
-    first ``avoid`` images the accuracy gate evaluates whenever the split is large enough."""
+def calibration_batches(images: TaskImages, count: int, gate_images: int, batch: int = 8) -> tuple[list[torch.Tensor], dict[str, Any]]:
+    """``count`` validation images spread evenly over the split.
+
+    Evenly spaced, not the first or last ones: splits are often sorted by class (ImageFolder), and
+    ranges calibrated on a few classes clip the others' activations (the logits above all).
+    """
     total = len(images)
     if total == 0 or count <= 0:
         return ([images.example] if count > 0 else []), {"images": images.example.shape[0], "source": images.description}
     count = min(count, total)
-    indices = list(range(total - count, total))
+    step = total / count
+    indices = [int(step * i + step / 2) for i in range(count)]
     batches = [b for b in (images.images(indices[i : i + batch]) for i in range(0, count, batch)) if b is not None]
-    info = {"images": count, "source": "validation split, last images", "disjoint_from_gate": total - count >= avoid}
+    info = {
+        "images": count,
+        "source": f"validation split, every {step:.1f}th image",
+        "overlaps_gate": indices[0] < gate_images,
+    }
     return batches, info
 
 

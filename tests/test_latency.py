@@ -249,7 +249,7 @@ def test_cpu_runtimes_measure_and_pass_the_gate(synthetic_classification, tmp_pa
     assert onnx["batchnorm_nodes_left"] == 0 and onnx["providers"] == ["CPUExecutionProvider"]
     int8 = by_name["onnxruntime-int8"]
     assert int8.precision == "int8" and int8.details["quantize_nodes"] > 10
-    assert int8.details["calibration"]["images"] == 8 and int8.details["calibration"]["disjoint_from_gate"]
+    assert int8.details["calibration"]["images"] == 8 and int8.details["calibration"]["overlaps_gate"]
     assert by_name["eager-cl"].layout.startswith("NHWC")
     # records round-trip through the file format the leaderboard reads
     path = write_json_atomic(tmp_path / "r.json", int8.to_json())
