@@ -10,7 +10,6 @@ detections that are near-misses, duplicates, wrong-class hits and background noi
 from __future__ import annotations
 
 import argparse
-import copy
 import time
 from typing import Any
 
@@ -77,7 +76,8 @@ def pycocotools_stats(ground_truth: dict[str, Any], detections: np.ndarray) -> n
 
     with contextlib.redirect_stdout(io.StringIO()):
         gt = COCO()
-        gt.dataset = copy.deepcopy(ground_truth)
+        # The same one-level copy as ours (COCOeval marks the annotations it reads).
+        gt.dataset = dict(ground_truth, annotations=[dict(a) for a in ground_truth["annotations"]])
         gt.createIndex()
         dt = gt.loadRes(np.asarray(detections, dtype=np.float64))
         evaluator = COCOeval(gt, dt, iouType="bbox")
