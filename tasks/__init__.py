@@ -29,4 +29,5 @@ from tasks.detection.task import DetectionTask  # noqa: E402
 register_task(ClassificationTask())
 register_task(DetectionTask())
 from tasks.segmentation.task import SegmentationTask  # noqa: E402
+
 register_task(SegmentationTask())
