@@ -142,6 +142,13 @@ def translate_runtime_errors(cfg: dict[str, Any]):
                 f"lower --num-workers (now {cfg['num_workers']}) or --batch-size"
             ) from None
         raise
+    except ValueError as error:
+        if "Expected more than 1 value per channel when training" in str(error):
+            raise UserError(
+                f"--batch-size {cfg['batch_size']}: batch norm needs at least 2 images per device in training "
+                "(the smallest feature maps are 1x1); use --batch-size 2 or more"
+            ) from None
+        raise
 
 
 def run(cfg: dict[str, Any]) -> dict[str, Any]:

@@ -16,7 +16,9 @@ def print_summary(record: dict[str, Any]) -> None:
     table.add_column("value", justify="right")
     table.add_row("data", str(source))
     for key, value in record["metrics"].items():
-        if isinstance(value, (int, float)):
+        if isinstance(value, int):
+            table.add_row(key, str(value))
+        elif isinstance(value, float):
             table.add_row(key, f"{value:.2f}")
     table.add_row("params", f"{record['params'] / 1e6:.2f}M")
     table.add_row("MAdds", f"{record['madds'] / 1e6:.1f}M")
