@@ -7,6 +7,7 @@ Regenerate the golden files after an intended change of the generator:
 from __future__ import annotations
 
 import json
+import re
 import os
 import shutil
 from pathlib import Path
@@ -271,13 +272,15 @@ def test_committed_counts_match_a_fresh_count(tmp_path: Path) -> None:
         assert changed and load_records(tmp_path)[0]["key"] == model.key
 
 
-def test_wandb_logs_each_table_offline(tmp_path: Path, monkeypatch) -> None:
+def test_wandb_logs_each_table_offline(tmp_path: Path, monkeypatch, capsys) -> None:
     monkeypatch.setenv("WANDB_MODE", "offline")
     monkeypatch.setenv("WANDB_DIR", str(tmp_path))
     monkeypatch.setenv("WANDB_SILENT", "true")
     assert _leaderboard(tmp_path, RECORDS, "--wandb") == 0
-    logged = sorted(p.name.split("_", 1)[0] for p in tmp_path.rglob("media/table/leaderboard/*.table.json"))
-    assert len(list(tmp_path.rglob("media/table/leaderboard/*.table.json"))) == 8, logged
-    table = next(tmp_path.rglob("media/table/leaderboard/classification_reported_*.table.json"))
+    # The run's own folder, as printed: W&B keeps the directory of the first run in this process.
+    folder = Path(re.search(r"W&B: logged 8 tables \((.+)\)", capsys.readouterr().out).group(1))
+    tables = sorted(folder.rglob("media/table/leaderboard/*.table.json"))
+    assert len(tables) == 8, [p.name for p in tables]
+    table = next(folder.rglob("media/table/leaderboard/classification_reported_*.table.json"))
     data = json.loads(table.read_text())
     assert "model" in data["columns"] and any("72.0" in row for row in data["data"])
