@@ -13,7 +13,7 @@ from typing import Any
 import lightning as L
 import torch
 import yaml
-from lightning.pytorch.callbacks import ModelCheckpoint, OnExceptionCheckpoint
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint, OnExceptionCheckpoint
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from benchmark.errors import UserError
@@ -151,6 +151,16 @@ def translate_runtime_errors(cfg: dict[str, Any]):
         raise
 
 
+class ResumePoint(Callback):
+    """The optimizer step training started from (0, or the restored checkpoint's), for the record."""
+
+    def __init__(self) -> None:
+        self.step = 0
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.step = trainer.global_step
+
+
 def run(cfg: dict[str, Any]) -> dict[str, Any]:
     """Train, validate, write ``<output>/result.json``; return the record."""
     from tasks import get_task
@@ -166,7 +176,9 @@ def run(cfg: dict[str, Any]) -> dict[str, Any]:
     output.mkdir(parents=True, exist_ok=True)
     logger = make_logger(cfg, output)
     monitor = f"val/{task.monitor}"
+    resume_point = ResumePoint()
     callbacks = [
+        resume_point,
         # Best by the task's metric and ``last.ckpt`` at each validation; ``step.ckpt`` every N steps
         # so a killed run loses little; ``interrupted.ckpt`` when SIGTERM (SLURM pre-emption) or an
         # error stops training at a batch boundary. --resume takes the newest of them.
@@ -227,6 +239,7 @@ def run(cfg: dict[str, Any]) -> dict[str, Any]:
         "profile": profile,
         "config": public_config(cfg),
         "steps": trainer.global_step,
+        "resumed_from_step": resume_point.step if resume_from else None,
         "epochs": trainer.current_epoch,
         "wall_time_s": round(time.perf_counter() - started, 2),
         "environment": environment(str(trainer.strategy.root_device)),
