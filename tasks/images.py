@@ -1,7 +1,10 @@
 """Image files as RGB arrays, whatever real datasets throw at a loader.
 
 ImageNet alone holds grayscale JPEGs, CMYK JPEGs and a PNG named ``.JPEG``; phones write EXIF
-rotation. PIL decodes by content, not extension; ``exif_transpose`` applies the rotation.
+rotation. PIL decodes by content, not extension; ``exif_transpose`` applies the rotation where
+the labels do not depend on pixel positions (classification). COCO boxes and VOC masks are drawn
+on the stored pixels (torchvision's ``CocoDetection`` and ``VOCSegmentation`` read them so), so
+those loaders keep the stored orientation.
 """
 
 from __future__ import annotations
@@ -21,12 +24,13 @@ class BadSampleWarning(UserWarning):
     """A sample skipped because its file is unreadable (``--on-bad-sample skip``)."""
 
 
-def load_rgb(path: str | Path) -> np.ndarray:
+def load_rgb(path: str | Path, exif_rotation: bool = True) -> np.ndarray:
     """Decode ``path`` to an HxWx3 uint8 array; an unreadable file is a UserError naming it."""
     try:
         with Image.open(path) as image:
             image.load()
-            image = ImageOps.exif_transpose(image)
+            if exif_rotation:
+                image = ImageOps.exif_transpose(image)
             if image.mode not in ("RGB", "L", "CMYK", "P", "RGBA", "LA", "YCbCr"):
                 # 16-bit and float images: scale to 8 bits before the RGB conversion.
                 array = np.asarray(image, dtype=np.float64)

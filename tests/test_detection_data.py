@@ -12,7 +12,7 @@ from PIL import Image
 
 from benchmark.cli import main
 from benchmark.errors import UserError
-from tasks.detection.coco import AnnotationWarning, CocoDataModule, load_split, train_transform
+from tasks.detection.coco import AnnotationWarning, CocoDataModule, load_split, read_image, train_transform
 from tasks.detection.evaluation import CocoEvaluator
 from tasks.detection.module import to_original_size
 
@@ -119,6 +119,7 @@ def test_boxes_outside_the_image_are_clipped_and_zero_size_dropped(coco: Path) -
     [
         ("missing_json", "instances_train2017.json does not exist"),
         ("malformed_json", "instances_train2017.json: not valid JSON"),
+        ("empty_json", "instances_train2017.json: not valid JSON"),
         ("not_coco", "instances_train2017.json: not a COCO instances file (no 'annotations' list)"),
         ("missing_image", "file"),
         ("escaping_file_name", "points outside the dataset root"),
@@ -134,6 +135,8 @@ def test_bad_input_is_one_clear_line(coco: Path, breakage: str, message: str, ca
         train_json.unlink()
     elif breakage == "malformed_json":
         train_json.write_text('{"images": [')
+    elif breakage == "empty_json":
+        train_json.write_bytes(b"")
     elif breakage == "not_coco":
         train_json.write_text('{"images": [], "categories": []}')
     elif breakage == "missing_image":
@@ -188,6 +191,36 @@ def test_corrupt_image_names_the_file_or_is_skipped(coco: Path) -> None:
     with pytest.warns(UserWarning, match="skipping bad sample"):
         batch = next(iter(dm.val_dataloader()))
     assert batch["image_ids"].tolist() == [7, 27] and batch["skipped"] == 1
+
+
+@pytest.mark.parametrize("damage", ["truncated", "zero_bytes"])
+def test_damaged_image_names_the_file(coco: Path, damage: str) -> None:
+    bad = coco / "val2017" / "000000000017.jpg"
+    data = bad.read_bytes()
+    bad.write_bytes(data[: len(data) // 2] if damage == "truncated" else b"")
+    dm = CocoDataModule(str(coco), resolution=64, batch_size=3, num_workers=0)
+    dm.setup("validate")
+    with pytest.raises(UserError, match="000000000017.jpg: unreadable image"):
+        next(iter(dm.val_dataloader()))
+
+
+def test_exif_rotation_is_not_applied_boxes_are_on_stored_pixels(coco: Path) -> None:
+    path = coco / "val2017" / "000000000007.jpg"
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90 degrees to display"
+    Image.new("RGB", (80, 60), (200, 10, 10)).save(path, exif=exif)
+    assert read_image(str(path)).shape == (60, 80, 3)
+    dm = CocoDataModule(str(coco), resolution=64, batch_size=3, num_workers=0)
+    dm.setup("validate")
+    batch = next(iter(dm.val_dataloader()))  # the annotation's 80x60 agrees with the stored pixels
+    assert batch["orig_sizes"][0].tolist() == [60, 80]
+
+
+def test_16_bit_png_image_loads_as_8_bit_rgb(tmp_path: Path) -> None:
+    path = tmp_path / "deep.png"
+    Image.fromarray(np.arange(0, 60000, 100, dtype=np.uint16).reshape(20, 30)).save(path)
+    pixels = read_image(str(path))
+    assert pixels.dtype == np.uint8 and pixels.shape == (20, 30, 3) and pixels.min() == 0 and pixels.max() == 255
 
 
 def test_image_whose_size_disagrees_with_its_annotation(coco: Path) -> None:

@@ -179,6 +179,39 @@ def test_bad_inputs_exit_2_with_one_line(voc_root: Path, breakage: str, message:
     assert len(err.splitlines()) == 1 and message in err and name in err, err
 
 
+@pytest.mark.parametrize(
+    "damage, name, message",
+    [
+        ("truncated_mask", "2007_000001.png", "unreadable mask"),
+        ("truncated_image", "2007_000001.jpg", "unreadable image"),
+        ("zero_byte_image", "2007_000001.jpg", "unreadable image"),
+    ],
+)
+def test_damaged_files_name_the_file(voc_root: Path, damage: str, name: str, message: str) -> None:
+    voc = voc_dir(voc_root)
+    path = voc / ("SegmentationClass" if name.endswith(".png") else "JPEGImages") / name
+    data = path.read_bytes()
+    path.write_bytes(b"" if damage == "zero_byte_image" else data[: len(data) // 2])
+    dm = VocDataModule(str(voc_root), resolution=32, batch_size=2, num_workers=0)
+    dm.setup("fit")
+    with pytest.raises(UserError, match=f"{name}: {message}"):
+        dm.train_set[1]
+
+
+def test_exif_rotation_is_not_applied_masks_are_on_stored_pixels(voc_root: Path) -> None:
+    voc = voc_dir(voc_root)
+    path = voc / "JPEGImages" / "2007_000001.jpg"
+    with Image.open(path) as image:
+        pixels = np.array(image)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90 degrees to display": would turn the image against its mask
+    Image.fromarray(pixels).save(path, exif=exif)
+    dm = VocDataModule(str(voc_root), resolution=32, batch_size=2, num_workers=0)
+    dm.setup("fit")
+    image, mask = dm.train_set.load(1)
+    assert image.shape[:2] == mask.shape == pixels.shape[:2]
+
+
 def test_corrupt_image_is_skipped_on_request(voc_root: Path) -> None:
     (voc_dir(voc_root) / "JPEGImages" / "2007_000001.jpg").write_bytes(b"not a jpeg")
     strict = VocDataModule(str(voc_root), resolution=32, batch_size=2, num_workers=0)

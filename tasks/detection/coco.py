@@ -24,12 +24,11 @@ import torch
 from albumentations.augmentations.crops import functional as fcrops
 from albumentations.augmentations.crops.transforms import BaseCrop
 from albumentations.pytorch import ToTensorV2
-from PIL import Image, UnidentifiedImageError
 from torch.utils.data import DataLoader, Dataset
 
 from benchmark.errors import UserError
 from tasks.base import BenchDataModule, Config, eval_sampler
-from tasks.images import BadSampleWarning
+from tasks.images import BadSampleWarning, load_rgb
 
 SPLITS = ("train", "val")
 MEAN = (0.485, 0.456, 0.406)  # ImageNet statistics: the backbones' pretrained weights expect them
@@ -198,17 +197,8 @@ def load_split(root: Path, split: str, on_bad_sample: str = "error") -> CocoSpli
 
 # -- images and augmentation ---------------------------------------------------------------------
 def read_image(path: str) -> np.ndarray:
-    """Decode to RGB without applying EXIF rotation: COCO's boxes are in stored pixel order
-    (torchvision's ``CocoDetection`` reads images the same way)."""
-    try:
-        with Image.open(path) as image:
-            image.load()
-            return np.asarray(image.convert("RGB"))
-    except FileNotFoundError:
-        raise UserError(f"{path}: image file does not exist") from None
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
-        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
-        raise UserError(f"{path}: unreadable image ({reason})") from None
+    """Decoded to RGB in the stored orientation: COCO's boxes are drawn on the stored pixels."""
+    return load_rgb(path, exif_rotation=False)
 
 
 class SSDRandomCrop(BaseCrop):

@@ -124,7 +124,7 @@ class VocSegmentation(Dataset):
     def load(self, index: int) -> tuple[np.ndarray, np.ndarray]:
         """The checked image (HxWx3 uint8) and mask (HxW class indices) before any transform."""
         image_path, mask_path = self.samples[index]
-        image = load_rgb(image_path)
+        image = load_rgb(image_path, exif_rotation=False)  # masks are drawn on the stored pixels
         mask = load_mask(mask_path)
         check_mask(mask, image, mask_path, image_path, self.num_classes)
         return image, mask
