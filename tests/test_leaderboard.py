@@ -7,8 +7,8 @@ Regenerate the golden files after an intended change of the generator:
 from __future__ import annotations
 
 import json
-import re
 import os
+import re
 import shutil
 from pathlib import Path
 
