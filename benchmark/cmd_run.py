@@ -22,7 +22,7 @@ def add_parser(sub, task_name: str) -> None:
     add("--num-workers", type=int, help="DataLoader workers per device")
     add("--lr", type=float, help="initial learning rate")
     add("--optimizer", help="rmsprop (the paper's), sgd (torchvision's), adamw")
-    add("--schedule", help="exponential (x0.98/epoch), step (StepLR(1, 0.98)), cosine, constant")
+    add("--schedule", help="exponential (x0.98/epoch), step (StepLR(1, 0.98)), cosine, poly (DeepLab's, power 0.9), constant")
     add("--weight-decay", type=float)
     add("--warmup-epochs", type=float)
     add("--label-smoothing", type=float)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import functools
 import math
 from abc import ABC, abstractmethod
 from typing import Any
@@ -111,7 +112,25 @@ class BenchDataModule(L.LightningDataModule):
 
 
 OPTIMIZERS = ("rmsprop", "sgd", "adamw")
-SCHEDULES = ("exponential", "step", "cosine", "constant")
+SCHEDULES = ("exponential", "step", "cosine", "poly", "constant")
+
+
+def lr_factor(
+    step: int, schedule: str, *, warmup: int, total: int, steps_per_epoch: int, decay_rate: float = 0.98
+) -> float:
+    """The learning rate at optimizer step ``step`` as a fraction of the initial one."""
+    if warmup and step < warmup:
+        return (step + 1) / warmup
+    progress = min(1.0, (step - warmup) / max(1, total - warmup))
+    if schedule == "cosine":
+        return 0.5 * (1.0 + math.cos(math.pi * progress))
+    if schedule == "poly":  # DeepLab's: (1 - step / total) ** 0.9
+        return (1.0 - progress) ** 0.9
+    if schedule == "exponential":  # smooth per-step decay reaching x0.98 per epoch
+        return decay_rate ** (step / steps_per_epoch)
+    if schedule == "step":  # StepLR(step_size=1 epoch, gamma=0.98)
+        return decay_rate ** (step // steps_per_epoch)
+    return 1.0
 
 
 class BenchModule(L.LightningModule):
@@ -190,20 +209,14 @@ class BenchModule(L.LightningModule):
         steps_per_epoch = max(1, self._steps_per_epoch())
         total = max(1, int(self.trainer.estimated_stepping_batches))
         warmup = int(self.warmup_epochs * steps_per_epoch)
-        decay_rate, schedule = self.lr_decay, self.schedule
-
-        def factor(step: int) -> float:
-            if warmup and step < warmup:
-                return (step + 1) / warmup
-            if schedule == "cosine":
-                progress = min(1.0, (step - warmup) / max(1, total - warmup))
-                return 0.5 * (1.0 + math.cos(math.pi * progress))
-            if schedule == "exponential":  # smooth per-step decay reaching x0.98 per epoch
-                return decay_rate ** (step / steps_per_epoch)
-            if schedule == "step":  # StepLR(step_size=1 epoch, gamma=0.98)
-                return decay_rate ** (step // steps_per_epoch)
-            return 1.0
-
+        factor = functools.partial(
+            lr_factor,
+            schedule=self.schedule,
+            warmup=warmup,
+            total=total,
+            steps_per_epoch=steps_per_epoch,
+            decay_rate=self.lr_decay,
+        )
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
