@@ -11,6 +11,7 @@ import copy
 import functools
 import math
 from abc import ABC, abstractmethod
+from pathlib import Path
 from typing import Any
 
 import lightning as L
@@ -100,7 +101,51 @@ def skip_none_collate(batch: list[Any]) -> Any:
 
 
 class BenchDataModule(L.LightningDataModule):
-    """A datamodule that can say what data it holds (for records and 'synthetic' labels)."""
+    """A datamodule over a dataset root or, with ``root=None``, the task's embedded synthetic set;
+    it can say what data it holds (for records and 'synthetic' labels)."""
+
+    def __init__(
+        self, root: str | None, *, resolution: int, batch_size: int, num_workers: int, on_bad_sample: str = "error"
+    ) -> None:
+        super().__init__()
+        self.root = root
+        self.synthetic = root is None
+        self.resolution = resolution
+        self.batch_size = batch_size
+        self.num_workers = num_workers
+        self.on_bad_sample = on_bad_sample
+        self.num_classes = 0
+
+    @staticmethod
+    def config_kwargs(cfg: Config) -> dict[str, Any]:
+        """The constructor arguments every datamodule takes from a run config."""
+        data = cfg.get("data")
+        return {
+            "root": None if data in (None, "synthetic") else str(data),
+            "resolution": cfg["resolution"],
+            "batch_size": cfg["batch_size"],
+            "num_workers": cfg["num_workers"],
+            "on_bad_sample": cfg.get("on_bad_sample", "error"),
+        }
+
+    @classmethod
+    def from_config(cls, cfg: Config) -> BenchDataModule:
+        return cls(**cls.config_kwargs(cfg))
+
+    def synthetic_root(self) -> Path:
+        """The embedded dataset's folder (generated on first use)."""
+        raise NotImplementedError
+
+    def dataset_root(self) -> Path:
+        if self.synthetic:
+            return self.synthetic_root()
+        root = Path(self.root)
+        if not root.is_dir():
+            raise UserError(f"--data: {root} does not exist or is not a folder")
+        return root
+
+    def prepare_data(self) -> None:
+        self.dataset_root()
 
     def dataset_info(self) -> dict[str, Any]:
         """``{"name", "root", "synthetic", "splits": {split: size}}``; call after ``setup``."""

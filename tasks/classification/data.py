@@ -96,43 +96,25 @@ class ImageNetDataModule(BenchDataModule):
         min_crop_scale: float = 0.08,
         on_bad_sample: str = "error",
     ) -> None:
-        super().__init__()
-        self.root = root
-        self.resolution = resolution
-        self.batch_size = batch_size
-        self.num_workers = num_workers
+        super().__init__(
+            root, resolution=resolution, batch_size=batch_size, num_workers=num_workers, on_bad_sample=on_bad_sample
+        )
         self.color_jitter = color_jitter
         self.min_crop_scale = min_crop_scale
-        self.on_bad_sample = on_bad_sample
-        self.synthetic = root is None
         self.classes: list[str] = []
-        self.num_classes = 0
 
     @classmethod
     def from_config(cls, cfg: Config) -> ImageNetDataModule:
-        data = cfg.get("data")
         return cls(
-            None if data in (None, "synthetic") else data,
-            resolution=cfg["resolution"],
-            batch_size=cfg["batch_size"],
-            num_workers=cfg["num_workers"],
+            **cls.config_kwargs(cfg),
             color_jitter=cfg.get("color_jitter") or 0.0,
             min_crop_scale=cfg.get("min_crop_scale") or 0.08,
-            on_bad_sample=cfg.get("on_bad_sample", "error"),
         )
 
-    def dataset_root(self) -> Path:
-        if self.synthetic:
-            from tasks.classification.synthetic import synthetic_imagefolder
+    def synthetic_root(self) -> Path:
+        from tasks.classification.synthetic import synthetic_imagefolder
 
-            return synthetic_imagefolder()
-        root = Path(self.root)
-        if not root.is_dir():
-            raise UserError(f"--data: {root} does not exist or is not a folder")
-        return root
-
-    def prepare_data(self) -> None:
-        self.dataset_root()
+        return synthetic_imagefolder()
 
     def setup(self, stage: str | None = None) -> None:
         if self.classes:

@@ -27,7 +27,7 @@ from albumentations.pytorch import ToTensorV2
 from torch.utils.data import DataLoader, Dataset
 
 from benchmark.errors import UserError
-from tasks.base import BenchDataModule, Config, eval_sampler
+from tasks.base import BenchDataModule, eval_sampler
 from tasks.images import BadSampleWarning, load_rgb
 
 SPLITS = ("train", "val")
@@ -368,40 +368,16 @@ class CocoDataModule(BenchDataModule):
         num_workers: int = 2,
         on_bad_sample: str = "error",
     ) -> None:
-        super().__init__()
-        self.root = root
-        self.synthetic = root is None
-        self.resolution = resolution
-        self.batch_size = batch_size
-        self.num_workers = num_workers
-        self.on_bad_sample = on_bad_sample
+        super().__init__(
+            root, resolution=resolution, batch_size=batch_size, num_workers=num_workers, on_bad_sample=on_bad_sample
+        )
         self.splits: dict[str, CocoSplit] = {}
         self.categories: list[dict[str, Any]] = []
-        self.num_classes = 0
 
-    @classmethod
-    def from_config(cls, cfg: Config) -> CocoDataModule:
-        data = cfg.get("data")
-        return cls(
-            None if data in (None, "synthetic") else str(data),
-            resolution=cfg["resolution"],
-            batch_size=cfg["batch_size"],
-            num_workers=cfg["num_workers"],
-            on_bad_sample=cfg.get("on_bad_sample", "error"),
-        )
+    def synthetic_root(self) -> Path:
+        from tasks.detection.synthetic_coco import synthetic_coco
 
-    def dataset_root(self) -> Path:
-        if self.synthetic:
-            from tasks.detection.synthetic_coco import synthetic_coco
-
-            return synthetic_coco()
-        root = Path(self.root)
-        if not root.is_dir():
-            raise UserError(f"--data: {root} does not exist or is not a folder")
-        return root
-
-    def prepare_data(self) -> None:
-        self.dataset_root()
+        return synthetic_coco()
 
     def setup(self, stage: str | None = None) -> None:
         root = self.dataset_root()

@@ -23,7 +23,7 @@ from PIL import Image, UnidentifiedImageError
 from torch.utils.data import DataLoader, Dataset
 
 from benchmark.errors import UserError
-from tasks.base import BenchDataModule, Config, eval_sampler
+from tasks.base import BenchDataModule, eval_sampler
 from tasks.images import BadSampleWarning, load_rgb
 
 VOC_CLASSES = (
@@ -206,34 +206,19 @@ class VocDataModule(BenchDataModule):
         num_workers: int = 4,
         on_bad_sample: str = "error",
     ) -> None:
-        super().__init__()
-        self.root = root
-        self.resolution = resolution
-        self.batch_size = batch_size
-        self.num_workers = num_workers
-        self.on_bad_sample = on_bad_sample
-        self.synthetic = root is None
+        super().__init__(
+            root, resolution=resolution, batch_size=batch_size, num_workers=num_workers, on_bad_sample=on_bad_sample
+        )
         self.classes: list[str] = []
-        self.num_classes = 0
         self.train_list = ""
 
-    @classmethod
-    def from_config(cls, cfg: Config) -> VocDataModule:
-        data = cfg.get("data")
-        return cls(
-            None if data in (None, "synthetic") else data,
-            resolution=cfg["resolution"],
-            batch_size=cfg["batch_size"],
-            num_workers=cfg["num_workers"],
-            on_bad_sample=cfg.get("on_bad_sample", "error"),
-        )
+    def synthetic_root(self) -> Path:
+        from tasks.segmentation.synthetic_voc import synthetic_voc
+
+        return synthetic_voc()
 
     def voc_root(self) -> Path:
-        if self.synthetic:
-            from tasks.segmentation.synthetic_voc import synthetic_voc
-
-            return find_voc_root(synthetic_voc())
-        return find_voc_root(Path(self.root))
+        return find_voc_root(self.synthetic_root() if self.synthetic else Path(self.root))
 
     def prepare_data(self) -> None:
         self.voc_root()
