@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import argparse
 import difflib
-import os
-import tempfile
 from pathlib import Path
 
 from benchmark.errors import UserError
+from benchmark.records import write_bytes_atomic
 
 DEFAULT_OUT = Path("leaderboards")
 
@@ -34,21 +33,6 @@ def add_parser(sub, task_name: str) -> None:
     add("--wandb", action="store_true", help="also log every table to Weights & Biases as a wandb.Table")
     add("--wandb-project", default="mobile-vision-bench", help="W&B project (default mobile-vision-bench)")
     parser.set_defaults(func=run)
-
-
-def write_bytes_atomic(path: Path, data: bytes) -> None:
-    """Temporary file in the same folder, fsync, rename: readers never see half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def existing_generated(out: Path) -> set[str]:
@@ -109,7 +93,6 @@ def write_files(out: Path, files: dict[str, bytes]) -> list[str]:
 def log_to_wandb(tables, project: str) -> str:
     """Log every table as a ``wandb.Table`` in one run (offline unless logged in); returns its folder."""
     import wandb
-
     from benchmark.run import wandb_mode
 
     run = wandb.init(

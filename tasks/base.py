@@ -178,6 +178,20 @@ def lr_factor(
     return 1.0
 
 
+def optim_kwargs(cfg: Config) -> dict[str, Any]:
+    """``BenchModule``'s optimizer, schedule and EMA arguments from a run config."""
+    return {
+        "optimizer": cfg["optimizer"],
+        "lr": cfg["lr"],
+        "weight_decay": cfg["weight_decay"],
+        "momentum": cfg["momentum"],
+        "schedule": cfg["schedule"],
+        "lr_decay": cfg["lr_decay"],
+        "warmup_epochs": cfg["warmup_epochs"],
+        "ema_decay": cfg.get("ema_decay"),
+    }
+
+
 class BenchModule(L.LightningModule):
     """Shared training machinery: optimizer recipes, schedules, weight EMA.
 

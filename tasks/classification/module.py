@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 from torchmetrics.classification import MulticlassAccuracy
 
-from tasks.base import BenchModule, Config
+from tasks.base import BenchModule, Config, optim_kwargs
 
 
 class ClassificationModule(BenchModule):
@@ -28,14 +28,7 @@ class ClassificationModule(BenchModule):
             model,
             cfg["num_classes"],
             label_smoothing=cfg.get("label_smoothing") or 0.0,
-            optimizer=cfg["optimizer"],
-            lr=cfg["lr"],
-            weight_decay=cfg["weight_decay"],
-            momentum=cfg["momentum"],
-            schedule=cfg["schedule"],
-            lr_decay=cfg["lr_decay"],
-            warmup_epochs=cfg["warmup_epochs"],
-            ema_decay=cfg.get("ema_decay"),
+            **optim_kwargs(cfg),
         )
         module.class_names = list(cfg.get("class_names") or [])
         return module
@@ -77,7 +70,6 @@ class ClassificationModule(BenchModule):
         if not isinstance(self.logger, WandbLogger) or self.trainer.sanity_checking:
             return
         import wandb
-
         from tasks.classification.data import denormalize
 
         def name(index: int) -> str:

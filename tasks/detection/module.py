@@ -6,7 +6,7 @@ from typing import Any
 
 import torch
 
-from tasks.base import BenchModule, Config
+from tasks.base import BenchModule, Config, optim_kwargs
 from tasks.detection.evaluation import CocoEvaluator
 from tasks.detection.loss import ssd_loss
 from tasks.detection.postprocess import MAX_DETECTIONS, NMS_IOU, SCORE_THRESHOLD, postprocess_detections
@@ -53,14 +53,7 @@ class DetectionModule(BenchModule):
             score_threshold=cfg["score_threshold"],
             nms_iou=cfg["nms_iou"],
             max_detections=cfg["max_detections"],
-            optimizer=cfg["optimizer"],
-            lr=cfg["lr"],
-            weight_decay=cfg["weight_decay"],
-            momentum=cfg["momentum"],
-            schedule=cfg["schedule"],
-            lr_decay=cfg["lr_decay"],
-            warmup_epochs=cfg["warmup_epochs"],
-            ema_decay=cfg.get("ema_decay"),
+            **optim_kwargs(cfg),
         )
         module.class_names = list(cfg.get("class_names") or [])
         return module

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from tasks.base import BenchModule, Config
+from tasks.base import BenchModule, Config, optim_kwargs
 from tasks.segmentation.inference import groups_by_size, segment
 from tasks.segmentation.metrics import confusion_metric, scores_from_confusion
 from tasks.segmentation.voc import VOID
@@ -46,14 +46,7 @@ class SegmentationModule(BenchModule):
             eval_scales=options.eval_scales,
             eval_flip=options.eval_flip,
             class_names=cfg.get("class_names"),
-            optimizer=cfg["optimizer"],
-            lr=cfg["lr"],
-            weight_decay=cfg["weight_decay"],
-            momentum=cfg["momentum"],
-            schedule=cfg["schedule"],
-            lr_decay=cfg["lr_decay"],
-            warmup_epochs=cfg["warmup_epochs"],
-            ema_decay=cfg.get("ema_decay"),
+            **optim_kwargs(cfg),
         )
 
     def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor | None:
@@ -108,7 +101,6 @@ class SegmentationModule(BenchModule):
         if not isinstance(self.logger, WandbLogger) or self.trainer.sanity_checking:
             return
         import wandb
-
         from tasks.segmentation.drawing import denormalize
 
         labels = {i: name for i, name in enumerate(self.class_names)} | {VOID: "void"}
