@@ -42,7 +42,7 @@ def add_parser(sub, task_name: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from benchmark.sweep import TIERS, latency_command, make_plan, run_command, run_sweep
+    from benchmark.sweep import TIERS, latency_command, make_plan, run_command, run_sweep, trained_checkpoint
 
     plan = make_plan(
         TIERS[args.tier],
@@ -64,14 +64,15 @@ def run(args: argparse.Namespace) -> int:
         if "profile" in plan.stages:
             print("# count params/MAdds of the baselines' suite models (bench profile) into", records)
         scratch = Path(args.workdir or "<workdir>")
-        for index, cell in enumerate(plan.cells):
-            folder = scratch / f"{index:03d}"
+        for cell in plan.cells:
+            folder = scratch / cell.folder_name
             if "run" in plan.stages:
                 print(" ".join(run_command(cell, plan, folder / "run")))
             if "latency" in plan.stages:
-                print(
-                    " ".join(latency_command(cell, ",".join(plan.runtimes), plan, folder / "latency", None))
-                )
+                checkpoint = trained_checkpoint(folder / "run") if "run" not in plan.stages else None
+                print(" ".join(latency_command(
+                    cell, ",".join(plan.runtimes), plan, folder / "latency", str(checkpoint) if checkpoint else None
+                )))
         return 0
     if args.workdir:
         reports = run_sweep(plan, records, Path(args.workdir))

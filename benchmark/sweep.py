@@ -106,6 +106,12 @@ class Cell:
         resolution = f" @{self.resolution}" if self.resolution is not None else ""
         return f"{self.task} {self.backbone}{width}{resolution}"
 
+    @property
+    def folder_name(self) -> str:
+        """The cell's job folder: named by the cell alone, so a later sweep over the same
+        ``--workdir`` finds it again."""
+        return self.label.replace(" ", "_").replace("@", "r")
+
     def model_flags(self) -> list[str]:
         flags = ["--task", self.task, "--backbone", self.backbone]
         if self.width is not None:
@@ -341,10 +347,14 @@ def run_sweep(
     log(
         f"{len(plan.cells)} model configuration(s), runtimes {', '.join(plan.runtimes)}, stages {', '.join(plan.stages)}"
     )
-    for index, cell in enumerate(plan.cells):
-        folder = workdir / f"{index:03d}-{cell.label.replace(' ', '_').replace('@', 'r')}"
+    for cell in plan.cells:
+        folder = workdir / cell.folder_name
         checkpoint: str | None = None
-        if "run" in plan.stages:
+        if "run" not in plan.stages:
+            # A latency-only sweep over a kept --workdir times the models an earlier sweep trained.
+            saved = trained_checkpoint(folder / "run")
+            checkpoint = str(saved) if saved is not None else None
+        else:
             report = train_cell(cell, plan, folder / "run", records_dir, runner)
             finish(report)
             if report.status != "ok":

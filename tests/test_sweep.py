@@ -153,6 +153,21 @@ def test_sweep_collects_records_and_goes_on_after_failures(tmp_path: Path) -> No
     assert len(list(records.iterdir())) == 8
 
 
+def test_latency_only_sweep_over_a_kept_workdir_times_the_trained_models(tmp_path: Path) -> None:
+    common = {"tasks": "classification", "backbones": "mnv2,mobilenet_v3_small", "runtimes": "eager",
+              "registered_tasks": ALL_TASKS, "gpu": False}  # fmt: skip
+    fake = FakeBench()
+    run_sweep(make_plan(QUICK, stages="run", **common), tmp_path / "records", tmp_path / "work", runner=fake,
+              log=lambda line: None)  # fmt: skip
+    # Narrowed to one backbone, the later sweep still finds that cell's run folder.
+    plan = make_plan(QUICK, stages="latency", **{**common, "backbones": "mobilenet_v3_small"})
+    reports = run_sweep(plan, tmp_path / "records", tmp_path / "work", runner=fake, log=lambda line: None)
+    assert [(r.name, r.status) for r in reports] == [("latency classification mobilenet_v3_small eager", "ok")]
+    call = fake.calls[-1]
+    checkpoint = Path(call[call.index("--checkpoint") + 1])
+    assert checkpoint == tmp_path / "work" / "classification_mobilenet_v3_small" / "run" / "checkpoints" / "last.ckpt"
+
+
 def test_a_broken_latency_record_fails_its_job(tmp_path: Path) -> None:
     plan = make_plan(QUICK, tasks="classification", backbones="mnv2", runtimes="eager", stages="latency",
                      registered_tasks=ALL_TASKS, gpu=False)  # fmt: skip
