@@ -97,6 +97,9 @@ def default_recipe(task: str, backbone: str, data: str | None = "synthetic") -> 
     return None
 
 
+BACKBONE_OPTIONS = ("width", "expansion", "output_stride")
+
+
 def resolve_config(task, args: argparse.Namespace, *, shipped_recipes: bool = True) -> dict[str, Any]:
     """Merge defaults, the recipe and the flags the user gave; the result is saved with the run.
 
@@ -120,6 +123,14 @@ def resolve_config(task, args: argparse.Namespace, *, shipped_recipes: bool = Tr
         unknown = sorted(set(recipe) - set(cfg) - {"task"})
         if unknown:
             raise UserError(f"--config: {recipe_path} has unknown option(s): {', '.join(unknown)}")
+        if not getattr(args, "config", None):
+            # A shipped recipe's backbone options (the synthetic recipes' width) apply only to the
+            # backbones that take them; a recipe the user names is taken as written.
+            try:
+                takes = get_entry(backbone).options
+            except UnknownBackboneError:
+                takes = ()
+            recipe = {k: v for k, v in recipe.items() if k not in BACKBONE_OPTIONS or k in takes}
         cfg.update(recipe)
         cfg["recipe"] = str(recipe_path)
     cfg.update(flags)
@@ -143,7 +154,7 @@ def validate(cfg: dict[str, Any]) -> dict[str, Any]:
         raise UserError(f"--resolution must be >= 32 pixels, got {cfg['resolution']}")
     if cfg["num_classes"] < 1:
         raise UserError(f"--num-classes must be >= 1, got {cfg['num_classes']}")
-    for option in ("width", "expansion", "output_stride"):
+    for option in BACKBONE_OPTIONS:
         if cfg.get(option) is not None and option not in entry.options:
             flag = "--" + option.replace("_", "-")
             raise UserError(f"{flag}: backbone {entry.name!r} does not take it (it takes: {', '.join(entry.options)})")
@@ -176,4 +187,4 @@ def validate_training(cfg: dict[str, Any]) -> None:
 
 def backbone_options(cfg: dict[str, Any]) -> dict[str, Any]:
     """The backbone constructor's options present in ``cfg``."""
-    return {k: cfg[k] for k in ("width", "expansion", "output_stride") if cfg.get(k) is not None}
+    return {k: cfg[k] for k in BACKBONE_OPTIONS if cfg.get(k) is not None}

@@ -300,6 +300,13 @@ def test_shipped_recipes_resolve(voc_root: Path) -> None:
         "segmentation.yaml"
     )
     assert real["resolution"] == 513 and real["output_stride"] == 16 and real["aspp"] is False
+    # The synthetic recipe's width applies to the MobileNets; a baseline without one still resolves,
+    # while a --width the user gives it stays an error.
+    assert synthetic["width"] == 0.5
+    baseline = resolve_config(task, argparse.Namespace(backbone="mobilenet_v3_small", data=None, config=None))
+    assert baseline["width"] is None and baseline["recipe"].endswith("segmentation_synthetic.yaml")
+    with pytest.raises(UserError, match="--width: backbone 'mobilenet_v3_small' does not take it"):
+        resolve_config(task, argparse.Namespace(backbone="mobilenet_v3_small", data=None, config=None, width=0.5))
 
 
 def test_evaluate_callable_scores_a_fixed_input_runtime(voc_root: Path) -> None:
