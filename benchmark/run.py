@@ -6,6 +6,7 @@ import contextlib
 import os
 import time
 import uuid
+import warnings
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -161,8 +162,19 @@ class ResumePoint(Callback):
         self.step = trainer.global_step
 
 
+# Lightning notices that do not apply here: the final validation deliberately uses the model in
+# memory (the EMA weights when on), and a pytree deprecation inside Lightning itself.
+QUIET_WARNINGS = (
+    r"`\.fit\(ckpt_path=None\)` was called without a model",
+    r'\.fit\(ckpt_path="last"\) is set, but there is no last checkpoint',
+    r"`isinstance\(treespec, LeafSpec\)` is deprecated",
+)
+
+
 def run(cfg: dict[str, Any]) -> dict[str, Any]:
     """Train, validate, write ``<output>/result.json``; return the record."""
+    for message in QUIET_WARNINGS:
+        warnings.filterwarnings("ignore", message=message)
     from tasks import get_task
 
     task = get_task(cfg["task"])
