@@ -42,7 +42,7 @@ def add_parser(sub, task_name: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from benchmark.sweep import TIERS, latency_command, make_plan, run_command, run_sweep, trained_checkpoint
+    from benchmark.sweep import TIERS, earlier_checkpoint, latency_command, make_plan, run_command, run_sweep
 
     plan = make_plan(
         TIERS[args.tier],
@@ -69,10 +69,8 @@ def run(args: argparse.Namespace) -> int:
             if "run" in plan.stages:
                 print(" ".join(run_command(cell, plan, folder / "run")))
             if "latency" in plan.stages:
-                checkpoint = trained_checkpoint(folder / "run") if "run" not in plan.stages else None
-                print(" ".join(latency_command(
-                    cell, ",".join(plan.runtimes), plan, folder / "latency", str(checkpoint) if checkpoint else None
-                )))
+                checkpoint = earlier_checkpoint(folder, plan)
+                print(" ".join(latency_command(cell, ",".join(plan.runtimes), plan, folder / "latency", checkpoint)))
         return 0
     if args.workdir:
         reports = run_sweep(plan, records, Path(args.workdir))

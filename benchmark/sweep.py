@@ -293,6 +293,14 @@ def trained_checkpoint(output: Path) -> Path | None:
     return None
 
 
+def earlier_checkpoint(folder: Path, plan: Plan) -> str | None:
+    """A latency-only sweep over a kept --workdir times the model an earlier sweep trained in ``folder``."""
+    if "run" in plan.stages:
+        return None
+    saved = trained_checkpoint(folder / "run")
+    return str(saved) if saved is not None else None
+
+
 def collect_latency_records(output: Path, records_dir: Path) -> list[tuple[str, Path]]:
     """Copy every latency record ``bench latency`` left under ``output`` into the store.
 
@@ -349,12 +357,8 @@ def run_sweep(
     )
     for cell in plan.cells:
         folder = workdir / cell.folder_name
-        checkpoint: str | None = None
-        if "run" not in plan.stages:
-            # A latency-only sweep over a kept --workdir times the models an earlier sweep trained.
-            saved = trained_checkpoint(folder / "run")
-            checkpoint = str(saved) if saved is not None else None
-        else:
+        checkpoint = earlier_checkpoint(folder, plan)
+        if "run" in plan.stages:
             report = train_cell(cell, plan, folder / "run", records_dir, runner)
             finish(report)
             if report.status != "ok":

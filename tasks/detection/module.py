@@ -44,7 +44,6 @@ class DetectionModule(BenchModule):
         self.class_names: list[str] = []
         self.evaluator: CocoEvaluator | None = None
         self._last: dict[str, float] = {}
-        self._images = 0
 
     @classmethod
     def from_config(cls, cfg: Config, model: SSDLite) -> DetectionModule:
@@ -109,15 +108,16 @@ class DetectionModule(BenchModule):
         metrics = self.evaluator.compute()
         if self.trainer.sanity_checking:
             return
-        self._last = {k: float(v) for k, v in metrics.items() if k != "images"}
-        self._images = int(metrics["images"])
+        self._last = {k: int(v) if k == "images" else float(v) for k, v in metrics.items()}
         for key, value in self._last.items():
+            if key == "images":
+                continue
             self.log(f"val/{key}", value, prog_bar=key in ("map", "map_50"), sync_dist=False, rank_zero_only=False)
 
     def final_metrics(self) -> dict[str, float]:
         """The 12 COCO numbers in percent (-1 where the val set has no object of that size) and the
         number of images evaluated over all ranks."""
-        return {**self._last, "images": self._images}
+        return dict(self._last)
 
     def _log_pictures(
         self, images: torch.Tensor, detections: list[dict[str, torch.Tensor]], targets: list[dict[str, torch.Tensor]]
