@@ -15,7 +15,7 @@ from benchmark import (
     cmd_run,
     cmd_sweep,
 )
-from benchmark.errors import UserError
+from backbones.errors import UserError
 
 COMMANDS = [cmd_list, cmd_profile, cmd_run, cmd_predict, cmd_sweep, cmd_leaderboard, cmd_latency, cmd_memory]
 

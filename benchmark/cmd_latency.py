@@ -53,7 +53,7 @@ LATENCY_FLAGS = (
 
 def run(args: argparse.Namespace) -> int:
     from benchmark.config import resolve_config
-    from benchmark.errors import UserError
+    from backbones.errors import UserError
     from benchmark.latency import TIERS, LatencyOptions, benchmark, custom_tier, record_file_name
     from benchmark.records import write_json_atomic
     from benchmark.runtimes import get_runtime, parse_runtimes

@@ -6,7 +6,7 @@ import argparse
 import difflib
 from pathlib import Path
 
-from benchmark.errors import UserError
+from backbones.errors import UserError
 from benchmark.records import write_bytes_atomic
 
 DEFAULT_OUT = Path("leaderboards")

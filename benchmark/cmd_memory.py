@@ -18,7 +18,7 @@ def add_parser(sub, task_name: str) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from backbones import UnknownBackboneError, create_backbone, get_entry
-    from benchmark.errors import UserError
+    from backbones.errors import UserError
     from benchmark.memory import format_table3, table3
 
     if args.resolution < 32:

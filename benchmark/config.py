@@ -9,7 +9,7 @@ from typing import Any
 import yaml
 
 from backbones import UnknownBackboneError, canonical_name, get_entry
-from benchmark.errors import UserError
+from backbones.errors import UserError
 from benchmark.records import REPO_ROOT
 
 RECIPES_DIR = REPO_ROOT / "configs"

@@ -24,7 +24,7 @@ import torch
 from torch import nn
 from torch.utils import _pytree as pytree
 
-from benchmark.errors import UserError
+from backbones.errors import UserError
 
 Clock = Callable[[], float]
 # Runs one call and returns its duration in seconds (wall clock by default, CUDA events on a GPU).

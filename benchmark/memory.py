@@ -23,7 +23,7 @@ from typing import Any
 import torch
 
 from backbones.features import Backbone
-from benchmark.errors import UserError
+from backbones.errors import UserError
 
 BYTES_PER_VALUE = 2  # Table 3: "We assume 16-bit floats for activations"
 KB = 1000  # the paper's K: 64 x 112 x 112 x 2 bytes = 1,605,632 bytes is its "1600K"

@@ -17,7 +17,7 @@ import yaml
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint, OnExceptionCheckpoint
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
-from benchmark.errors import UserError
+from backbones.errors import UserError
 from benchmark.records import SCHEMA_VERSION, environment, write_json_atomic, write_text_atomic
 
 LOGGERS = ("wandb", "csv", "tensorboard", "none")

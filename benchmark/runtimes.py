@@ -26,7 +26,7 @@ import torch
 from torch import nn
 from torch.utils import _pytree as pytree
 
-from benchmark.errors import UserError
+from backbones.errors import UserError
 
 
 @dataclass

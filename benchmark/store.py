@@ -14,7 +14,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from benchmark.errors import UserError
+from backbones.errors import UserError
 from benchmark.records import read_record, write_json_atomic
 
 KINDS = ("result", "latency", "profile")

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmark.baselines import BASELINES, Baselines, SuiteModel
-from benchmark.errors import UserError
+from backbones.errors import UserError
 from benchmark.records import SCHEMA_VERSION
 from benchmark.store import add_record, import_record_file, load_record
 

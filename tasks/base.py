@@ -18,7 +18,7 @@ import lightning as L
 import torch
 from torch import nn
 
-from benchmark.errors import UserError
+from backbones.errors import UserError
 from benchmark.profile import count_madds, count_params
 
 Config = dict[str, Any]

@@ -7,7 +7,7 @@ from typing import Any
 from backbones import create_backbone
 from backbones.features import Backbone
 from benchmark.config import backbone_options
-from benchmark.errors import UserError
+from backbones.errors import UserError
 
 
 def backbone_from_config(cfg: dict[str, Any]) -> Backbone:

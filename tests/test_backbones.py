@@ -31,7 +31,7 @@ from backbones.mobilenet_v1 import MobileNetV1
 from backbones.mobilenet_v2 import MobileNetV2
 from backbones.pretrained import PretrainedWeightsError, mobilenet_v2_state_dict, pretrained_classifier
 from backbones.torchvision_baselines import BASELINES
-from benchmark.errors import UserError
+from backbones.errors import UserError
 from benchmark.profile import count_params
 
 OUTPUT_STRIDES = (32, 16, 8)

@@ -11,7 +11,7 @@ import torch
 from PIL import Image
 
 from benchmark.cli import main
-from benchmark.errors import UserError
+from backbones.errors import UserError
 from tasks.detection.coco import AnnotationWarning, CocoDataModule, load_split, read_image, train_transform
 from tasks.detection.evaluation import CocoEvaluator
 from tasks.detection.module import to_original_size

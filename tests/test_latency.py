@@ -14,7 +14,7 @@ from torch import nn
 
 from benchmark import runtimes as runtimes_module
 from benchmark.cli import main
-from benchmark.errors import UserError
+from backbones.errors import UserError
 from benchmark.latency import (
     EagerReference,
     LatencyOptions,

@@ -17,7 +17,7 @@ from PIL import Image
 from test_classification import TINY, write_imagefolder
 
 from benchmark.cli import main
-from benchmark.errors import UserError
+from backbones.errors import UserError
 from benchmark.records import read_record, write_json_atomic
 from tasks.images import load_rgb
 

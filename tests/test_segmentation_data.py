@@ -11,7 +11,7 @@ import torch
 from PIL import Image
 
 from benchmark.cli import main
-from benchmark.errors import UserError
+from backbones.errors import UserError
 from tasks.segmentation.drawing import palette_image
 from tasks.segmentation.voc import VocDataModule
 

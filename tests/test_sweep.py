@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from benchmark.cli import main
-from benchmark.errors import UserError
+from backbones.errors import UserError
 from benchmark.store import load_records
 from benchmark.sweep import FULL, QUICK, JobOutcome, make_plan, run_sweep
 

@@ -11,7 +11,7 @@ import torch
 from albumentations.pytorch import ToTensorV2
 from torch.utils.data import DataLoader, Dataset
 
-from benchmark.errors import UserError
+from backbones.errors import UserError
 from tasks.base import BenchDataModule, Config, eval_sampler, skip_none_collate
 from tasks.images import IMAGE_EXTENSIONS, load_rgb_or_skip
 

@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from backbones.classifier import ImageClassifier
-from benchmark.errors import UserError
+from backbones.errors import UserError
 from tasks.base import BenchDataModule, BenchModule, Config, Task
 from tasks.models import backbone_from_config
 

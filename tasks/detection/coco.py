@@ -26,7 +26,7 @@ from albumentations.augmentations.crops.transforms import BaseCrop
 from albumentations.pytorch import ToTensorV2
 from torch.utils.data import DataLoader, Dataset
 
-from benchmark.errors import UserError
+from backbones.errors import UserError
 from tasks.base import BenchDataModule, eval_sampler
 from tasks.images import BadSampleWarning, load_rgb
 

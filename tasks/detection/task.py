@@ -10,7 +10,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from benchmark.errors import UserError
+from backbones.errors import UserError
 from benchmark.profile import count_madds, count_params
 from tasks.base import BenchDataModule, BenchModule, Config, Task
 from tasks.detection.postprocess import MAX_DETECTIONS, NMS_IOU, SCORE_THRESHOLD, postprocess_detections

@@ -7,7 +7,7 @@ from collections.abc import Callable, Sequence
 import torch
 import torch.nn.functional as F
 
-from benchmark.errors import UserError
+from backbones.errors import UserError
 
 # Every registered backbone's nominal stride divides 32: padding to it keeps the feature grid aligned.
 PAD_MULTIPLE = 32

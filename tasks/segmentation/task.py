@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from benchmark.errors import UserError
+from backbones.errors import UserError
 from benchmark.profile import count_madds, count_params
 from tasks.base import BenchDataModule, BenchModule, Config, Task
 from tasks.models import backbone_from_config

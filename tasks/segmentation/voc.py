@@ -22,7 +22,7 @@ from albumentations.pytorch import ToTensorV2
 from PIL import Image, UnidentifiedImageError
 from torch.utils.data import DataLoader, Dataset
 
-from benchmark.errors import UserError
+from backbones.errors import UserError
 from tasks.base import BenchDataModule, eval_sampler
 from tasks.images import BadSampleWarning, load_rgb
 
