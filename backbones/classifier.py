@@ -19,10 +19,7 @@ class ImageClassifier(nn.Module):
         return self.head(self.backbone(x)["stride32"])
 
 
-def create_classifier(name: str, *, num_classes: int = 1000, pretrained: str | None = None, **options) -> ImageClassifier:
-    """A classifier over backbone ``name``; ``pretrained="torchvision"`` loads torchvision's ImageNet weights."""
-    if pretrained is None:
-        return ImageClassifier(create_backbone(name, **options), num_classes)
-    from backbones.pretrained import pretrained_classifier
-
-    return pretrained_classifier(name, num_classes=num_classes, **options)
+def create_classifier(name: str, *, num_classes: int = 1000, **options) -> ImageClassifier:
+    """A randomly initialised classifier over backbone ``name`` (ImageNet weights:
+    ``backbones.pretrained.pretrained_classifier``, which builds on this module, not the reverse)."""
+    return ImageClassifier(create_backbone(name, **options), num_classes)

@@ -47,6 +47,10 @@ class Backbone(nn.Module):
         )
 
 
+# Output strides a backbone can be built at (dilation after it): DeepLab's 8 and 16, or none (32).
+OUTPUT_STRIDES = (8, 16, 32)
+
+
 def output_stride_plan(strides: list[int], output_stride: int) -> list[tuple[int, int]]:
     """Turn nominal layer strides into (stride, dilation) pairs for a target output stride.
 
@@ -54,7 +58,7 @@ def output_stride_plan(strides: list[int], output_stride: int) -> list[tuple[int
     DeepLab's MobileNet code: the layer that would have downsampled keeps the current rate and the
     rate grows by its stride for the layers after it.
     """
-    if output_stride not in (8, 16, 32):
+    if output_stride not in OUTPUT_STRIDES:
         raise ValueError(f"output_stride must be 8, 16 or 32, got {output_stride}")
     plan = []
     current, rate = 1, 1

@@ -9,7 +9,7 @@ import torch
 import torchvision
 from torch import nn
 
-from backbones.features import Backbone, FeatureSpec
+from backbones.features import OUTPUT_STRIDES, Backbone, FeatureSpec
 
 
 class TorchvisionBackbone(Backbone):
@@ -24,7 +24,7 @@ class TorchvisionBackbone(Backbone):
         self, blocks: list[nn.Module], classifier: nn.Module, num_features: int, *, output_stride: int = 32
     ) -> None:
         super().__init__()
-        if output_stride not in (8, 16, 32):
+        if output_stride not in OUTPUT_STRIDES:
             raise ValueError(f"output_stride must be 8, 16 or 32, got {output_stride}")
         self.blocks = nn.ModuleList(blocks)
         # A tuple keeps the template out of the module tree, so it never counts as backbone params.

@@ -18,8 +18,10 @@ import lightning as L
 import torch
 from torch import nn
 
+from backbones.counting import count_madds, count_params
 from backbones.errors import UserError
-from benchmark.profile import count_madds, count_params
+from backbones.features import Backbone
+from tasks.facts import TASK_FACTS, TaskFacts
 
 Config = dict[str, Any]
 
@@ -30,8 +32,18 @@ class Task(ABC):
     name: str
     default_resolution: int
     default_num_classes: int
-    # Metric (a key of the record's ``metrics``, in percent) that picks the best checkpoint.
-    monitor: str
+    # The model is an ImageNet-style classifier (ImageNet weights keep their head; see tasks.factory).
+    is_classifier: bool = False
+
+    @property
+    def facts(self) -> TaskFacts:
+        """The task's row of the per-task facts table (metric, gate target, titles)."""
+        return TASK_FACTS[self.name]
+
+    @property
+    def monitor(self) -> str:
+        """Metric (a key of the record's ``metrics``, in percent) that picks the best checkpoint."""
+        return self.facts.metric
 
     def add_model_arguments(self, parser: argparse.ArgumentParser) -> None:  # noqa: B027 - optional hook
         """Task-specific model/evaluation flags; use ``default=None`` so recipes can fill them."""
@@ -40,9 +52,27 @@ class Task(ABC):
         """Task-level defaults, overridden by a recipe file and then by flags."""
         return {}
 
+    def parse_options(self, cfg: Config) -> Any:
+        """The task's own settings in ``cfg`` as a typed object, checked (one-line errors); ``None`` when
+        the task has none. Called once at the edge (``resolve_config``) and wherever they are used."""
+        return None
+
+    def model_options(self, cfg: Config) -> dict[str, Any]:
+        """The head options ``assemble`` takes, from a run config."""
+        return {}
+
     @abstractmethod
+    def assemble(self, backbone: Backbone, *, num_classes: int, **options: Any) -> nn.Module:
+        """The whole network on ``backbone``: the task's head (``tasks.factory.create_model`` calls it)."""
+
     def build_model(self, cfg: Config) -> nn.Module:
         """The whole network for ``cfg`` (backbone and head), used by run, profile and latency."""
+        from tasks.factory import backbone_options, create_model
+
+        return create_model(
+            self, cfg["backbone"], weights=cfg.get("pretrained"), num_classes=cfg["num_classes"],
+            **backbone_options(cfg), **self.model_options(cfg),
+        )  # fmt: skip
 
     def example_input(self, cfg: Config, batch_size: int = 1) -> torch.Tensor:
         size = int(cfg["resolution"])
@@ -146,6 +176,21 @@ class BenchDataModule(L.LightningDataModule):
 
     def prepare_data(self) -> None:
         self.dataset_root()
+
+    def loader(self, dataset: Any, *, train: bool, collate_fn: Any) -> torch.utils.data.DataLoader:
+        """The DataLoader of every task: training shuffled, its last short batch dropped (BatchNorm never
+        sees a batch of 1); evaluation in order, split across DDP ranks without padding (``eval_sampler``)."""
+        return torch.utils.data.DataLoader(
+            dataset,
+            batch_size=self.batch_size,
+            shuffle=train,
+            sampler=None if train else eval_sampler(dataset),
+            num_workers=self.num_workers,
+            pin_memory=torch.cuda.is_available(),
+            persistent_workers=self.num_workers > 0,
+            drop_last=train and len(dataset) > self.batch_size,
+            collate_fn=collate_fn,
+        )
 
     def dataset_info(self) -> dict[str, Any]:
         """``{"name", "root", "synthetic", "splits": {split: size}}``; call after ``setup``."""
@@ -305,24 +350,12 @@ class BenchModule(L.LightningModule):
 
 
 def load_checkpoint(path: str, task: Task) -> tuple[Config, nn.Module]:
-    """Rebuild ``task``'s model from a ``bench run`` checkpoint (tensors only: ``weights_only=True``)."""
-    from pathlib import Path
+    """Rebuild ``task``'s model from a ``bench run`` checkpoint: its saved config, its weights."""
+    from tasks.factory import read_checkpoint
 
-    if not Path(path).is_file():
-        raise UserError(f"--checkpoint: {path} does not exist")
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # noqa: BLE001 - any unreadable file is the user's input
-        raise UserError(f"--checkpoint: {path} is not a readable checkpoint ({type(error).__name__})") from None
-    cfg = checkpoint.get("bench_config") if isinstance(checkpoint, dict) else None
-    if not isinstance(cfg, dict) or "state_dict" not in checkpoint:
-        raise UserError(f"--checkpoint: {path} was not written by bench run (no bench_config)")
+    cfg = read_checkpoint(path)["bench_config"]
     if cfg.get("task") != task.name:
         raise UserError(f"--checkpoint: {path} is a {cfg.get('task')!r} checkpoint, not {task.name!r}")
-    cfg = dict(cfg, pretrained=None)
+    cfg = dict(cfg, pretrained=str(path))
     model = task.build_model(cfg)
-    # Evaluate what training evaluated: the EMA weights when the run kept them.
-    prefix = "ema." if any(k.startswith("ema.") for k in checkpoint["state_dict"]) else "model."
-    state = {k.removeprefix(prefix): v for k, v in checkpoint["state_dict"].items() if k.startswith(prefix)}
-    model.load_state_dict(state)
-    return cfg, model.eval()
+    return dict(cfg, pretrained=None), model.eval()

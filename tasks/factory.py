@@ -1,17 +1,103 @@
-"""Backbone construction from a run config, with construction errors turned into user errors."""
+"""One model factory for every task, in timm's style: ``create_model(task, backbone, weights=..., **options)``.
+
+Options that are ``None`` are dropped (a flag not given), the backbone's own options (width,
+expansion, output stride) go to the backbone, the rest to the task's head. ``weights`` is a small
+explicit dispatch, so a new weight source is one entry in ``IMAGENET_WEIGHTS`` (a function that
+returns an ImageNet ``ImageClassifier``) or one branch here:
+
+- ``None`` / ``"none"``: random initialisation (the backbone's own init);
+- ``"torchvision"``: torchvision's ImageNet weights for the backbone (and the classifier head where
+  the task is classification with 1000 classes);
+- a path to a ``bench run`` (Lightning) checkpoint: the whole model, EMA weights when kept.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch import nn
 
 from backbones import create_backbone
-from backbones.features import Backbone
-from benchmark.config import backbone_options
+from backbones.classifier import ImageClassifier
 from backbones.errors import UserError
+from backbones.features import Backbone
+
+if TYPE_CHECKING:
+    from tasks.base import Task
+
+# The backbone constructors' options that a run config may carry (``bench --width`` etc.).
+BACKBONE_OPTIONS = ("width", "expansion", "output_stride")
+
+
+def backbone_options(cfg: dict[str, Any]) -> dict[str, Any]:
+    """The backbone constructor's options present in ``cfg``."""
+    return {k: cfg[k] for k in BACKBONE_OPTIONS if cfg.get(k) is not None}
 
 
 def backbone_from_config(cfg: dict[str, Any]) -> Backbone:
+    """The randomly initialised backbone a run config names; a bad option is a one-line error."""
     try:
         return create_backbone(cfg["backbone"], **backbone_options(cfg))
     except ValueError as error:
         raise UserError(f"--backbone {cfg['backbone']}: {error}") from None
+
+
+def torchvision_classifier(backbone: str, num_classes: int, **options: Any) -> ImageClassifier:
+    from backbones.pretrained import PretrainedWeightsError, pretrained_classifier
+
+    try:
+        return pretrained_classifier(backbone, num_classes=num_classes, **options)
+    except PretrainedWeightsError as error:
+        raise UserError(f"--pretrained: {error}") from None
+
+
+# Weight sources that start from an ImageNet classifier: (backbone, num_classes, **backbone options).
+IMAGENET_WEIGHTS: dict[str, Callable[..., ImageClassifier]] = {"torchvision": torchvision_classifier}
+
+
+def create_model(
+    task: str | Task, backbone: str, *, weights: str | None = None, num_classes: int | None = None, **options: Any
+) -> nn.Module:
+    """The whole network of ``task`` (a name or a ``Task``) on ``backbone``, with ``weights`` loaded."""
+    if isinstance(task, str):
+        from tasks import get_task
+
+        task = get_task(task)
+    given = {k: v for k, v in options.items() if v is not None}
+    body_options = {k: given.pop(k) for k in BACKBONE_OPTIONS if k in given}
+    num_classes = task.default_num_classes if num_classes is None else num_classes
+    if weights in (None, "none"):
+        body = backbone_from_config({"backbone": backbone, **body_options})
+        return task.assemble(body, num_classes=num_classes, **given)
+    if weights in IMAGENET_WEIGHTS:
+        # Classification keeps the ImageNet head (a fresh one for another class count); other tasks the body.
+        classes = num_classes if task.is_classifier else 1000
+        classifier = IMAGENET_WEIGHTS[weights](backbone, classes, **body_options)
+        return classifier if task.is_classifier else task.assemble(classifier.backbone, num_classes=num_classes, **given)
+    if Path(weights).suffix == ".ckpt" or Path(weights).is_file():
+        model = create_model(task, backbone, num_classes=num_classes, **body_options, **given)
+        model.load_state_dict(checkpoint_state(read_checkpoint(weights)))
+        return model
+    raise UserError(f"--pretrained: unknown weights {weights!r}; choose from none, {', '.join(IMAGENET_WEIGHTS)} or a .ckpt file")
+
+
+def read_checkpoint(path: str | Path) -> dict[str, Any]:
+    """A ``bench run`` checkpoint (tensors only: ``weights_only=True``); a bad file is a one-line error."""
+    if not Path(path).is_file():
+        raise UserError(f"--checkpoint: {path} does not exist")
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # noqa: BLE001 - any unreadable file is the user's input
+        raise UserError(f"--checkpoint: {path} is not a readable checkpoint ({type(error).__name__})") from None
+    if not isinstance(checkpoint, dict) or not isinstance(checkpoint.get("bench_config"), dict) or "state_dict" not in checkpoint:
+        raise UserError(f"--checkpoint: {path} was not written by bench run (no bench_config)")
+    return checkpoint
+
+
+def checkpoint_state(checkpoint: dict[str, Any]) -> dict[str, torch.Tensor]:
+    """The network's weights in a checkpoint: the EMA weights when the run kept them (what it evaluated)."""
+    prefix = "ema." if any(k.startswith("ema.") for k in checkpoint["state_dict"]) else "model."
+    return {k.removeprefix(prefix): v for k, v in checkpoint["state_dict"].items() if k.startswith(prefix)}

@@ -13,6 +13,7 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from backbones.errors import UserError
@@ -53,3 +54,36 @@ def load_rgb_or_skip(path: str | Path, on_bad_sample: str) -> np.ndarray | None:
             raise
         warnings.warn(f"skipping bad sample: {error}", BadSampleWarning, stacklevel=2)
         return None
+
+
+# ImageNet statistics: every backbone's pretrained weights expect inputs normalised with them.
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def denormalize(images: torch.Tensor) -> np.ndarray:
+    """Normalised N x 3 x H x W tensors back to N x H x W x 3 uint8 pictures (for logged images)."""
+    mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
+    std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
+    pixels = (images.detach().float().cpu() * std + mean).clamp(0, 1) * 255
+    return pixels.permute(0, 2, 3, 1).round().to(torch.uint8).numpy()
+
+
+def fit_canvas(image: torch.Tensor, size: int) -> torch.Tensor:
+    """A square ``size`` input from an image of any size: shrunk to fit when larger (aspect kept), then
+    padded with zeros (the mean pixel after normalisation), as DeepLab evaluates whole VOC images."""
+    height, width = image.shape[-2:]
+    if (height, width) == (size, size):
+        return image
+    if max(height, width) > size:
+        height, width = fitted_size(height, width, size)
+        image = torch.nn.functional.interpolate(image[None], size=(height, width), mode="bilinear", align_corners=False)[0]
+    canvas = image.new_zeros(image.shape[0], size, size)
+    canvas[:, :height, :width] = image
+    return canvas
+
+
+def fitted_size(height: int, width: int, size: int) -> tuple[int, int]:
+    """``height`` x ``width`` shrunk (aspect kept) so that its longer side is ``size``."""
+    factor = size / max(height, width)
+    return max(1, round(height * factor)), max(1, round(width * factor))

@@ -26,13 +26,13 @@ from backbones import (
     register,
 )
 from backbones.classifier import ImageClassifier, create_classifier
+from backbones.counting import count_params
+from backbones.errors import UserError
 from backbones.layers import make_divisible
 from backbones.mobilenet_v1 import MobileNetV1
 from backbones.mobilenet_v2 import MobileNetV2
 from backbones.pretrained import PretrainedWeightsError, mobilenet_v2_state_dict, pretrained_classifier
 from backbones.torchvision_baselines import BASELINES
-from backbones.errors import UserError
-from benchmark.profile import count_params
 
 OUTPUT_STRIDES = (32, 16, 8)
 V2_WIDTHS = (0.35, 0.5, 0.75, 1.0, 1.4)

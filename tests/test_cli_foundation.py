@@ -16,8 +16,8 @@ import torchvision
 
 from backbones import get_entry, list_backbones
 from backbones.classifier import create_classifier
+from backbones.counting import count_madds, count_params
 from benchmark.cli import main
-from benchmark.profile import count_madds, count_params
 from tasks import list_tasks
 
 

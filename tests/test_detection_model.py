@@ -188,7 +188,7 @@ def test_prediction_layers_ssd_vs_ssdlite_table_5() -> None:
 def test_the_network_alone_exports_to_onnx_with_a_dynamic_batch(tmp_path) -> None:
     import onnxruntime
 
-    from benchmark.runtimes import export_onnx
+    from benchmark.latency.runtimes.onnxruntime import export_onnx
 
     torch.manual_seed(0)
     model = SSDLite(create_backbone("mnv2", width=0.35), num_classes=3).eval()

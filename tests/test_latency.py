@@ -12,28 +12,25 @@ import pytest
 import torch
 from torch import nn
 
-from benchmark import runtimes as runtimes_module
-from benchmark.cli import main
 from backbones.errors import UserError
-from benchmark.latency import (
+from benchmark.cli import main
+from benchmark.latency import runtimes as runtimes_module
+from benchmark.latency.gate import (
     EagerReference,
-    LatencyOptions,
     OutputComparison,
-    Tier,
-    benchmark,
-    fit_canvas,
     fixed_batch,
     gate_class_mismatch,
     gate_verdict,
-    measure,
-    percentile,
     run_gate,
-    run_timed,
-    summarize,
 )
-from benchmark.records import read_record, write_json_atomic
-from benchmark.runtimes import RUNTIMES, EagerRuntime, Prepared, fold_batchnorm, parse_runtimes
+from benchmark.latency.runner import LatencyOptions, benchmark
+from benchmark.latency.runtimes import RUNTIMES, Prepared, parse_runtimes
+from benchmark.latency.runtimes.base import fold_batchnorm
+from benchmark.latency.runtimes.eager import EagerRuntime
+from benchmark.latency.timing import Tier, measure, percentile, run_timed, summarize
+from benchmark.runs.records import read_record, write_json_atomic
 from tasks import get_task
+from tasks.images import fit_canvas
 
 TINY_MODEL = ["--task", "classification", "--backbone", "mnv2", "--width", "0.35", "--resolution", "64", "--num-classes", "8"]
 TINY_TIER = ["--tier", "quick", "--warmup-runs", "1", "--warmup-seconds", "0", "--min-runs", "3", "--min-seconds", "0"]
@@ -215,7 +212,7 @@ def test_fixed_batch_pads_and_trims() -> None:
 # --------------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def synthetic_classification():
-    from benchmark.config import GENERAL_DEFAULTS
+    from benchmark.runs.config import GENERAL_DEFAULTS
 
     task = get_task("classification")
     cfg = dict(GENERAL_DEFAULTS, task="classification", backbone="mnv2", width=0.35, resolution=64, num_classes=8)
@@ -342,10 +339,10 @@ def test_cli_writes_one_record_per_runtime_and_prints_json(tmp_path: Path, capsy
 
 
 def test_default_resolution_is_the_tasks_not_the_training_recipes(monkeypatch: pytest.MonkeyPatch) -> None:
-    import benchmark.latency
+    import benchmark.latency.runner
 
     seen = {}
-    monkeypatch.setattr(benchmark.latency, "benchmark", lambda task, cfg, model, options, **kw: seen.update(cfg) or [])
+    monkeypatch.setattr(benchmark.latency.runner, "benchmark", lambda task, cfg, model, options, **kw: seen.update(cfg) or [])
     assert main(["latency", "--backbone", "mnv2", "--width", "0.35", "--runtime", "eager"]) == 0
     # the synthetic classification recipe trains at 96; latency measures at the task's 224
     assert seen["resolution"] == 224 and seen["recipe"].endswith("classification_synthetic.yaml")

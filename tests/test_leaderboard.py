@@ -14,11 +14,12 @@ from pathlib import Path
 
 import pytest
 
-from benchmark.baselines import BASELINES, number
 from benchmark.cli import main
-from benchmark.leaderboard import generate, png_data_digest, render_cached, same_content
-from benchmark.records import REPO_ROOT
-from benchmark.store import add_record, load_records, record_name
+from benchmark.leaderboards.baselines import BASELINES, number
+from benchmark.leaderboards.pages import generate, same_content
+from benchmark.leaderboards.plots import png_data_digest, render_cached
+from benchmark.leaderboards.store import add_record, load_records, record_name
+from benchmark.runs.records import REPO_ROOT
 
 FIXTURES = Path(__file__).parent / "fixtures" / "leaderboard"
 RECORDS = FIXTURES / "records"
@@ -258,8 +259,8 @@ def test_torchvision_rows_match_the_installed_model_cards() -> None:
 
 def test_committed_counts_match_a_fresh_count(tmp_path: Path) -> None:
     """The cached profile records are what `bench profile` counts now (cheap configurations)."""
-    from benchmark.baselines import SuiteModel
-    from benchmark.sweep import count_profile
+    from benchmark.leaderboards.baselines import SuiteModel
+    from benchmark.sweeps.counting import count_profile
 
     for model in (
         SuiteModel("classification", "mnv2", 96, 0.35),

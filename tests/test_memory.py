@@ -9,7 +9,8 @@ import torch
 
 from backbones import create_backbone
 from benchmark.cli import main
-from benchmark.memory import PAPER_TABLE3, PeakMemory, format_table3, table3
+from benchmark.memory.peak import PeakMemory
+from benchmark.memory.table3 import PAPER_TABLE3, format_table3, table3
 
 
 @pytest.mark.parametrize(("name", "paper_max_kb"), [("mnv1", 1600), ("mnv2", 400)])

@@ -10,7 +10,7 @@ import torchvision
 from torch import nn
 
 from backbones.classifier import create_classifier
-from benchmark.profile import count_madds, count_params
+from backbones.counting import count_madds, count_params
 
 M = 1_000_000
 

@@ -16,9 +16,9 @@ import torch
 from PIL import Image
 from test_classification import TINY, write_imagefolder
 
-from benchmark.cli import main
 from backbones.errors import UserError
-from benchmark.records import read_record, write_json_atomic
+from benchmark.cli import main
+from benchmark.runs.records import read_record, write_json_atomic
 from tasks.images import load_rgb
 
 BENCH = [sys.executable, "-m", "benchmark.cli"]
@@ -110,7 +110,7 @@ def test_nonsense_cli_values(flags: list[str], flag: str, tmp_path: Path, capsys
 
 
 def test_one_image_per_batch_in_training_names_the_batch_size() -> None:
-    from benchmark.run import translate_runtime_errors
+    from benchmark.runs.training import translate_runtime_errors
 
     layer = torch.nn.BatchNorm2d(4).train()
     with pytest.raises(UserError, match="--batch-size 1: batch norm needs at least 2 images"):

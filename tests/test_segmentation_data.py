@@ -10,8 +10,8 @@ import pytest
 import torch
 from PIL import Image
 
-from benchmark.cli import main
 from backbones.errors import UserError
+from benchmark.cli import main
 from tasks.segmentation.drawing import palette_image
 from tasks.segmentation.voc import VocDataModule
 
@@ -288,14 +288,12 @@ def test_synthetic_default_is_voc_layout_with_void_borders() -> None:
 
 
 def test_shipped_recipes_resolve(voc_root: Path) -> None:
-    import argparse
-
-    from benchmark.config import resolve_config
+    from benchmark.runs.config import resolve_config
     from tasks import get_task
 
     task = get_task("segmentation")
-    synthetic = resolve_config(task, argparse.Namespace(backbone="mnv2", data=None, config=None))
-    real = resolve_config(task, argparse.Namespace(backbone="mnv1", data=str(voc_root), config=None))
+    synthetic = resolve_config(task, {"backbone": "mnv2", "data": None})
+    real = resolve_config(task, {"backbone": "mnv1", "data": str(voc_root)})
     assert synthetic["recipe"].endswith("segmentation_synthetic.yaml") and real["recipe"].endswith(
         "segmentation.yaml"
     )
@@ -303,10 +301,10 @@ def test_shipped_recipes_resolve(voc_root: Path) -> None:
     # The synthetic recipe's width applies to the MobileNets; a baseline without one still resolves,
     # while a --width the user gives it stays an error.
     assert synthetic["width"] == 0.5
-    baseline = resolve_config(task, argparse.Namespace(backbone="mobilenet_v3_small", data=None, config=None))
+    baseline = resolve_config(task, {"backbone": "mobilenet_v3_small", "data": None})
     assert baseline["width"] is None and baseline["recipe"].endswith("segmentation_synthetic.yaml")
     with pytest.raises(UserError, match="--width: backbone 'mobilenet_v3_small' does not take it"):
-        resolve_config(task, argparse.Namespace(backbone="mobilenet_v3_small", data=None, config=None, width=0.5))
+        resolve_config(task, {"backbone": "mobilenet_v3_small", "data": None, "width": 0.5})
 
 
 def test_evaluate_callable_scores_a_fixed_input_runtime(voc_root: Path) -> None:

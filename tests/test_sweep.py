@@ -9,10 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from benchmark.cli import main
 from backbones.errors import UserError
-from benchmark.store import load_records
-from benchmark.sweep import FULL, QUICK, JobOutcome, make_plan, run_sweep
+from benchmark.cli import main
+from benchmark.leaderboards.store import load_records
+from benchmark.sweeps.jobs import JobOutcome, run_sweep
+from benchmark.sweeps.plan import FULL, QUICK, make_plan
 
 RECORDS = Path(__file__).parent / "fixtures" / "leaderboard" / "records"
 ALL_TASKS = ("classification", "detection", "segmentation")
@@ -213,7 +214,7 @@ def test_ci_workflow_runs_ci_script_sweep_and_leaderboard(capsys) -> None:
 
     import yaml
 
-    from benchmark.records import REPO_ROOT
+    from benchmark.runs.records import REPO_ROOT
 
     workflow = yaml.safe_load((REPO_ROOT / ".github" / "workflows" / "ci.yml").read_text())
     steps = next(iter(workflow["jobs"].values()))["steps"]
@@ -234,7 +235,7 @@ def test_documented_full_tier_command_plans(capsys) -> None:
     """The full-tier command of leaderboards/README.md expands to the papers' matrix."""
     argv = ["sweep", "--tier", "full", "--data", "classification=/data/imagenet", "--data", "detection=/data/coco",
             "--data", "segmentation=/data/voc", "--stages", "run", "--dry-run"]  # fmt: skip
-    from benchmark.leaderboard import SWEEP_HELP
+    from benchmark.leaderboards.pages import SWEEP_HELP
 
     assert " ".join(argv[:-3]).replace("sweep ", "bench sweep ") in " ".join(SWEEP_HELP.split())
     assert main(argv) == 0

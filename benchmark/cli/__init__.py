@@ -1,23 +1,15 @@
-"""The ``bench`` command line: one module per subcommand, listed in COMMANDS."""
+"""The ``bench`` command line: parser wiring and ``main``; one module per subcommand, listed in COMMANDS."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 
-from benchmark import (
-    cmd_latency,
-    cmd_leaderboard,
-    cmd_list,
-    cmd_memory,
-    cmd_predict,
-    cmd_profile,
-    cmd_run,
-    cmd_sweep,
-)
 from backbones.errors import UserError
+from benchmark.cli import latency, leaderboard, listing, memory, predict, profile, run, sweep
+from benchmark.cli.arguments import add_model_arguments, add_task_argument
 
-COMMANDS = [cmd_list, cmd_profile, cmd_run, cmd_predict, cmd_sweep, cmd_leaderboard, cmd_latency, cmd_memory]
+COMMANDS = [listing, profile, run, predict, sweep, leaderboard, latency, memory]
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -33,15 +25,6 @@ def build_parser(task_name: str) -> argparse.ArgumentParser:
     for command in COMMANDS:
         command.add_parser(sub, task_name)
     return parser
-
-
-def add_task_argument(parser: argparse.ArgumentParser, task_name: str) -> None:
-    """``--task`` plus that task's own flags (the task is read before the rest of the line)."""
-    from tasks import get_task, list_tasks
-
-    parser.add_argument("--task", default="classification", choices=list_tasks(), help="task (default classification)")
-    if task_name in list_tasks():
-        get_task(task_name).add_model_arguments(parser)
 
 
 def user_message(error: UserError) -> str:
@@ -68,5 +51,5 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+
+__all__ = ["COMMANDS", "add_model_arguments", "add_task_argument", "build_parser", "main", "user_message"]

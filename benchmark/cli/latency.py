@@ -7,13 +7,12 @@ import json
 import sys
 from pathlib import Path
 
+from benchmark.cli.arguments import add_model_arguments, add_task_argument, command_values, config_values
+
 DEFAULT_OUTPUT = "runs/latency"
 
 
 def add_parser(sub, task_name: str) -> None:
-    from benchmark.cli import add_task_argument
-    from benchmark.config import add_model_arguments
-
     parser = sub.add_parser(
         "latency",
         help="measure inference latency per runtime (eager, onnxruntime, int8, compile, ...)",
@@ -52,28 +51,19 @@ LATENCY_FLAGS = (
 
 
 def run(args: argparse.Namespace) -> int:
-    from benchmark.config import resolve_config
     from backbones.errors import UserError
-    from benchmark.latency import TIERS, LatencyOptions, benchmark, custom_tier, record_file_name
-    from benchmark.records import write_json_atomic
-    from benchmark.runtimes import get_runtime, parse_runtimes
+    from benchmark.latency.record import record_file_name
+    from benchmark.latency.runner import LatencyOptions, benchmark
+    from benchmark.latency.runtimes import parse_runtimes
+    from benchmark.latency.timing import TIERS, custom_tier
+    from benchmark.runs.config import resolve_config
+    from benchmark.runs.records import write_json_atomic
     from tasks import get_task
     from tasks.base import load_checkpoint
 
     task = get_task(args.task)
-    flags = {name: getattr(args, name) for name in LATENCY_FLAGS}
-    for name in LATENCY_FLAGS:
-        delattr(args, name)
-    runtimes = parse_runtimes(flags["runtime"])
-    if flags["latency_batch_size"] < 1:
-        raise UserError(f"--batch-size must be >= 1, got {flags['latency_batch_size']}")
-    if flags["threads"] < 1:
-        raise UserError(f"--threads must be >= 1, got {flags['threads']}")
-    for name in ("accuracy_images", "calibration_images"):
-        if flags[name] < 0:
-            raise UserError(f"--{name.replace('_', '-')} must be >= 0, got {flags[name]}")
-    for name in runtimes:  # before building anything: a missing package is a one-line error at once
-        get_runtime(name).check_available()
+    flags = command_values(args, LATENCY_FLAGS)
+    given = config_values(args, LATENCY_FLAGS)
     tier = custom_tier(
         TIERS[flags["tier"]],
         warmup_runs=flags["warmup_runs"],
@@ -82,6 +72,15 @@ def run(args: argparse.Namespace) -> int:
         min_s=flags["min_seconds"],
         max_s=flags["max_seconds"],
     )
+    # Checked before anything is built: a missing runtime package is a one-line error at once.
+    options = LatencyOptions(
+        runtimes=parse_runtimes(flags["runtime"]),
+        threads=flags["threads"],
+        batch_size=flags["latency_batch_size"],
+        tier=tier,
+        accuracy_images=flags["accuracy_images"],
+        calibration_images=flags["calibration_images"],
+    )
     if flags["checkpoint"]:
         for name in ("backbone", "width", "expansion", "output_stride", "num_classes", "config"):
             if getattr(args, name, None) is not None:
@@ -89,20 +88,12 @@ def run(args: argparse.Namespace) -> int:
                 raise UserError(f"{flag}: the checkpoint fixes the model; drop {flag} or --checkpoint")
         cfg, model = load_checkpoint(flags["checkpoint"], task)
         # Deployment choices a checkpoint does not fix: input size (the nets are fully convolutional) and data.
-        cfg.update({k: getattr(args, k) for k in ("resolution", "data") if getattr(args, k, None) is not None})
+        cfg.update({k: given[k] for k in ("resolution", "data") if k in given})
     else:
         if args.resolution is None and args.config is None:
-            args.resolution = task.default_resolution  # a training recipe's resolution is not a deployment's
-        cfg = resolve_config(task, args)
+            given["resolution"] = task.default_resolution  # a training recipe's resolution is not a deployment's
+        cfg = resolve_config(task, given, recipe=args.config)
         model = task.build_model(cfg)
-    options = LatencyOptions(
-        runtimes=runtimes,
-        threads=flags["threads"],
-        batch_size=flags["latency_batch_size"],
-        tier=tier,
-        accuracy_images=flags["accuracy_images"],
-        calibration_images=flags["calibration_images"],
-    )
     output = Path(flags["output"])
     as_json = flags["json"]
 

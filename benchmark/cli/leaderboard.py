@@ -7,7 +7,7 @@ import difflib
 from pathlib import Path
 
 from backbones.errors import UserError
-from benchmark.records import write_bytes_atomic
+from benchmark.runs.records import write_bytes_atomic
 
 DEFAULT_OUT = Path("leaderboards")
 
@@ -36,7 +36,7 @@ def add_parser(sub, task_name: str) -> None:
 
 
 def existing_generated(out: Path) -> set[str]:
-    from benchmark.leaderboard import is_generated
+    from benchmark.leaderboards.pages import is_generated
 
     if not out.is_dir():
         return set()
@@ -46,7 +46,7 @@ def existing_generated(out: Path) -> set[str]:
 
 def differences(out: Path, files: dict[str, bytes]) -> list[str]:
     """One line per file that differs from what the records give."""
-    from benchmark.leaderboard import same_content
+    from benchmark.leaderboards.pages import same_content
 
     lines = []
     for name, new in files.items():
@@ -75,7 +75,7 @@ def differences(out: Path, files: dict[str, bytes]) -> list[str]:
 
 def write_files(out: Path, files: dict[str, bytes]) -> list[str]:
     """Write what changed; remove generated files the records no longer give. Returns changed names."""
-    from benchmark.leaderboard import same_content
+    from benchmark.leaderboards.pages import same_content
 
     changed = []
     for name, data in files.items():
@@ -93,7 +93,8 @@ def write_files(out: Path, files: dict[str, bytes]) -> list[str]:
 def log_to_wandb(tables, project: str) -> str:
     """Log every table as a ``wandb.Table`` in one run (offline unless logged in); returns its folder."""
     import wandb
-    from benchmark.run import wandb_mode
+
+    from benchmark.runs.training import wandb_mode
 
     run = wandb.init(
         project=project, job_type="leaderboard", name="leaderboard", mode=wandb_mode(), reinit=True
@@ -112,8 +113,9 @@ def log_to_wandb(tables, project: str) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from benchmark.leaderboard import generate, generate_tables
-    from benchmark.store import import_record_file, load_records
+    from benchmark.leaderboards.pages import generate
+    from benchmark.leaderboards.store import import_record_file, load_records
+    from benchmark.leaderboards.tables import generate_tables
 
     out = Path(args.out)
     records_dir = Path(args.records) if args.records else out / "records"
@@ -123,7 +125,7 @@ def run(args: argparse.Namespace) -> int:
         path, changed = import_record_file(source, records_dir)
         print(f"{'added' if changed else 'already present'}: {source} -> {path}")
     if args.recount:
-        from benchmark.sweep import recount
+        from benchmark.sweeps.counting import recount
 
         for line in recount(records_dir):
             print(line)

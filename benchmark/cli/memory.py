@@ -19,12 +19,11 @@ def add_parser(sub, task_name: str) -> None:
 def run(args: argparse.Namespace) -> int:
     from backbones import UnknownBackboneError, create_backbone, get_entry
     from backbones.errors import UserError
-    from benchmark.memory import format_table3, table3
+    from benchmark.memory.table3 import format_table3, table3
+    from benchmark.runs.config import check_resolution, check_width
 
-    if args.resolution < 32:
-        raise UserError(f"--resolution must be >= 32 pixels, got {args.resolution}")
-    if args.width is not None and args.width <= 0:
-        raise UserError(f"--width must be > 0, got {args.width}")
+    check_resolution(args.resolution)
+    check_width(args.width)
     tables = []
     for name in (n.strip() for n in args.backbone.split(",") if n.strip()):
         try:

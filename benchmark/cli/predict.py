@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import argparse
 
+from benchmark.cli.arguments import add_task_argument
+
 
 def add_parser(sub, task_name: str) -> None:
-    from benchmark.cli import add_task_argument
-
     parser = sub.add_parser("predict", help="run a checkpoint on images and write pictures")
     add_task_argument(parser, task_name)
     parser.add_argument("--checkpoint", required=True, help="checkpoint written by bench run")

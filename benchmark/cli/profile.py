@@ -5,12 +5,10 @@ from __future__ import annotations
 import argparse
 import json
 
-from benchmark.config import add_model_arguments, resolve_config
+from benchmark.cli.arguments import add_model_arguments, add_task_argument, config_values
 
 
 def add_parser(sub, task_name: str) -> None:
-    from benchmark.cli import add_task_argument
-
     parser = sub.add_parser("profile", help="count params and multiply-adds")
     add_task_argument(parser, task_name)
     add_model_arguments(parser)
@@ -18,23 +16,18 @@ def add_parser(sub, task_name: str) -> None:
     parser.set_defaults(func=run)
 
 
+COMMAND_FLAGS = ("json",)
+
+
 def run(args: argparse.Namespace) -> int:
+    from benchmark.runs.config import resolve_config
+    from benchmark.runs.profile import profile_model
     from tasks import get_task
 
     task = get_task(args.task)
-    as_json = args.json
-    del args.json
-    cfg = resolve_config(task, args, shipped_recipes=False)
-    model = task.build_model(cfg)
-    result = {
-        "task": task.name,
-        "backbone": cfg["backbone"],
-        "resolution": cfg["resolution"],
-        "num_classes": cfg["num_classes"],
-        **{k: cfg[k] for k in ("width", "expansion", "output_stride") if cfg.get(k) is not None},
-        **task.profile(model, cfg),
-    }
-    if as_json:
+    cfg = resolve_config(task, config_values(args, COMMAND_FLAGS), recipe=args.config, shipped_recipes=False)
+    result = profile_model(task, cfg)
+    if args.json:
         print(json.dumps(result, sort_keys=True))
         return 0
     for key, value in result.items():

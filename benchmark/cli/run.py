@@ -5,11 +5,10 @@ from __future__ import annotations
 import argparse
 import sys
 
+from benchmark.cli.arguments import add_model_arguments, add_task_argument, config_values
+
 
 def add_parser(sub, task_name: str) -> None:
-    from benchmark.cli import add_task_argument
-    from benchmark.config import add_model_arguments
-
     parser = sub.add_parser("run", help="train + evaluate, write <output>/result.json")
     add_task_argument(parser, task_name)
     add_model_arguments(parser)
@@ -42,18 +41,18 @@ def add_parser(sub, task_name: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from benchmark.config import resolve_config
-    from benchmark.run import Preempted
-    from benchmark.run import run as run_training
-    from benchmark.summary import print_summary
+    from benchmark.runs.config import resolve_config
+    from benchmark.runs.summary import print_summary
+    from benchmark.runs.training import Preempted
+    from benchmark.runs.training import run as run_training
     from tasks import get_task
 
     task = get_task(args.task)
-    given_classes = args.num_classes is not None
-    if isinstance(args.devices, str) and args.devices.isdigit():
-        args.devices = int(args.devices)
-    cfg = resolve_config(task, args)
-    cfg["num_classes_given"] = given_classes
+    given = config_values(args)
+    if isinstance(given.get("devices"), str) and given["devices"].isdigit():
+        given["devices"] = int(given["devices"])
+    cfg = resolve_config(task, given, recipe=args.config)
+    cfg["num_classes_given"] = args.num_classes is not None
     try:
         record = run_training(cfg)
     except Preempted as stop:

@@ -10,7 +10,7 @@ DEFAULT_RECORDS = Path("leaderboards") / "records"
 
 
 def add_parser(sub, task_name: str) -> None:
-    from benchmark.sweep import TIERS
+    from benchmark.sweeps.plan import TIERS
 
     tiers = "; ".join(f"{tier.name}: {tier.description}" for tier in TIERS.values())
     parser = sub.add_parser(
@@ -42,7 +42,8 @@ def add_parser(sub, task_name: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from benchmark.sweep import TIERS, earlier_checkpoint, latency_command, make_plan, run_command, run_sweep
+    from benchmark.sweeps.jobs import earlier_checkpoint, latency_command, run_command, run_sweep
+    from benchmark.sweeps.plan import TIERS, make_plan
 
     plan = make_plan(
         TIERS[args.tier],

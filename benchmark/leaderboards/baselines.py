@@ -16,6 +16,9 @@ Sources (numbers copied from ``shared/reference/paper-numbers.md``, itself from 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
+
+from tasks.facts import TASK_FACTS
 
 V1_PAPER = "MobileNetV1 paper"
 V2_PAPER = "MobileNetV2 paper"
@@ -27,8 +30,8 @@ IMAGENET = "ImageNet val"
 COCO = "COCO"
 VOC = "PASCAL VOC 2012 val"
 
-METRIC_BY_TASK = {"classification": "top1", "detection": "map", "segmentation": "miou"}
-METRIC_LABELS = {"top1": "top-1 (%)", "map": "mAP (%)", "miou": "mIoU (%)"}
+# Headline metric -> its column title (the per-task facts table says which metric a task reports).
+METRIC_LABELS = {facts.metric: facts.metric_label for facts in TASK_FACTS.values()}
 
 
 def number(printed: str | None) -> float | None:
@@ -41,14 +44,26 @@ def number(printed: str | None) -> float | None:
 
 @dataclass(frozen=True)
 class SuiteModel:
-    """The suite's build of a reported network: the ``bench profile`` flags that count it."""
+    """The suite's build of a reported network: the config (and ``bench profile`` flags) that count it."""
 
     task: str
     backbone: str
     resolution: int
     width: float | None = None
-    # Extra `bench profile` flags of the task (e.g. ("--output-stride", "16", "--no-aspp")).
-    options: tuple[str, ...] = ()
+    # The task's own config values, e.g. (("output_stride", 16), ("aspp", False)).
+    options: tuple[tuple[str, Any], ...] = ()
+
+    @property
+    def flags(self) -> tuple[str, ...]:
+        """``options`` as `bench profile` flags: ("--output-stride", "16", "--no-aspp")."""
+        words: list[str] = []
+        for key, value in self.options:
+            flag = key.replace("_", "-")
+            if isinstance(value, bool):
+                words.append(f"--{flag}" if value else f"--no-{flag}")
+            else:
+                words += [f"--{flag}", str(value)]
+        return tuple(words)
 
     @property
     def key(self) -> str:
@@ -57,20 +72,26 @@ class SuiteModel:
         if self.width is not None:
             parts.append(f"w{self.width}")
         parts.append(f"r{self.resolution}")
-        parts += [flag.lstrip("-") for flag in self.options]
+        parts += [flag.lstrip("-") for flag in self.flags]
         return "-".join(parts)
 
     @property
     def label(self) -> str:
         width = f" {self.width}" if self.width is not None else ""
-        options = f" {' '.join(self.options)}" if self.options else ""
+        options = f" {' '.join(self.flags)}" if self.flags else ""
         return f"{self.backbone}{width} @{self.resolution}{options}"
 
+    def config(self, num_classes: int) -> dict[str, Any]:
+        """The values ``resolve_config`` takes for this network."""
+        return {"backbone": self.backbone, "resolution": self.resolution, "width": self.width,
+                "num_classes": num_classes, **dict(self.options)}  # fmt: skip
+
     def profile_flags(self, num_classes: int) -> list[str]:
+        """The same network as a `bench profile` command line (for messages and by hand)."""
         flags = ["--task", self.task, "--backbone", self.backbone, "--resolution", str(self.resolution)]
         if self.width is not None:
             flags += ["--width", str(self.width)]
-        return [*flags, "--num-classes", str(num_classes), *self.options]
+        return [*flags, "--num-classes", str(num_classes), *self.flags]
 
 
 @dataclass(frozen=True)
@@ -81,7 +102,7 @@ class Reported:
     model: str
     source: str  # "MobileNetV2 paper, Table 4"
     dataset: str
-    value: str | None  # the task's headline metric (METRIC_BY_TASK), percent
+    value: str | None  # the task's headline metric (tasks.facts), percent
     params: str | None  # "4.2M"
     madds: str | None  # "575M", "0.8B"
     cpu_ms: str | None = None  # V2 paper: one Pixel 1 big core, TF-Lite
@@ -94,7 +115,7 @@ class Reported:
 
     @property
     def metric(self) -> str:
-        return METRIC_BY_TASK[self.task]
+        return TASK_FACTS[self.task].metric
 
 
 def _cls(model, source, top1, params, madds, cpu=None, suite=None, dataset=IMAGENET, note="") -> Reported:
@@ -188,7 +209,7 @@ DETECTION = [
     _det("SSD300 + MobileNet", f"{V1_PAPER}, Table 13", "19.3", "6.8M", "1.2B"),
     # V2 paper, Table 5: the prediction layers alone on MobileNetV2, 80 classes (no mAP).
     _det("SSD prediction layers (MNet V2)", V2_TABLE5, None, "14.8M", "1.25B",
-         suite=SuiteModel("detection", "mnv2", 320, options=("--head", "ssd")), part="head"),
+         suite=SuiteModel("detection", "mnv2", 320, options=(("head", "ssd"),)), part="head"),
     _det("SSDLite prediction layers (MNet V2)", V2_TABLE5, None, "2.1M", "0.35B", suite=_SSDLITE_V2, part="head"),
     _det("ssdlite320_mobilenet_v3_large", f"{TORCHVISION}, SSDLite320_MobileNet_V3_Large_Weights.COCO_V1", "21.3",
          "3.44006M", "0.583B", dataset="COCO val2017"),
@@ -207,7 +228,7 @@ def _seg(
 ) -> Reported:
     suite = None
     if backbone is not None:
-        options = ("--output-stride", str(os), "--aspp" if aspp else "--no-aspp")
+        options = (("output_stride", os), ("aspp", aspp))
         suite = SuiteModel("segmentation", backbone, 513, options=options)
     return Reported("segmentation", model, source, dataset, miou, params, madds, suite=suite,
                     compare_madds=not mf, note=_MF_NOTE if mf and suite else "")  # fmt: skip

@@ -15,11 +15,12 @@ from pathlib import Path
 from typing import Any
 
 from backbones.errors import UserError
-from benchmark.records import read_record, write_json_atomic
+from benchmark.runs.records import read_record, write_json_atomic
+from tasks.facts import TASK_FACTS
 
 KINDS = ("result", "latency", "profile")
 # The headline metric each task's result record must carry (percent).
-TASK_METRICS = {"classification": "top1", "detection": "map", "segmentation": "miou"}
+TASK_METRICS = {name: facts.metric for name, facts in TASK_FACTS.items()}
 
 _NUMBER = (int, float)
 _REQUIRED: dict[str, dict[str, tuple[type, ...]]] = {

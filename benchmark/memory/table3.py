@@ -1,6 +1,6 @@
-"""Memory of inference: the V2 paper's Table 3 measure, and measured peak memory of a runtime.
+"""The MobileNetV2 paper's Table 3: the largest tensor that must be materialized (16-bit values).
 
-(a) Table 3 of the MobileNetV2 paper lists, per spatial resolution, the largest tensor that must
+Table 3 of the MobileNetV2 paper lists, per spatial resolution, the largest tensor that must
 be materialized (16-bit values) and the maximum over the network: 1600K for MobileNetV1 and
 400K for MobileNetV2 at 224. What is materialized: every layer output of V1 (Table 1 lists the
 depthwise and pointwise convs as separate layers); for V2 the bottleneck tensors only, i.e. block
@@ -8,22 +8,17 @@ outputs, since the expanded tensor inside a block can be streamed (V2 paper, sec
 first conv is fused into the first bottleneck ("for the first layer of MobileNetV2 ... we can
 employ the trick described in Section 5", Table 3 caption). The tensors are found by running the
 backbone with forward hooks, so they follow the built network (width, resolution, output stride).
-
-(b) Measured peak memory: process RSS growth (Linux ``/proc/self/status`` VmHWM, reset through
-``/proc/self/clear_refs``) on CPU; ``torch.cuda.max_memory_allocated`` growth on CUDA.
 """
 
 from __future__ import annotations
 
-import ctypes
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import torch
 
-from backbones.features import Backbone
 from backbones.errors import UserError
+from backbones.features import Backbone
 
 BYTES_PER_VALUE = 2  # Table 3: "We assume 16-bit floats for activations"
 KB = 1000  # the paper's K: 64 x 112 x 112 x 2 bytes = 1,605,632 bytes is its "1600K"
@@ -35,9 +30,6 @@ PAPER_TABLE3: dict[str, dict[str, Any]] = {
 }
 
 
-# --------------------------------------------------------------------------------------------
-# (a) Table 3
-# --------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Materialized:
     """One tensor that must be materialized: the output of ``layer``, and what it was computed from."""
@@ -169,83 +161,3 @@ def format_table3(tables: list[Table3]) -> str:
     return "\n".join(lines)
 
 
-# --------------------------------------------------------------------------------------------
-# (b) measured peak memory
-# --------------------------------------------------------------------------------------------
-STATUS = Path("/proc/self/status")
-CLEAR_REFS = Path("/proc/self/clear_refs")
-
-
-def _status_kb(key: str) -> int | None:
-    try:
-        for line in STATUS.read_text().splitlines():
-            if line.startswith(key + ":"):
-                return int(line.split()[1])
-    except (OSError, ValueError, IndexError):
-        return None
-    return None
-
-
-def current_rss_mb() -> float | None:
-    kb = _status_kb("VmRSS")
-    return None if kb is None else kb / 1024.0
-
-
-def peak_rss_mb() -> float | None:
-    kb = _status_kb("VmHWM")
-    return None if kb is None else kb / 1024.0
-
-
-def reset_peak_rss() -> bool:
-    """Reset the kernel's RSS high-water mark (Linux >= 4.0: write 5 to clear_refs)."""
-    try:
-        with CLEAR_REFS.open("w") as handle:
-            handle.write("5")
-        return True
-    except OSError:
-        return False
-
-
-def release_free_memory() -> None:
-    """Hand freed heap pages back to the OS, so the next RSS growth is not hidden by reuse."""
-    import gc
-
-    gc.collect()
-    try:
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):
-        pass
-
-
-class PeakMemory:
-    """Context manager: peak memory growth of what runs inside it (``growth_mb``), and how measured."""
-
-    def __init__(self, device: str = "cpu") -> None:
-        self.device = device
-        self.growth_mb: float | None = None
-        self.method = ""
-
-    def __enter__(self) -> PeakMemory:
-        if self.device.startswith("cuda"):
-            torch.cuda.synchronize()
-            torch.cuda.reset_peak_memory_stats()
-            self._base = torch.cuda.memory_allocated()
-            self.method = "torch.cuda.max_memory_allocated growth"
-        else:
-            release_free_memory()
-            exact = reset_peak_rss()
-            self._base = current_rss_mb()
-            self._old_peak = peak_rss_mb()
-            self.method = "process RSS high-water mark growth" + ("" if exact else " (peak not resettable: lower bound)")
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self.device.startswith("cuda"):
-            torch.cuda.synchronize()
-            self.growth_mb = (torch.cuda.max_memory_allocated() - self._base) / 2**20
-            return
-        peak = peak_rss_mb()
-        if peak is None or self._base is None:
-            self.method = "unavailable (no /proc/self/status)"
-            return
-        self.growth_mb = max(0.0, peak - self._base)

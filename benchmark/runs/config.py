@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import argparse
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +10,9 @@ import yaml
 
 from backbones import UnknownBackboneError, canonical_name, get_entry
 from backbones.errors import UserError
-from benchmark.records import REPO_ROOT
+from backbones.features import OUTPUT_STRIDES
+from benchmark.runs.records import REPO_ROOT
+from tasks.factory import BACKBONE_OPTIONS
 
 RECIPES_DIR = REPO_ROOT / "configs"
 
@@ -55,17 +57,6 @@ GENERAL_DEFAULTS: dict[str, Any] = {
 }
 
 
-def add_model_arguments(parser: argparse.ArgumentParser) -> None:
-    """Flags that choose the network (shared by profile, run and latency)."""
-    parser.add_argument("--backbone", default=None, help="registered backbone name (see `bench list`)")
-    parser.add_argument("--width", type=float, default=None, help="width multiplier (MobileNets)")
-    parser.add_argument("--expansion", type=float, default=None, help="MobileNetV2 expansion factor t")
-    parser.add_argument("--output-stride", type=int, default=None, help="8, 16 or 32 (dilation after it)")
-    parser.add_argument("--resolution", type=int, default=None, help="input side in pixels")
-    parser.add_argument("--num-classes", type=int, default=None, help="number of classes")
-    parser.add_argument("--config", default=None, help="recipe YAML file; flags override it")
-
-
 def load_recipe(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     try:
@@ -97,21 +88,25 @@ def default_recipe(task: str, backbone: str, data: str | None = "synthetic") -> 
     return None
 
 
-BACKBONE_OPTIONS = ("width", "expansion", "output_stride")
+def resolve_config(
+    task, given: Mapping[str, Any], *, recipe: str | Path | None = None, shipped_recipes: bool = True
+) -> dict[str, Any]:
+    """Merge defaults, the recipe and the values the user gave (``None``: not given); the result is
+    validated once here and saved with the run.
 
-
-def resolve_config(task, args: argparse.Namespace, *, shipped_recipes: bool = True) -> dict[str, Any]:
-    """Merge defaults, the recipe and the flags the user gave; the result is saved with the run.
-
-    ``shipped_recipes=False`` (profile, latency) ignores the training recipes in ``configs/``: their
-    resolution suits training on the embedded data, not the model as published. ``--config`` still applies.
+    ``recipe`` is a ``--config`` file. ``shipped_recipes=False`` (profile, latency) ignores the training
+    recipes in ``configs/``: their resolution suits training on the embedded data, not the model as
+    published. A recipe the user names still applies.
     """
     cfg: dict[str, Any] = dict(GENERAL_DEFAULTS)
     cfg.update(task="", resolution=task.default_resolution, num_classes=task.default_num_classes)
     cfg.update(task.defaults())
-    flags = {k: v for k, v in vars(args).items() if v is not None and k not in ("command", "config", "func")}
+    flags = {k: v for k, v in given.items() if v is not None}
+    unknown = sorted(set(flags) - set(cfg))
+    if unknown:
+        raise UserError(f"unknown option(s) for task {task.name}: {', '.join(unknown)}")
     backbone = flags.get("backbone") or cfg["backbone"]
-    recipe_path = Path(args.config) if getattr(args, "config", None) else None
+    recipe_path = Path(recipe) if recipe else None
     if recipe_path is None and shipped_recipes:
         try:
             backbone = canonical_name(backbone)
@@ -119,23 +114,35 @@ def resolve_config(task, args: argparse.Namespace, *, shipped_recipes: bool = Tr
             pass
         recipe_path = default_recipe(task.name, backbone, flags.get("data", cfg["data"]))
     if recipe_path is not None:
-        recipe = load_recipe(recipe_path)
-        unknown = sorted(set(recipe) - set(cfg) - {"task"})
+        values = load_recipe(recipe_path)
+        unknown = sorted(set(values) - set(cfg) - {"task"})
         if unknown:
             raise UserError(f"--config: {recipe_path} has unknown option(s): {', '.join(unknown)}")
-        if not getattr(args, "config", None):
+        if not recipe:
             # A shipped recipe's backbone options (the synthetic recipes' width) apply only to the
             # backbones that take them; a recipe the user names is taken as written.
             try:
                 takes = get_entry(backbone).options
             except UnknownBackboneError:
                 takes = ()
-            recipe = {k: v for k, v in recipe.items() if k not in BACKBONE_OPTIONS or k in takes}
-        cfg.update(recipe)
+            values = {k: v for k, v in values.items() if k not in BACKBONE_OPTIONS or k in takes}
+        cfg.update(values)
         cfg["recipe"] = str(recipe_path)
     cfg.update(flags)
     cfg["task"] = task.name
-    return validate(cfg)
+    validate(cfg)
+    task.parse_options(cfg)  # the task's own flags, checked before anything is built or written
+    return cfg
+
+
+def check_width(width: float | None, flag: str = "--width") -> None:
+    if width is not None and width <= 0:
+        raise UserError(f"{flag} must be > 0, got {width}")
+
+
+def check_resolution(resolution: int, flag: str = "--resolution") -> None:
+    if resolution < 32:
+        raise UserError(f"{flag} must be >= 32 pixels, got {resolution}")
 
 
 def validate(cfg: dict[str, Any]) -> dict[str, Any]:
@@ -144,14 +151,12 @@ def validate(cfg: dict[str, Any]) -> dict[str, Any]:
     except UnknownBackboneError as error:
         raise UserError(f"--backbone: {error}") from None
     cfg["backbone"] = entry.name
-    if cfg.get("width") is not None and cfg["width"] <= 0:
-        raise UserError(f"--width must be > 0, got {cfg['width']}")
+    check_width(cfg.get("width"))
     if cfg.get("expansion") is not None and cfg["expansion"] <= 0:
         raise UserError(f"--expansion must be > 0, got {cfg['expansion']}")
-    if cfg.get("output_stride") is not None and cfg["output_stride"] not in (8, 16, 32):
+    if cfg.get("output_stride") is not None and cfg["output_stride"] not in OUTPUT_STRIDES:
         raise UserError(f"--output-stride must be 8, 16 or 32, got {cfg['output_stride']}")
-    if cfg["resolution"] < 32:
-        raise UserError(f"--resolution must be >= 32 pixels, got {cfg['resolution']}")
+    check_resolution(cfg["resolution"])
     if cfg["num_classes"] < 1:
         raise UserError(f"--num-classes must be >= 1, got {cfg['num_classes']}")
     for option in BACKBONE_OPTIONS:
@@ -168,7 +173,7 @@ def validate(cfg: dict[str, Any]) -> dict[str, Any]:
 
 def validate_training(cfg: dict[str, Any]) -> None:
     """Training flags, checked before anything is built or written."""
-    from benchmark.run import LOGGERS
+    from benchmark.runs.training import LOGGERS
     from tasks.base import OPTIMIZERS, SCHEDULES
 
     choices = {"optimizer": OPTIMIZERS, "schedule": SCHEDULES, "logger": LOGGERS, "on_bad_sample": ("error", "skip")}
@@ -183,8 +188,3 @@ def validate_training(cfg: dict[str, Any]) -> None:
             raise UserError(f"{flag} must be {'> 0' if key == 'lr' else '>= 0'}, got {value}")
     if cfg.get("ema_decay") is not None and not 0 < cfg["ema_decay"] < 1:
         raise UserError(f"--ema-decay must be between 0 and 1, got {cfg['ema_decay']}")
-
-
-def backbone_options(cfg: dict[str, Any]) -> dict[str, Any]:
-    """The backbone constructor's options present in ``cfg``."""
-    return {k: cfg[k] for k in BACKBONE_OPTIONS if cfg.get(k) is not None}

@@ -13,7 +13,7 @@ from typing import Any
 from backbones.errors import UserError
 
 SCHEMA_VERSION = 1
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> Path:

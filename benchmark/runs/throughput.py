@@ -1,6 +1,6 @@
 """Benchmark: training throughput of the Lightning task vs a plain PyTorch loop (same model, data, batch).
 
-    python -m benchmark.throughput [--backbone mnv2] [--steps 40] [--warmup 5] [--batch-size 32] [--rounds 2]
+    python -m benchmark.runs.throughput [--backbone mnv2] [--steps 40] [--warmup 5] [--batch-size 32] [--rounds 2]
 
 Both loops run in this one process, alternately, on the embedded synthetic data; the ratio
 Lightning / plain images-per-second is printed (the goal is >= 0.95).
@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from backbones.classifier import ImageClassifier
 from tasks.classification.data import ImageNetDataModule
 from tasks.classification.module import ClassificationModule
-from tasks.models import backbone_from_config
+from tasks.factory import backbone_from_config
 
 
 class _StepClock(L.Callback):

@@ -18,7 +18,7 @@ from lightning.pytorch.callbacks import Callback, ModelCheckpoint, OnExceptionCh
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from backbones.errors import UserError
-from benchmark.records import SCHEMA_VERSION, environment, write_json_atomic, write_text_atomic
+from benchmark.runs.records import SCHEMA_VERSION, environment, write_json_atomic, write_text_atomic
 
 LOGGERS = ("wandb", "csv", "tensorboard", "none")
 

@@ -6,17 +6,13 @@ from pathlib import Path
 from typing import Any
 
 import albumentations as A
-import numpy as np
 import torch
 from albumentations.pytorch import ToTensorV2
 from torch.utils.data import DataLoader, Dataset
 
 from backbones.errors import UserError
-from tasks.base import BenchDataModule, Config, eval_sampler, skip_none_collate
-from tasks.images import IMAGE_EXTENSIONS, load_rgb_or_skip
-
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
+from tasks.base import BenchDataModule, Config, skip_none_collate
+from tasks.images import IMAGE_EXTENSIONS, IMAGENET_MEAN, IMAGENET_STD, load_rgb_or_skip
 
 
 def scan_split(root: Path, split: str, classes: list[str] | None = None) -> tuple[list[str], list[tuple[str, int]]]:
@@ -126,24 +122,11 @@ class ImageNetDataModule(BenchDataModule):
         self.train_set = ImageFolderDataset(train, train_transform(self.resolution, self.color_jitter, self.min_crop_scale), self.on_bad_sample)
         self.val_set = ImageFolderDataset(val, eval_transform(self.resolution), self.on_bad_sample)
 
-    def _loader(self, dataset: Dataset, *, train: bool) -> DataLoader:
-        return DataLoader(
-            dataset,
-            batch_size=self.batch_size,
-            shuffle=train,
-            sampler=None if train else eval_sampler(dataset),
-            num_workers=self.num_workers,
-            pin_memory=torch.cuda.is_available(),
-            persistent_workers=self.num_workers > 0,
-            drop_last=train and len(dataset) > self.batch_size,
-            collate_fn=skip_none_collate,
-        )
-
     def train_dataloader(self) -> DataLoader:
-        return self._loader(self.train_set, train=True)
+        return self.loader(self.train_set, train=True, collate_fn=skip_none_collate)
 
     def val_dataloader(self) -> DataLoader:
-        return self._loader(self.val_set, train=False)
+        return self.loader(self.val_set, train=False, collate_fn=skip_none_collate)
 
     def dataset_info(self) -> dict[str, Any]:
         return {
@@ -156,11 +139,3 @@ class ImageNetDataModule(BenchDataModule):
 
     def class_names(self) -> list[str]:
         return list(self.classes)
-
-
-def denormalize(images: torch.Tensor) -> np.ndarray:
-    """Normalised NCHW tensors back to NHWC uint8 arrays (for pictures in W&B)."""
-    mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
-    std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
-    pixels = (images.detach().cpu().float() * std + mean).clamp(0, 1) * 255
-    return pixels.permute(0, 2, 3, 1).to(torch.uint8).numpy()

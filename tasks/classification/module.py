@@ -70,7 +70,8 @@ class ClassificationModule(BenchModule):
         if not isinstance(self.logger, WandbLogger) or self.trainer.sanity_checking:
             return
         import wandb
-        from tasks.classification.data import denormalize
+
+        from tasks.images import denormalize
 
         def name(index: int) -> str:
             return self.class_names[index] if index < len(self.class_names) else str(index)

@@ -6,27 +6,17 @@ import torch
 from torch import nn
 
 from backbones.classifier import ImageClassifier
-from backbones.errors import UserError
 from tasks.base import BenchDataModule, BenchModule, Config, Task
-from tasks.models import backbone_from_config
 
 
 class ClassificationTask(Task):
     name = "classification"
     default_resolution = 224
     default_num_classes = 1000
-    monitor = "top1"
+    is_classifier = True
 
-    def build_model(self, cfg: Config) -> nn.Module:
-        if cfg.get("pretrained") not in (None, "none"):
-            from backbones.pretrained import PretrainedWeightsError, pretrained_classifier
-            from benchmark.config import backbone_options
-
-            try:
-                return pretrained_classifier(cfg["backbone"], num_classes=cfg["num_classes"], **backbone_options(cfg))
-            except PretrainedWeightsError as error:
-                raise UserError(f"--pretrained: {error}") from None
-        return ImageClassifier(backbone_from_config(cfg), cfg["num_classes"])
+    def assemble(self, backbone, *, num_classes: int, **options) -> nn.Module:
+        return ImageClassifier(backbone, num_classes)
 
     def add_model_arguments(self, parser) -> None:
         parser.add_argument("--color-jitter", type=float, default=None, help="training colour jitter strength")

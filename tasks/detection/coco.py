@@ -27,12 +27,10 @@ from albumentations.pytorch import ToTensorV2
 from torch.utils.data import DataLoader, Dataset
 
 from backbones.errors import UserError
-from tasks.base import BenchDataModule, eval_sampler
-from tasks.images import BadSampleWarning, load_rgb
+from tasks.base import BenchDataModule
+from tasks.images import IMAGENET_MEAN, IMAGENET_STD, BadSampleWarning, load_rgb
 
 SPLITS = ("train", "val")
-MEAN = (0.485, 0.456, 0.406)  # ImageNet statistics: the backbones' pretrained weights expect them
-STD = (0.229, 0.224, 0.225)
 
 
 class AnnotationWarning(UserWarning):
@@ -267,7 +265,7 @@ def train_transform(resolution: int) -> A.Compose:
             # SSD's photometric distortions (brightness, contrast, saturation, hue), half the time.
             A.ColorJitter(brightness=0.2, contrast=0.5, saturation=0.5, hue=0.05, p=0.5),
             A.Resize(resolution, resolution),
-            A.Normalize(MEAN, STD),
+            A.Normalize(IMAGENET_MEAN, IMAGENET_STD),
             ToTensorV2(),
         ],
         bbox_params=A.BboxParams(
@@ -278,15 +276,7 @@ def train_transform(resolution: int) -> A.Compose:
 
 def eval_transform(resolution: int) -> A.Compose:
     """Resize to the square input (as training); boxes go back with the per-axis scale."""
-    return A.Compose([A.Resize(resolution, resolution), A.Normalize(MEAN, STD), ToTensorV2()])
-
-
-def denormalize(images: torch.Tensor) -> np.ndarray:
-    """Normalised NCHW tensors back to NHWC uint8 arrays (pictures for W&B)."""
-    mean = torch.tensor(MEAN).view(1, 3, 1, 1)
-    std = torch.tensor(STD).view(1, 3, 1, 1)
-    pixels = (images.detach().cpu().float() * std + mean).clamp(0, 1) * 255
-    return pixels.permute(0, 2, 3, 1).to(torch.uint8).numpy()
+    return A.Compose([A.Resize(resolution, resolution), A.Normalize(IMAGENET_MEAN, IMAGENET_STD), ToTensorV2()])
 
 
 class CocoDetectionDataset(Dataset):
@@ -398,19 +388,7 @@ class CocoDataModule(BenchDataModule):
         )
 
     def _loader(self, split: str) -> DataLoader:
-        dataset = self.dataset(split)
-        train = split == "train"
-        return DataLoader(
-            dataset,
-            batch_size=self.batch_size,
-            shuffle=train,
-            sampler=None if train else eval_sampler(dataset),
-            num_workers=self.num_workers,
-            pin_memory=torch.cuda.is_available(),
-            persistent_workers=self.num_workers > 0,
-            drop_last=train and len(dataset) > self.batch_size,
-            collate_fn=collate_detection,
-        )
+        return self.loader(self.dataset(split), train=split == "train", collate_fn=collate_detection)
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train")

@@ -5,17 +5,18 @@ from __future__ import annotations
 import argparse
 import functools
 import json
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import nn
 
+from backbones.counting import count_madds, count_params
 from backbones.errors import UserError
-from benchmark.profile import count_madds, count_params
 from tasks.base import BenchDataModule, BenchModule, Config, Task
 from tasks.detection.postprocess import MAX_DETECTIONS, NMS_IOU, SCORE_THRESHOLD, postprocess_detections
 from tasks.detection.ssdlite import HEADS, SSDLite
-from tasks.models import backbone_from_config
+from tasks.factory import backbone_from_config
 
 PREDICT_SCORE_THRESHOLD = 0.3  # boxes drawn by ``bench predict`` unless --score-threshold says otherwise
 
@@ -24,7 +25,6 @@ class DetectionTask(Task):
     name = "detection"
     default_resolution = 320  # SSDLite's input (V2 paper, section 6.2)
     default_num_classes = 80  # COCO; the background class comes on top
-    monitor = "map"
 
     def add_model_arguments(self, parser: argparse.ArgumentParser) -> None:
         add = parser.add_argument
@@ -45,22 +45,16 @@ class DetectionTask(Task):
         }
 
     # -- the network ----------------------------------------------------------------------------
-    def build_model(self, cfg: Config) -> SSDLite:
-        check_postprocess_options(cfg)
-        head = cfg.get("head") or "ssdlite"
+    def parse_options(self, cfg: Config) -> DetectionOptions:
+        return detection_options(cfg)
+
+    def model_options(self, cfg: Config) -> dict[str, Any]:
+        return {"head": cfg.get("head")}
+
+    def assemble(self, backbone, *, num_classes: int, head: str = "ssdlite") -> SSDLite:
         if head not in HEADS:
             raise UserError(f"--head: unknown value {head!r}; choose from {', '.join(HEADS)}")
-        if cfg.get("pretrained") not in (None, "none"):
-            from backbones.pretrained import PretrainedWeightsError, pretrained_classifier
-            from benchmark.config import backbone_options
-
-            try:
-                backbone = pretrained_classifier(cfg["backbone"], num_classes=1000, **backbone_options(cfg)).backbone
-            except PretrainedWeightsError as error:
-                raise UserError(f"--pretrained: {error}") from None
-        else:
-            backbone = backbone_from_config(cfg)
-        return SSDLite(backbone, cfg["num_classes"], head=head)
+        return SSDLite(backbone, num_classes, head=head)
 
     def profile(self, model: nn.Module, cfg: Config) -> dict[str, Any]:
         """The whole detector, and its own layers alone (extras + predictors: the paper's Table 5)."""
@@ -97,8 +91,6 @@ class DetectionTask(Task):
     # -- data and training ----------------------------------------------------------------------
     def build_datamodule(self, cfg: Config) -> BenchDataModule:
         from tasks.detection.coco import CocoDataModule
-
-        check_postprocess_options(cfg)  # before any data is read or generated
 
         return CocoDataModule.from_config(cfg)
 
@@ -147,7 +139,7 @@ class DetectionTask(Task):
         for key in ("nms_iou", "max_detections"):
             if getattr(args, key, None) is not None:
                 cfg[key] = getattr(args, key)
-        check_postprocess_options(cfg)
+        detection_options(cfg)
         names = cfg.get("class_names") or []
         transform = eval_transform(cfg["resolution"])
         out = Path(out_dir)
@@ -168,8 +160,21 @@ class DetectionTask(Task):
         return written
 
 
-def check_postprocess_options(cfg: Config) -> None:
+@dataclass(frozen=True)
+class DetectionOptions:
+    """The task's own settings in a run config, checked once."""
+
+    head: str
+    score_threshold: float | None
+    nms_iou: float | None
+    max_detections: int | None
+
+
+def detection_options(cfg: Config) -> DetectionOptions:
     """The detection flags, as one-line errors."""
+    head = cfg.get("head") or "ssdlite"
+    if head not in HEADS:
+        raise UserError(f"--head: unknown value {head!r}; choose from {', '.join(HEADS)}")
     score = cfg.get("score_threshold", SCORE_THRESHOLD)
     if score is not None and not 0 <= score < 1:
         raise UserError(f"--score-threshold must be in [0, 1), got {score}")
@@ -179,6 +184,7 @@ def check_postprocess_options(cfg: Config) -> None:
     limit = cfg.get("max_detections", MAX_DETECTIONS)
     if limit is not None and limit < 1:
         raise UserError(f"--max-detections must be >= 1, got {limit}")
+    return DetectionOptions(head, score, iou, limit)
 
 
 def anchors_for(cfg: Config) -> torch.Tensor:

@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
-import torch
 from PIL import Image, ImageDraw
-
-from tasks.segmentation.voc import IMAGENET_MEAN, IMAGENET_STD
 
 
 def voc_palette(size: int = 256) -> np.ndarray:
@@ -50,11 +47,3 @@ def overlay(pixels: np.ndarray, labels: np.ndarray, names: list[str], alpha: flo
         draw.rectangle((4, y, 12, y + 8), fill=tuple(int(c) for c in PALETTE[label]))
         draw.text((16, y - 2), name, fill=(255, 255, 255))
     return picture
-
-
-def denormalize(images: torch.Tensor) -> np.ndarray:
-    """Normalised NCHW tensors back to NHWC uint8 arrays."""
-    mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
-    std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
-    pixels = (images.detach().cpu().float() * std + mean).clamp(0, 1) * 255
-    return pixels.permute(0, 2, 3, 1).round().to(torch.uint8).numpy()

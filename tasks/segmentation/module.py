@@ -37,7 +37,7 @@ class SegmentationModule(BenchModule):
 
     @classmethod
     def from_config(cls, cfg: Config, model: nn.Module) -> SegmentationModule:
-        from tasks.segmentation.task import segmentation_options
+        from tasks.segmentation.options import segmentation_options
 
         options = segmentation_options(cfg)
         return cls(
@@ -101,7 +101,8 @@ class SegmentationModule(BenchModule):
         if not isinstance(self.logger, WandbLogger) or self.trainer.sanity_checking:
             return
         import wandb
-        from tasks.segmentation.drawing import denormalize
+
+        from tasks.images import denormalize
 
         labels = {i: name for i, name in enumerate(self.class_names)} | {VOID: "void"}
         pictures = [

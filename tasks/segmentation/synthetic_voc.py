@@ -13,7 +13,7 @@ import numpy as np
 from PIL import Image, ImageFilter
 
 from tasks.segmentation.drawing import palette_image
-from tasks.segmentation.voc import VOID
+from tasks.segmentation.labels import VOID
 from tasks.synthetic import PALETTE, background, draw_shape, generate_once
 
 VERSION = 3

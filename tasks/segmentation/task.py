@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -13,43 +12,17 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from backbones.errors import UserError
-from benchmark.profile import count_madds, count_params
+from backbones.counting import count_madds, count_params
 from tasks.base import BenchDataModule, BenchModule, Config, Task
-from tasks.models import backbone_from_config
 from tasks.segmentation.deeplabv3 import DeepLabV3, table7_row
-from tasks.segmentation.inference import MF_SCALES, parse_scales, segment
-
-FEATURES = ("body", "last")
-
-
-@dataclass(frozen=True)
-class SegmentationOptions:
-    """The task's own settings in a run config, checked once."""
-
-    feature: str  # "body": the backbone's segmentation tap (V2: the 320-ch V2* map); "last": "stride32"
-    aspp: bool
-    eval_scales: tuple[float, ...]
-    eval_flip: bool
-
-
-def segmentation_options(cfg: Config) -> SegmentationOptions:
-    feature = cfg.get("feature") or "body"
-    if feature not in FEATURES:
-        raise UserError(f"--feature: unknown value {feature!r}; choose from {', '.join(FEATURES)}")
-    return SegmentationOptions(
-        feature=feature,
-        aspp=bool(cfg.get("aspp")),
-        eval_scales=parse_scales(cfg.get("eval_scales")),
-        eval_flip=bool(cfg.get("eval_flip")),
-    )
+from tasks.segmentation.inference import MF_SCALES, segment
+from tasks.segmentation.options import FEATURES, SegmentationOptions, segmentation_options
 
 
 class SegmentationTask(Task):
     name = "segmentation"
     default_resolution = 513  # DeepLab's crop (V2 paper, section 6.3)
     default_num_classes = 21  # PASCAL VOC: 20 classes + background
-    monitor = "miou"
 
     def add_model_arguments(self, parser: argparse.ArgumentParser) -> None:
         add = parser.add_argument
@@ -84,20 +57,16 @@ class SegmentationTask(Task):
             "eval_flip": False,
         }
 
-    def build_model(self, cfg: Config) -> nn.Module:
-        options = segmentation_options(cfg)
-        if cfg.get("pretrained") not in (None, "none"):
-            from backbones.pretrained import PretrainedWeightsError, pretrained_classifier
-            from benchmark.config import backbone_options
+    def parse_options(self, cfg: Config) -> SegmentationOptions:
+        return segmentation_options(cfg)
 
-            try:
-                backbone = pretrained_classifier(cfg["backbone"], **backbone_options(cfg)).backbone
-            except PretrainedWeightsError as error:
-                raise UserError(f"--pretrained: {error}") from None
-        else:
-            backbone = backbone_from_config(cfg)
-        tap = backbone.segmentation_tap if options.feature == "body" else "stride32"
-        return DeepLabV3(backbone, cfg["num_classes"], tap=tap, aspp=options.aspp)
+    def model_options(self, cfg: Config) -> dict[str, Any]:
+        options = segmentation_options(cfg)
+        return {"feature": options.feature, "aspp": options.aspp}
+
+    def assemble(self, backbone, *, num_classes: int, feature: str = "body", aspp: bool = False) -> nn.Module:
+        tap = backbone.segmentation_tap if feature == "body" else "stride32"
+        return DeepLabV3(backbone, num_classes, tap=tap, aspp=aspp)
 
     def profile(self, model: nn.Module, cfg: Config) -> dict[str, Any]:
         """Params and MAdds, split into backbone and head; Table 7's numbers beside them where the
@@ -136,7 +105,6 @@ class SegmentationTask(Task):
     def build_datamodule(self, cfg: Config) -> BenchDataModule:
         from tasks.segmentation.voc import VocDataModule
 
-        segmentation_options(cfg)  # flag mistakes before any data is generated
         return VocDataModule.from_config(cfg)
 
     def build_module(self, cfg: Config, model: nn.Module) -> BenchModule:
@@ -149,6 +117,7 @@ class SegmentationTask(Task):
         """mIoU/pixel accuracy of ``forward`` on the validation split, for runtimes with a fixed input
         shape: each image is fitted into a resolution x resolution canvas (padded with the mean pixel
         and void labels, as DeepLab evaluates VOC at 513x513; larger images are shrunk to fit)."""
+        from tasks.images import fit_canvas, fitted_size
         from tasks.segmentation.metrics import scores_from_confusion
         from tasks.segmentation.voc import VOID
 
@@ -163,15 +132,11 @@ class SegmentationTask(Task):
             if item is None:
                 continue
             image, mask = item
-            height, width = mask.shape
-            if max(height, width) > size:
-                factor = size / max(height, width)
-                new = (max(1, round(height * factor)), max(1, round(width * factor)))
-                image = F.interpolate(image[None], size=new, mode="bilinear", align_corners=False)[0]
+            canvas = fit_canvas(image, size)[None]
+            if max(mask.shape) > size:
+                new = fitted_size(*mask.shape, size)
                 mask = F.interpolate(mask[None, None].float(), size=new, mode="nearest")[0, 0].long()
-                height, width = new
-            canvas = torch.zeros(1, 3, size, size)
-            canvas[0, :, :height, :width] = image
+            height, width = mask.shape
             logits = torch.as_tensor(forward(canvas))[0, :, :height, :width]
             predicted = logits.argmax(0).flatten().numpy()
             truth = mask.flatten().numpy()

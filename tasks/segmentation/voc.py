@@ -23,16 +23,10 @@ from PIL import Image, UnidentifiedImageError
 from torch.utils.data import DataLoader, Dataset
 
 from backbones.errors import UserError
-from tasks.base import BenchDataModule, eval_sampler
-from tasks.images import BadSampleWarning, load_rgb
+from tasks.base import BenchDataModule
+from tasks.images import IMAGENET_MEAN, IMAGENET_STD, BadSampleWarning, load_rgb
+from tasks.segmentation.labels import VOC_CLASSES, VOID
 
-VOC_CLASSES = (
-    "background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
-    "diningtable", "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa", "train", "tvmonitor",
-)  # fmt: skip
-VOID = 255
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 # Padding takes the mean pixel, which normalisation maps to 0 (DeepLab pads with its mean pixel).
 MEAN_PIXEL = tuple(255.0 * m for m in IMAGENET_MEAN)
 # Where DeepLab-style SBD conversions put the augmented training list, most common first.
@@ -270,29 +264,11 @@ class VocDataModule(BenchDataModule):
         return read_split(voc / relative), "SegmentationClass", relative
 
     def train_dataloader(self) -> DataLoader:
-        return DataLoader(
-            self.train_set,
-            batch_size=self.batch_size,
-            shuffle=True,
-            num_workers=self.num_workers,
-            pin_memory=torch.cuda.is_available(),
-            persistent_workers=self.num_workers > 0,
-            # BatchNorm in the image-pooling branch sees one value per channel: never a batch of 1.
-            drop_last=len(self.train_set) > self.batch_size,
-            collate_fn=train_collate,
-        )
+        # BatchNorm in the image-pooling branch sees one value per channel: never a batch of 1.
+        return self.loader(self.train_set, train=True, collate_fn=train_collate)
 
     def val_dataloader(self) -> DataLoader:
-        return DataLoader(
-            self.val_set,
-            batch_size=self.batch_size,
-            shuffle=False,
-            sampler=eval_sampler(self.val_set),  # under DDP: every image on exactly one rank
-            num_workers=self.num_workers,
-            pin_memory=torch.cuda.is_available(),
-            persistent_workers=self.num_workers > 0,
-            collate_fn=pad_collate,
-        )
+        return self.loader(self.val_set, train=False, collate_fn=pad_collate)  # DDP: each image on one rank
 
     def dataset_info(self) -> dict[str, Any]:
         if self.synthetic:

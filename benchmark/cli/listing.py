@@ -1,4 +1,4 @@
-"""``bench list``: backbones with their options, tasks and runtimes."""
+"""``bench list``: the registered backbones, tasks and runtimes (module named so it does not shadow ``list``)."""
 
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ def run(args: argparse.Namespace) -> int:
         task = get_task(name)
         print(f"  {name:<20} default {task.default_resolution}x{task.default_resolution}, {task.default_num_classes} classes")
     try:
-        from benchmark.runtimes import RUNTIMES
+        from benchmark.latency.runtimes import RUNTIMES
     except ImportError:
         return 0
     print("runtimes:")

@@ -1,0 +1,41 @@
+"""Flags several commands share, and the split of a parsed command line into command-only flags and
+config values (what ``resolve_config`` takes), so the namespace is read, never edited."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+# Parser bookkeeping and the flags that are not config keys in every command.
+NOT_CONFIG = ("command", "func", "task", "config")
+
+
+def add_task_argument(parser: argparse.ArgumentParser, task_name: str) -> None:
+    """``--task`` plus that task's own flags (the task is read before the rest of the line)."""
+    from tasks import get_task, list_tasks
+
+    parser.add_argument("--task", default="classification", choices=list_tasks(), help="task (default classification)")
+    if task_name in list_tasks():
+        get_task(task_name).add_model_arguments(parser)
+
+
+def add_model_arguments(parser: argparse.ArgumentParser) -> None:
+    """Flags that choose the network (shared by profile, run and latency)."""
+    parser.add_argument("--backbone", default=None, help="registered backbone name (see `bench list`)")
+    parser.add_argument("--width", type=float, default=None, help="width multiplier (MobileNets)")
+    parser.add_argument("--expansion", type=float, default=None, help="MobileNetV2 expansion factor t")
+    parser.add_argument("--output-stride", type=int, default=None, help="8, 16 or 32 (dilation after it)")
+    parser.add_argument("--resolution", type=int, default=None, help="input side in pixels")
+    parser.add_argument("--num-classes", type=int, default=None, help="number of classes")
+    parser.add_argument("--config", default=None, help="recipe YAML file; flags override it")
+
+
+def config_values(args: argparse.Namespace, command_flags: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The config values the user gave (``None``: not given), without the command's own flags."""
+    skip = set(NOT_CONFIG) | set(command_flags)
+    return {k: v for k, v in vars(args).items() if k not in skip and v is not None}
+
+
+def command_values(args: argparse.Namespace, command_flags: tuple[str, ...]) -> dict[str, Any]:
+    """The command's own flags (not config keys)."""
+    return {name: getattr(args, name) for name in command_flags}

@@ -1,0 +1,56 @@
+"""The frozen latency record (kind ``latency``) and its file name."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+from benchmark.latency.gate import GateResult
+from benchmark.latency.timing import LatencyStats
+from benchmark.runs.records import SCHEMA_VERSION
+
+
+# --------------------------------------------------------------------------------------------
+# The record
+# --------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class LatencyRecord:
+    """One measurement with its context; ``to_json`` gives the file's schema (kind ``latency``)."""
+
+    task: str
+    backbone: str
+    width: float | None
+    resolution: int
+    num_classes: int
+    runtime: str
+    runtime_version: str
+    device: str
+    threads: int
+    batch_size: int
+    precision: str
+    layout: str
+    tier: str
+    methodology: dict[str, Any]
+    input: str
+    init_ms: float
+    stats: LatencyStats
+    postprocess: dict[str, Any] | None
+    accuracy: GateResult | None
+    peak_memory_mb: float | None
+    memory: dict[str, Any]
+    details: dict[str, Any]
+    environment: dict[str, Any]
+    created: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        stats = data.pop("stats")
+        return {"schema_version": SCHEMA_VERSION, "kind": "latency", **data, **stats}
+
+
+
+def record_file_name(record: LatencyRecord) -> str:
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
+    return f"{record.task}-{record.backbone}-{record.runtime}-{stamp}-{random.randbytes(3).hex()}.json"

@@ -1,0 +1,157 @@
+"""One ``bench latency`` measurement: prepare each runtime (init), time it, time post-processing, gate it."""
+
+from __future__ import annotations
+
+import gc
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from backbones.errors import UserError
+from benchmark.latency.gate import EagerReference, GateResult, fixed_batch, gate_class_mismatch, run_gate
+from benchmark.latency.inputs import TaskImages, calibration_batches, load_task_images
+from benchmark.latency.record import LatencyRecord
+from benchmark.latency.runtimes import get_runtime
+from benchmark.latency.timing import TIERS, Clock, Tier, measure
+from benchmark.memory import peak as memory
+from benchmark.runs.records import environment
+from tasks.base import Task
+
+
+# --------------------------------------------------------------------------------------------
+# One benchmark call: prepare each runtime, time it, gate it
+# --------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class LatencyOptions:
+    runtimes: tuple[str, ...]
+    threads: int = 1
+    batch_size: int = 1
+    tier: Tier = TIERS["quick"]
+    accuracy_images: int = 256
+    calibration_images: int = 32
+
+    def __post_init__(self) -> None:
+        """Checked once, when the options are made: before anything is built or measured."""
+        if self.batch_size < 1:
+            raise UserError(f"--batch-size must be >= 1, got {self.batch_size}")
+        if self.threads < 1:
+            raise UserError(f"--threads must be >= 1, got {self.threads}")
+        for name in ("accuracy_images", "calibration_images"):
+            if getattr(self, name) < 0:
+                raise UserError(f"--{name.replace('_', '-')} must be >= 0, got {getattr(self, name)}")
+        for name in self.runtimes:  # a missing package is a one-line error at once
+            get_runtime(name).check_available()
+
+
+def benchmark(
+    task: Any,
+    cfg: dict[str, Any],
+    model: nn.Module,
+    options: LatencyOptions,
+    *,
+    clock: Clock = time.perf_counter,
+    on_record: Callable[[LatencyRecord], None] | None = None,
+) -> list[LatencyRecord]:
+    """Measure ``model`` under each runtime of ``options``; records come back in the same order."""
+    runtimes = [get_runtime(name) for name in options.runtimes]
+    threads_before = torch.get_num_threads()
+    torch.set_num_threads(options.threads)
+    try:
+        return _benchmark(task, cfg, model.eval(), runtimes, options, clock, on_record)
+    finally:
+        torch.set_num_threads(threads_before)
+
+
+def _benchmark(task, cfg, model, runtimes, options, clock, on_record) -> list[LatencyRecord]:
+    images = load_task_images(task, cfg, options.batch_size)
+    needs_calibration = any(r.needs_calibration for r in runtimes)
+    calibration, calibration_info = (
+        calibration_batches(images, options.calibration_images, options.accuracy_images) if needs_calibration else ([], None)
+    )
+    reference = EagerReference(model)
+    records = []
+    for runtime in runtimes:
+        record = measure_runtime(
+            runtime, task, cfg, model, images, options, reference,
+            calibration=calibration, calibration_info=calibration_info, clock=clock,
+        )
+        records.append(record)
+        if on_record is not None:
+            on_record(record)
+        gc.collect()
+    return records
+
+
+def measure_runtime(
+    runtime: Any,
+    task: Any,
+    cfg: dict[str, Any],
+    model: nn.Module,
+    images: TaskImages,
+    options: LatencyOptions,
+    reference: EagerReference,
+    *,
+    calibration: Sequence[torch.Tensor] = (),
+    calibration_info: dict[str, Any] | None = None,
+    clock: Clock = time.perf_counter,
+) -> LatencyRecord:
+    """Prepare one runtime (timed as init), time it, time post-processing, run the accuracy gate."""
+    example = images.example
+    memory.release_free_memory()
+    rss_before = memory.current_rss_mb()
+    start = clock()
+    prepared = runtime.prepare(model, example, threads=options.threads, calibration=calibration)
+    init_ms = 1000.0 * (clock() - start)
+    rss_after = memory.current_rss_mb()
+    init_memory = rss_after - rss_before if rss_before is not None and rss_after is not None else None
+    call = prepared.bind(example)
+    with memory.PeakMemory(prepared.device) as peak:
+        stats = measure(call, options.tier, clock=clock, timer=prepared.timer)
+    postprocess = None
+    if type(task).postprocess is not Task.postprocess:
+        outputs = prepared(example)
+        post = measure(lambda: task.postprocess(outputs, cfg), options.tier, clock=clock)
+        end_to_end = measure(lambda: task.postprocess(prepared(example), cfg), options.tier, clock=clock)
+        postprocess = {"decode_nms": asdict(post), "end_to_end": asdict(end_to_end)}
+    accuracy = None
+    mismatch = gate_class_mismatch(task.name, int(cfg["num_classes"]), images.num_classes)
+    if options.accuracy_images > 0 and images.dataset is not None and mismatch:
+        accuracy = GateResult(*[None] * 10, note=mismatch)
+    elif options.accuracy_images > 0 and images.dataset is not None:
+        gate_cfg = dict(cfg, num_workers=0, batch_size=max(options.batch_size, 8))
+        forward = None if runtime.is_reference else prepared
+        if forward is not None and prepared.static_batch is not None:
+            forward = fixed_batch(prepared, prepared.static_batch)
+        accuracy = run_gate(task, gate_cfg, reference, forward, options.accuracy_images)
+    details = dict(prepared.details)
+    if runtime.needs_calibration:
+        details["calibration"] = calibration_info
+    return LatencyRecord(
+        task=task.name,
+        backbone=cfg["backbone"],
+        width=cfg.get("width"),
+        resolution=int(cfg["resolution"]),
+        num_classes=int(cfg["num_classes"]),
+        runtime=runtime.name,
+        runtime_version=runtime.version(),
+        device=prepared.device,
+        threads=options.threads,
+        batch_size=options.batch_size,
+        precision=runtime.precision,
+        layout=runtime.layout,
+        tier=options.tier.name,
+        methodology=asdict(options.tier),
+        input=images.description,
+        init_ms=init_ms,
+        stats=stats,
+        postprocess=postprocess,
+        accuracy=accuracy,
+        peak_memory_mb=peak.growth_mb,
+        memory={"inference_peak_mb": peak.growth_mb, "init_mb": init_memory, "method": peak.method},
+        details=details,
+        environment=environment(prepared.device),
+    )

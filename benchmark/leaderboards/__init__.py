@@ -1,0 +1,1 @@
+"""Leaderboards: records store, reported baselines, tables, plots and pages."""

@@ -1,0 +1,1 @@
+"""Sweeps: a tier's matrix of bench run / bench latency jobs, and counting the suite's models."""
