@@ -135,11 +135,16 @@ class GateResult:
     note: str | None = None
 
 
+def gate_target(task_name: str) -> float | None:
+    """The fraction of the fp32 metric a runtime must keep (the per-task facts table), if the task has one."""
+    facts = TASK_FACTS.get(task_name)
+    return facts.gate_target if facts else None
+
+
 def gate_verdict(task_name: str, metric: str, value: float, reference: float, agreement: float | None) -> tuple[float | None, bool | None, str | None]:
     """Ratio to fp32 and the flag: the metric ratio when the reference means something, else label
     agreement with eager (untrained models on synthetic data score ~0, so a ratio is undefined)."""
-    facts = TASK_FACTS.get(task_name)
-    threshold = facts.gate_target if facts else None
+    threshold = gate_target(task_name)
     ratio = value / reference if reference >= MIN_REFERENCE else None
     if threshold is None:
         return ratio, None, None
@@ -178,7 +183,8 @@ def run_gate(
         if forward is None:
             value = float(reference.metrics[metric])
             return GateResult(metric, value, value, None, None, None, None, reference.metrics.get("images"), False, "reference")
-        comparison = OutputComparison(task.facts.class_dim)
+        facts = TASK_FACTS.get(task.name)
+        comparison = OutputComparison(facts.class_dim if facts else None)
         index = iter(range(1 << 62))
 
         def paired(x: torch.Tensor) -> Any:
@@ -194,7 +200,7 @@ def run_gate(
     agreement = comparison.agreement()
     ratio, flagged, basis = gate_verdict(task.name, metric, value, ref, agreement)
     return GateResult(
-        metric, value, ref, ratio, task.facts.gate_target, agreement, comparison.max_abs_diff,
+        metric, value, ref, ratio, gate_target(task.name), agreement, comparison.max_abs_diff,
         metrics.get("images"), flagged, basis,
     )
 
