@@ -21,8 +21,10 @@ demo: setup
 test: setup
 	$(BIN)/python -m pytest -x -q -p no:cacheprovider tests
 
+# ruff, then the import contracts in pyproject.toml (layers backbones <- tasks <- benchmark, no cycles).
 lint: setup
 	$(BIN)/ruff check backbones tasks benchmark tests
+	$(BIN)/lint-imports
 
 leaderboard: setup
 	$(BIN)/bench leaderboard

@@ -63,7 +63,7 @@ def create_model(
 ) -> nn.Module:
     """The whole network of ``task`` (a name or a ``Task``) on ``backbone``, with ``weights`` loaded."""
     if isinstance(task, str):
-        from tasks import get_task
+        from tasks.registry import get_task
 
         task = get_task(task)
     given = {k: v for k, v in options.items() if v is not None}

@@ -10,11 +10,7 @@ from typing import Any
 
 import torch
 
-from benchmark.latency.runtimes.base import (
-    Prepared,
-    Runtime,
-    to_cpu,
-)
+from benchmark.latency.runtimes.base import Prepared, Runtime, to_cpu
 
 
 class CompileRuntime(Runtime):
