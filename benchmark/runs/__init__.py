@@ -1,0 +1,1 @@
+"""Runs: the run configuration (defaults <- recipe <- flags), training, records and counting."""
