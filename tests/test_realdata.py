@@ -69,6 +69,7 @@ def test_imagenet_top1_matches_litert(name: str) -> None:
     )
     result = evaluate("classification", model, datamodule, keep_predictions=name.startswith("mobilenet_v2"))
     reference, tolerance = CLASSIFICATION[name]
+    print(f"\n{name}: top-1 {result.metrics['top1']:.2f} (LiteRT {reference}), CI {result.ci95['top1']}")
     assert result.images == 456
     assert abs(result.metrics["top1"] - reference) <= tolerance, (name, result.metrics)
     low, high = result.ci95["top1"]
@@ -81,6 +82,7 @@ def test_imagenet_top1_matches_litert(name: str) -> None:
             crop = central_crop(np.asarray(Image.open(path).convert("RGB")))
             logits = run_litert(interpreter, pil_bilinear_resize(crop, facts.resolution))
             same += int(int(logits.argmax()) - 1 == predicted)  # file logit 0 = background
+        print(f"{name}: top-1 agreement with LiteRT {same}/{result.images} = {100 * same / result.images:.2f} %")
         assert same / result.images >= 0.95, f"{name}: top-1 agreement with LiteRT {same}/{result.images}"
 
 
@@ -93,6 +95,7 @@ def test_voc_miou_and_pixels_match_litert(name: str) -> None:
         str(ROOT / "voc"), resolution=facts.resolution, batch_size=4, num_workers=0, preset=report.preset
     )
     result = evaluate("segmentation", model, datamodule, keep_predictions=True)
+    print(f"\n{name}: mIoU {result.metrics['miou']:.2f} (LiteRT {SEGMENTATION[name]}), CI {result.ci95['miou']}")
     assert result.images == 57
     assert abs(result.metrics["miou"] - SEGMENTATION[name]) <= 2.0, (name, result.metrics)
     interpreter = litert(name)
@@ -106,4 +109,5 @@ def test_voc_miou_and_pixels_match_litert(name: str) -> None:
         labels = run_litert(interpreter, canvas)[:height, :width]
         same += int((labels == predicted).sum())
         total += height * width
+    print(f"{name}: pixel agreement with LiteRT {100 * same / total:.2f} %")
     assert same / total >= 0.97, f"{name}: pixel agreement with LiteRT {same / total:.4f}"
