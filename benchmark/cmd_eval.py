@@ -50,12 +50,14 @@ def run(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     model, cfg, weights = _model_and_config(task, args)
     datamodule = task.build_datamodule(cfg)
-    result = evaluate(task.name, model, datamodule)
+    datamodule.prepare_data()
+    datamodule.setup("validate")  # check the classes before the long part
     expected = cfg["num_classes"]
     if datamodule.num_classes and datamodule.num_classes != expected:
         raise UserError(
             f"--data: {args.data} has {datamodule.num_classes} classes but the model predicts {expected}"
         )
+    result = evaluate(task.name, model, datamodule)
     output = Path(args.output or f"runs/eval-{task.name}-{cfg['backbone']}-{time.strftime('%Y%m%d-%H%M%S')}")
     record: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
