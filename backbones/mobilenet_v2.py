@@ -8,7 +8,14 @@ import torch
 from torch import nn
 
 from backbones.features import Backbone, FeatureSpec, output_stride_plan
-from backbones.layers import ActivationFactory, ConvNormAct, InvertedResidual, NormFactory, make_divisible
+from backbones.layers import (
+    ActivationFactory,
+    ConvNormAct,
+    InvertedResidual,
+    NormFactory,
+    check_padding,
+    make_divisible,
+)
 
 
 class MobileNetV2(Backbone):
@@ -31,28 +38,41 @@ class MobileNetV2(Backbone):
         output_stride: int = 32,
         norm_layer: NormFactory = nn.BatchNorm2d,
         activation_layer: ActivationFactory = nn.ReLU6,
+        padding: str = "torch",
+        channel_divisor: int = 8,
         stages: tuple[Stage, ...] | None = None,
     ) -> None:
         super().__init__()
+        self.padding = check_padding(padding)
         if width <= 0:
             raise ValueError(f"width must be > 0, got {width}")
         if expansion <= 0:
             raise ValueError(f"expansion must be > 0, got {expansion}")
         stages = stages or STAGES
-        stem_channels = make_divisible(32 * width)
+        # Channels are rounded to multiples of ``channel_divisor`` (TF's ``divisible_by``: 8; TF
+        # DeepLab's MobileNetV2 below depth multiplier 1 uses 1, e.g. 12 channels at width 0.5).
+        if channel_divisor < 1:
+            raise ValueError(f"channel_divisor must be >= 1, got {channel_divisor}")
+        stem_channels = make_divisible(32 * width, channel_divisor)
         # "we apply width multiplier to all layers except the very last convolutional layer"
         # for multipliers below one (V2 paper, section 6.1); torchvision: 1280 * max(1, width).
-        last_channels = make_divisible(1280 * max(1.0, width))
+        last_channels = make_divisible(1280 * max(1.0, width), channel_divisor)
 
         block_settings = [
-            (stage.t if stage.t == 1 else expansion, make_divisible(stage.c * width), stage.s if i == 0 else 1)
+            (stage.t if stage.t == 1 else expansion, make_divisible(stage.c * width, channel_divisor), stage.s if i == 0 else 1)
             for stage in stages
             for i in range(stage.n)
         ]
         plan = output_stride_plan([2] + [s for _, _, s in block_settings], output_stride)
 
         self.stem = ConvNormAct(
-            3, stem_channels, 3, stride=plan[0][0], norm_layer=norm_layer, activation_layer=activation_layer
+            3,
+            stem_channels,
+            3,
+            stride=plan[0][0],
+            norm_layer=norm_layer,
+            activation_layer=activation_layer,
+            padding=padding,
         )
         blocks = []
         in_channels = stem_channels
@@ -66,6 +86,7 @@ class MobileNetV2(Backbone):
                     dilation=dilation,
                     norm_layer=norm_layer,
                     activation_layer=activation_layer,
+                    padding=padding,
                 )
             )
             in_channels = c

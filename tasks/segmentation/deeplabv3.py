@@ -14,11 +14,18 @@ import torch.nn.functional as F
 from torch import nn
 
 from backbones.features import Backbone, FeatureSpec
-from backbones.layers import ConvNormAct
+from backbones.layers import Conv2dTFSame, ConvNormAct
 
 HEAD_CHANNELS = 256  # DeepLabv3's ASPP depth (Chen et al. 2017, section 3.3)
 # Atrous rates of ASPP at output stride 16; doubled at output stride 8 (DeepLabv3, section 3.3).
 ASPP_RATES_AT_OS16 = (6, 12, 18)
+
+
+class _Tracer(fx.Tracer):
+    """Keeps TF-padded convs as modules, so the trimmed backbone still holds ``nn.Conv2d``s."""
+
+    def is_leaf_module(self, m: nn.Module, module_qualified_name: str) -> bool:
+        return isinstance(m, Conv2dTFSame) or super().is_leaf_module(m, module_qualified_name)
 
 
 def backbone_up_to(backbone: Backbone, tap: str) -> fx.GraphModule:
@@ -31,7 +38,8 @@ def backbone_up_to(backbone: Backbone, tap: str) -> fx.GraphModule:
     """
     if tap not in backbone.feature_specs:
         raise ValueError(f"backbone has no tap {tap!r} (it has: {', '.join(backbone.feature_specs)})")
-    traced = fx.symbolic_trace(backbone)
+    tracer = _Tracer()
+    traced = fx.GraphModule(backbone, tracer.trace(backbone), backbone.__class__.__name__)
     output = next(node for node in traced.graph.nodes if node.op == "output")
     output.args = (output.args[0][tap],)
     traced.graph.eliminate_dead_code()
@@ -62,11 +70,19 @@ class DeepLabHead(nn.Module):
     image pooling branch (V2 paper, section 6.3; TF DeepLab's ``aspp_with_batch_norm`` path).
     """
 
-    def __init__(self, in_channels: int, rates: tuple[int, ...] = (), channels: int = HEAD_CHANNELS) -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        rates: tuple[int, ...] = (),
+        channels: int = HEAD_CHANNELS,
+        *,
+        padding: str = "torch",
+    ) -> None:
         super().__init__()
         branches: list[nn.Module] = [ConvNormAct(in_channels, channels, 1, activation_layer=nn.ReLU)]
         branches += [
-            ConvNormAct(in_channels, channels, 3, dilation=rate, activation_layer=nn.ReLU) for rate in rates
+            ConvNormAct(in_channels, channels, 3, dilation=rate, activation_layer=nn.ReLU, padding=padding)
+            for rate in rates
         ]
         branches.append(ImagePooling(in_channels, channels))
         self.branches = nn.ModuleList(branches)
@@ -90,20 +106,31 @@ class DeepLabV3(nn.Module):
     """
 
     def __init__(
-        self, backbone: Backbone, num_classes: int, *, tap: str | None = None, aspp: bool = False
+        self,
+        backbone: Backbone,
+        num_classes: int,
+        *,
+        tap: str | None = None,
+        aspp: bool = False,
+        padding: str | None = None,
+        align_corners: bool = False,
     ) -> None:
         super().__init__()
         tap = tap or backbone.segmentation_tap
+        # TF DeepLab upsamples the logits with align_corners=True (its checkpoints expect it).
+        self.align_corners = align_corners
+        # Head convs pad like the backbone unless told otherwise ("tf" for TF checkpoints).
+        self.padding = padding or backbone.padding
         self.feature: FeatureSpec = backbone.feature_specs[tap]
         self.backbone = backbone_up_to(backbone, tap)
         rates = tuple(rate * 16 // self.feature.stride for rate in ASPP_RATES_AT_OS16) if aspp else ()
-        self.head = DeepLabHead(self.feature.channels, rates)
+        self.head = DeepLabHead(self.feature.channels, rates, padding=self.padding)
         self.classifier = nn.Conv2d(self.head.out_channels, num_classes, 1)
         self.num_classes = num_classes
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         logits = self.classifier(self.head(self.backbone(x)))
-        return F.interpolate(logits, size=x.shape[-2:], mode="bilinear", align_corners=False)
+        return F.interpolate(logits, size=x.shape[-2:], mode="bilinear", align_corners=self.align_corners)
 
 
 @dataclass(frozen=True)
