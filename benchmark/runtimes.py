@@ -501,6 +501,10 @@ RUNTIMES: dict[str, Runtime] = {
         CudaRuntime(torch.float16),
         CudaRuntime(torch.bfloat16),
         ExecuTorchRuntime(),
+        importlib.import_module("benchmark.rt_litert").LiteRtRuntime(),
+        importlib.import_module("benchmark.rt_litert").LiteRtRuntime(int8=True),
+        importlib.import_module("benchmark.rt_openvino").OpenVinoRuntime(),
+        importlib.import_module("benchmark.rt_openvino").OpenVinoRuntime(int8=True),
     )
 }
 
