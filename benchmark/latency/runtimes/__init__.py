@@ -1,5 +1,6 @@
 """The runtimes ``bench latency --runtime`` accepts: an explicit registry, one module per backend
-(base: what a runtime is; eager, compile, onnxruntime, cuda, executorch)."""
+(base: what a runtime is; eager, compile, onnxruntime, cuda, executorch, litert, openvino; export:
+the deployable files the runtimes time and ``bench export`` writes)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,9 @@ from benchmark.latency.runtimes.compile import CompileRuntime
 from benchmark.latency.runtimes.cuda import CudaRuntime
 from benchmark.latency.runtimes.eager import EagerRuntime
 from benchmark.latency.runtimes.executorch import ExecuTorchRuntime
+from benchmark.latency.runtimes.litert import LiteRtRuntime
 from benchmark.latency.runtimes.onnxruntime import OnnxRuntime
+from benchmark.latency.runtimes.openvino import OpenVinoRuntime
 
 RUNTIMES: dict[str, Runtime] = {
     runtime.name: runtime
@@ -26,6 +29,10 @@ RUNTIMES: dict[str, Runtime] = {
         CudaRuntime(torch.float16),
         CudaRuntime(torch.bfloat16),
         ExecuTorchRuntime(),
+        LiteRtRuntime(),
+        LiteRtRuntime(int8=True),
+        OpenVinoRuntime(),
+        OpenVinoRuntime(int8=True),
     )
 }
 
