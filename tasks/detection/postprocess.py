@@ -1,22 +1,41 @@
-"""Raw SSD outputs -> detections: decode, score threshold, class-wise NMS, top-k (TF's post-processing).
+"""Raw SSD outputs -> detections: scores, decode, class-wise NMS, top-k (TF's post-processing).
 
-TF ssdlite_mobilenet_v2_coco: ``batch_non_max_suppression`` with IoU 0.6 and 100 detections
-per image. Kept apart from the network so the network alone exports to ONNX and is timed alone.
+TF's SSD configs (ssdlite_mobilenet_v2_coco, ssd_mobilenet_v1_coco): ``batch_non_max_suppression``
+with score threshold 1e-8, IoU 0.6, at most 100 detections per class and 100 per image; class
+scores by sigmoid with the background column ignored. ``postprocess_detections`` is the fast
+version: one top-k over all (anchor, class) pairs of each image, only those anchors decoded, one
+``batched_nms`` per image. ``postprocess_exact`` is TF's per-class loop over every anchor,
+kept as the reference the fast one is checked against (mAP within 0.2 points). Kept apart from the
+network so the network alone exports to ONNX and is timed alone.
 """
 
 from __future__ import annotations
 
 import torch
-from torchvision.ops import batched_nms, clip_boxes_to_image
+from torchvision.ops import batched_nms, clip_boxes_to_image, nms
 
 from tasks.detection.box_coding import decode
 
-SCORE_THRESHOLD = 0.01  # low, so mAP sees the whole precision-recall curve (torchvision uses 0.001)
+SCORINGS = ("sigmoid", "softmax")
+SCORE_THRESHOLD = 1e-8  # TF's configs: every pair reaches NMS, so mAP sees the whole curve
 NMS_IOU = 0.6
-MAX_DETECTIONS = 100
-# Highest-scoring (anchor, class) pairs per image that reach NMS; bounds the NMS cost early in
-# training, when every class scores about 1 / (classes + 1) everywhere.
-PRE_NMS_CANDIDATES = 3000
+MAX_DETECTIONS = 100  # TF's max_total_detections (and max_detections_per_class)
+# (anchor, class) pairs per image that reach NMS in the fast version: 10x the detections kept.
+# A pair outside them can only be among the final 100 if 900 higher-scoring pairs were suppressed.
+PRE_NMS_TOP_K = 1000
+
+
+def class_scores(class_logits: torch.Tensor, scoring: str = "sigmoid") -> torch.Tensor:
+    """``[..., C]`` scores of the real classes from logits ``[..., C + 1]`` (column 0 = background).
+
+    ``sigmoid`` (TF's SSD: independent scores, background column ignored) or ``softmax``
+    (torchvision's SSD: probabilities over background + classes, background dropped).
+    """
+    if scoring == "sigmoid":
+        return class_logits[..., 1:].float().sigmoid()
+    if scoring == "softmax":
+        return class_logits.float().softmax(-1)[..., 1:]
+    raise ValueError(f"unknown scoring {scoring!r}; choose from {', '.join(SCORINGS)}")
 
 
 def postprocess_detections(
@@ -25,25 +44,90 @@ def postprocess_detections(
     anchors: torch.Tensor,
     image_size: tuple[int, int],
     *,
+    scoring: str = "sigmoid",
     score_threshold: float = SCORE_THRESHOLD,
     nms_iou: float = NMS_IOU,
     max_detections: int = MAX_DETECTIONS,
+    pre_nms_top_k: int = PRE_NMS_TOP_K,
 ) -> list[dict[str, torch.Tensor]]:
     """Per image ``{"boxes" [K, 4] (x0, y0, x1, y1) in input pixels, "scores" [K], "labels" [K]}``.
 
-    Labels are contiguous class indices (0-based, background removed).
+    Labels are contiguous class indices (0-based, background removed); scores sorted descending.
     """
-    probabilities = class_logits.float().softmax(-1)[..., 1:]
-    num_classes = probabilities.shape[-1]
+    batch, num_anchors, columns = class_logits.shape
+    num_classes = columns - 1
+    k = min(pre_nms_top_k, num_anchors * num_classes)
+    if scoring == "sigmoid":
+        # Sigmoid is monotonic: rank the logits, and take the sigmoid of the k winners only.
+        ranked = class_logits[..., 1:].float()
+        top_values, top_index = _top_pairs(ranked, k)
+        top_scores = top_values.sigmoid()
+    else:
+        top_scores, top_index = _top_pairs(class_scores(class_logits, scoring), k)
+    anchor_index = top_index // num_classes
+    codes = box_regression.float().gather(1, anchor_index.unsqueeze(-1).expand(-1, -1, 4))
+    boxes = clip_boxes_to_image(decode(codes.reshape(-1, 4), anchors[anchor_index.reshape(-1)]), image_size)
+    labels = top_index % num_classes
+    boxes = boxes.view(batch, k, 4)
     results = []
-    for scores, codes in zip(probabilities, box_regression.float(), strict=True):
+    for i in range(batch):  # one NMS per image (classes kept apart by batched_nms, no class loop)
+        candidate = torch.nonzero(top_scores[i] > score_threshold).squeeze(1)
+        kept = candidate[batched_nms(boxes[i, candidate], top_scores[i, candidate], labels[i, candidate], nms_iou)]
+        kept = kept[:max_detections]
+        results.append({"boxes": boxes[i, kept], "scores": top_scores[i, kept], "labels": labels[i, kept]})
+    return results
+
+
+def _top_pairs(values: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per image, the ``k`` largest entries of ``[B, A, C]`` and their flat (anchor * C + class) index.
+
+    Same result as ``values.flatten(1).topk(k)``, about 5x faster on 2034 x 90: each anchor's best
+    class is a distinct pair, so the k-th best pair is at least the k-th best per-anchor maximum;
+    only pairs above that bound (usually a few thousand of 183k) reach the top-k.
+    """
+    batch, num_anchors, num_classes = values.shape
+    flat = values.reshape(batch, -1)
+    if k > num_anchors:
+        return flat.topk(k, dim=1)
+    bound = values.amax(-1).topk(k, dim=1).values[:, -1:]
+    top_values, top_index = [], []
+    for row, floor in zip(flat, bound, strict=True):
+        index = torch.nonzero(row >= floor).squeeze(1)
+        best = row[index].topk(k)
+        top_values.append(best.values)
+        top_index.append(index[best.indices])
+    return torch.stack(top_values), torch.stack(top_index)
+
+
+def postprocess_exact(
+    class_logits: torch.Tensor,
+    box_regression: torch.Tensor,
+    anchors: torch.Tensor,
+    image_size: tuple[int, int],
+    *,
+    scoring: str = "sigmoid",
+    score_threshold: float = SCORE_THRESHOLD,
+    nms_iou: float = NMS_IOU,
+    max_detections: int = MAX_DETECTIONS,
+    max_per_class: int = MAX_DETECTIONS,
+) -> list[dict[str, torch.Tensor]]:
+    """TF's ``multiclass_non_max_suppression`` as written: every anchor decoded, NMS class by class
+    over all anchors above the threshold, at most ``max_per_class`` each, then the best overall.
+    Slow (a Python loop over classes); the reference for ``postprocess_detections``."""
+    all_scores = class_scores(class_logits, scoring)
+    results = []
+    for scores, codes in zip(all_scores, box_regression.float(), strict=True):
         boxes = clip_boxes_to_image(decode(codes, anchors), image_size)
-        flat = scores.flatten()
-        keep = torch.nonzero(flat > score_threshold).squeeze(1)
-        if len(keep) > PRE_NMS_CANDIDATES:
-            keep = keep[flat[keep].topk(PRE_NMS_CANDIDATES).indices]
-        anchor_index, labels = keep // num_classes, keep % num_classes
-        candidate_boxes, candidate_scores = boxes[anchor_index], flat[keep]
-        kept = batched_nms(candidate_boxes, candidate_scores, labels, nms_iou)[:max_detections]
-        results.append({"boxes": candidate_boxes[kept], "scores": candidate_scores[kept], "labels": labels[kept]})
+        parts_boxes, parts_scores, parts_labels = [], [], []
+        for label in range(scores.shape[1]):
+            column = scores[:, label]
+            index = torch.nonzero(column > score_threshold).squeeze(1)
+            keep = index[nms(boxes[index], column[index], nms_iou)[:max_per_class]]
+            parts_boxes.append(boxes[keep])
+            parts_scores.append(column[keep])
+            parts_labels.append(torch.full((len(keep),), label, dtype=torch.int64))
+        found_scores = torch.cat(parts_scores)
+        order = found_scores.argsort(descending=True, stable=True)[:max_detections]
+        results.append({"boxes": torch.cat(parts_boxes)[order], "scores": found_scores[order],
+                        "labels": torch.cat(parts_labels)[order]})
     return results

@@ -13,8 +13,16 @@ from torch import nn
 from backbones.errors import UserError
 from benchmark.profile import count_madds, count_params
 from tasks.base import BenchDataModule, BenchModule, Config, Task
-from tasks.detection.postprocess import MAX_DETECTIONS, NMS_IOU, SCORE_THRESHOLD, postprocess_detections
-from tasks.detection.ssdlite import HEADS, SSDLite
+from tasks.detection.loss import MININGS
+from tasks.detection.postprocess import (
+    MAX_DETECTIONS,
+    NMS_IOU,
+    PRE_NMS_TOP_K,
+    SCORE_THRESHOLD,
+    SCORINGS,
+    postprocess_detections,
+)
+from tasks.detection.ssdlite import HEADS, SSD_PREDICTOR_KERNEL, SSDLite
 from tasks.models import backbone_from_config
 
 PREDICT_SCORE_THRESHOLD = 0.3  # boxes drawn by ``bench predict`` unless --score-threshold says otherwise
@@ -29,7 +37,17 @@ class DetectionTask(Task):
     def add_model_arguments(self, parser: argparse.ArgumentParser) -> None:
         add = parser.add_argument
         add("--head", choices=HEADS, default=None,
-            help="prediction layers: ssdlite (depthwise 3x3 + 1x1, default) or ssd (regular 3x3)")
+            help="prediction layers: ssdlite (depthwise 3x3 + 1x1, default) or ssd (TF's SSD: regular "
+                 "3x3 extra layers, 1x1 class and box predictors)")
+        add("--predictor-kernel", type=int, choices=(1, 3), default=None,
+            help=f"kernel of the ssd head's predictors (default {SSD_PREDICTOR_KERNEL} as TF's configs; "
+                 "3 is the V2 paper's Table 5 SSD)")
+        add("--scoring", choices=SCORINGS, default=None,
+            help="class scores and loss: sigmoid (TF's SSD, background column ignored; default) or "
+                 "softmax (torchvision's)")
+        add("--hard-mining", choices=MININGS, default=None,
+            help="negatives in the loss: tf (TF's hard-example miner, default) or ratio (the hardest, 3 per "
+                 "positive, torchvision's)")
         add("--score-threshold", type=float, default=None,
             help=f"keep detections scoring above this (evaluation default {SCORE_THRESHOLD}, "
                  f"predict default {PREDICT_SCORE_THRESHOLD})")
@@ -39,6 +57,10 @@ class DetectionTask(Task):
     def defaults(self) -> Config:
         return {
             "head": "ssdlite",
+            "predictor_kernel": SSD_PREDICTOR_KERNEL,
+            "scoring": "sigmoid",
+            "hard_mining": "tf",
+            "pre_nms_top_k": PRE_NMS_TOP_K,
             "score_threshold": SCORE_THRESHOLD,
             "nms_iou": NMS_IOU,
             "max_detections": MAX_DETECTIONS,
@@ -60,7 +82,8 @@ class DetectionTask(Task):
                 raise UserError(f"--pretrained: {error}") from None
         else:
             backbone = backbone_from_config(cfg)
-        return SSDLite(backbone, cfg["num_classes"], head=head)
+        return SSDLite(backbone, cfg["num_classes"], head=head, width=cfg.get("width") or 1.0,
+                       predictor_kernel=cfg.get("predictor_kernel") or SSD_PREDICTOR_KERNEL)
 
     def profile(self, model: nn.Module, cfg: Config) -> dict[str, Any]:
         """The whole detector, and its own layers alone (extras + predictors: the paper's Table 5)."""
@@ -89,6 +112,8 @@ class DetectionTask(Task):
             box_regression,
             anchors_for(cfg),
             size,
+            scoring=cfg.get("scoring") or "sigmoid",
+            pre_nms_top_k=cfg.get("pre_nms_top_k") or PRE_NMS_TOP_K,
             score_threshold=cfg.get("score_threshold", SCORE_THRESHOLD),
             nms_iou=cfg.get("nms_iou") or NMS_IOU,
             max_detections=cfg.get("max_detections") or MAX_DETECTIONS,
@@ -176,6 +201,9 @@ def check_postprocess_options(cfg: Config) -> None:
     iou = cfg.get("nms_iou", NMS_IOU)
     if iou is not None and not 0 < iou <= 1:
         raise UserError(f"--nms-iou must be in (0, 1], got {iou}")
+    for key, allowed in (("scoring", SCORINGS), ("hard_mining", MININGS)):
+        if cfg.get(key) is not None and cfg[key] not in allowed:
+            raise UserError(f"--{key.replace('_', '-')}: unknown value {cfg[key]!r}; choose from {', '.join(allowed)}")
     limit = cfg.get("max_detections", MAX_DETECTIONS)
     if limit is not None and limit < 1:
         raise UserError(f"--max-detections must be >= 1, got {limit}")
