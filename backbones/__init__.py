@@ -69,7 +69,7 @@ register(
     BackboneEntry(
         "mnv1",
         mobilenet_v1,
-        options=("width", "output_stride"),
+        options=("width", "output_stride", "padding"),
         description="MobileNetV1 (Howard et al. 2017, Table 1)",
         aliases=("mobilenet_v1",),
     )
@@ -78,7 +78,7 @@ register(
     BackboneEntry(
         "mnv2",
         mobilenet_v2,
-        options=("width", "expansion", "output_stride"),
+        options=("width", "expansion", "output_stride", "padding"),
         description="MobileNetV2 (Sandler et al. 2018, Table 2)",
         aliases=("mobilenet_v2",),
         pretrained=("torchvision",),

@@ -36,6 +36,8 @@ class Backbone(nn.Module):
     segmentation_tap: str = "stride32"
     # Channels of the pooled feature the classifier reads.
     num_features: int
+    # Conv padding convention ("torch" symmetric or "tf" SAME); heads built on the backbone follow it.
+    padding: str = "torch"
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:  # pragma: no cover - abstract
         raise NotImplementedError

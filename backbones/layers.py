@@ -2,13 +2,99 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import torch
+import torch.fx
+import torch.nn.functional as F
 from torch import nn
 
 NormFactory = Callable[[int], nn.Module]
 ActivationFactory = Callable[[], nn.Module]
+
+# "torch": symmetric padding (k - 1) // 2 * d, PyTorch's and torchvision's convention.
+# "tf": TensorFlow's "SAME", which the official TF/TFLite MobileNet checkpoints were trained with.
+PADDINGS = ("torch", "tf")
+
+
+def check_padding(padding: str) -> str:
+    if padding not in PADDINGS:
+        raise ValueError(f"padding must be one of {', '.join(PADDINGS)}, got {padding!r}")
+    return padding
+
+
+def tf_same_padding(size: int, kernel: int, stride: int, dilation: int) -> tuple[int, int]:
+    """TF "SAME" padding (before, after) along one axis of length ``size``.
+
+    total = max((ceil(size / stride) - 1) * stride + (kernel - 1) * dilation + 1 - size, 0), and the
+    odd pixel goes after: a stride-2 3x3 conv on an even size pads right/bottom only, on an odd
+    size both sides (TF's ``nn_ops`` convention, tensorflow/core/framework/kernel_shape_util.cc).
+    """
+    total = max((math.ceil(size / stride) - 1) * stride + (kernel - 1) * dilation + 1 - size, 0)
+    return total // 2, total - total // 2
+
+
+@torch.fx.wrap
+def pad_tf_same(
+    x: torch.Tensor, kernel: tuple[int, int], stride: tuple[int, int], dilation: tuple[int, int]
+) -> torch.Tensor:
+    """Zero-pad ``x`` [.., H, W] as TF "SAME" would before a conv (a leaf under torch.fx tracing)."""
+    top, bottom = tf_same_padding(int(x.shape[-2]), kernel[0], stride[0], dilation[0])
+    left, right = tf_same_padding(int(x.shape[-1]), kernel[1], stride[1], dilation[1])
+    if top == bottom and left == right and top == left == 0:
+        return x
+    return F.pad(x, (left, right, top, bottom))
+
+
+class Conv2dTFSame(nn.Conv2d):
+    """``nn.Conv2d`` with TF "SAME" padding computed from the input size at each call.
+
+    A subclass with no extra parameters, so state-dict keys are those of ``nn.Conv2d``. (timm's
+    ``Conv2dSame`` does the same but computes the padding with ``math.ceil`` on traced sizes, which
+    ``torch.fx.symbolic_trace`` rejects; DeepLab's trimmed backbone is traced.)
+    """
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs["padding"] = 0
+        super().__init__(*args, **kwargs)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = pad_tf_same(x, self.kernel_size, self.stride, self.dilation)
+        return self._conv_forward(x, self.weight, self.bias)
+
+
+def conv2d(
+    in_channels: int,
+    out_channels: int,
+    kernel_size: int,
+    *,
+    stride: int = 1,
+    dilation: int = 1,
+    groups: int = 1,
+    bias: bool = True,
+    padding: str = "torch",
+) -> nn.Conv2d:
+    """A conv with 'same' output size; ``padding="tf"`` pads like TF where that differs.
+
+    For stride 1 and an odd kernel both conventions are the same symmetric padding, so only
+    strided (or even-kernel) convs become ``Conv2dTFSame``.
+    """
+    check_padding(padding)
+    if padding == "tf" and (stride > 1 or kernel_size % 2 == 0):
+        return Conv2dTFSame(
+            in_channels, out_channels, kernel_size, stride=stride, dilation=dilation, groups=groups, bias=bias
+        )
+    return nn.Conv2d(
+        in_channels,
+        out_channels,
+        kernel_size,
+        stride=stride,
+        padding=(kernel_size - 1) // 2 * dilation,
+        dilation=dilation,
+        groups=groups,
+        bias=bias,
+    )
 
 
 def make_divisible(value: float, divisor: int = 8) -> int:
@@ -23,7 +109,10 @@ def make_divisible(value: float, divisor: int = 8) -> int:
 
 
 class ConvNormAct(nn.Sequential):
-    """Conv2d + norm + optional activation; 'same' padding derived from kernel and dilation."""
+    """Conv2d + norm + optional activation; 'same' padding derived from kernel and dilation.
+
+    ``padding="tf"`` uses TF's "SAME" rule (see ``conv2d``) for official TF checkpoints.
+    """
 
     def __init__(
         self,
@@ -36,18 +125,18 @@ class ConvNormAct(nn.Sequential):
         groups: int = 1,
         norm_layer: NormFactory | None = nn.BatchNorm2d,
         activation_layer: ActivationFactory | None = nn.ReLU6,
+        padding: str = "torch",
     ) -> None:
-        padding = (kernel_size - 1) // 2 * dilation
         layers: list[nn.Module] = [
-            nn.Conv2d(
+            conv2d(
                 in_channels,
                 out_channels,
                 kernel_size,
                 stride=stride,
-                padding=padding,
                 dilation=dilation,
                 groups=groups,
                 bias=norm_layer is None,
+                padding=padding,
             )
         ]
         if norm_layer is not None:
@@ -70,6 +159,7 @@ class DepthwiseSeparable(nn.Sequential):
         dilation: int = 1,
         norm_layer: NormFactory = nn.BatchNorm2d,
         activation_layer: ActivationFactory = nn.ReLU,
+        padding: str = "torch",
     ) -> None:
         super().__init__(
             ConvNormAct(
@@ -81,6 +171,7 @@ class DepthwiseSeparable(nn.Sequential):
                 groups=in_channels,
                 norm_layer=norm_layer,
                 activation_layer=activation_layer,
+                padding=padding,
             ),
             ConvNormAct(
                 in_channels, out_channels, 1, norm_layer=norm_layer, activation_layer=activation_layer
@@ -107,6 +198,7 @@ class InvertedResidual(nn.Module):
         dilation: int = 1,
         norm_layer: NormFactory = nn.BatchNorm2d,
         activation_layer: ActivationFactory = nn.ReLU6,
+        padding: str = "torch",
     ) -> None:
         super().__init__()
         hidden = int(round(in_channels * expand_ratio))
@@ -125,6 +217,7 @@ class InvertedResidual(nn.Module):
             groups=hidden,
             norm_layer=norm_layer,
             activation_layer=activation_layer,
+            padding=padding,
         )
         # Linear bottleneck: no activation after the projection (V2 paper, section 3.2).
         self.project = ConvNormAct(hidden, out_channels, 1, norm_layer=norm_layer, activation_layer=None)

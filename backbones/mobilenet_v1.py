@@ -8,7 +8,14 @@ import torch
 from torch import nn
 
 from backbones.features import Backbone, FeatureSpec, output_stride_plan
-from backbones.layers import ActivationFactory, ConvNormAct, DepthwiseSeparable, NormFactory, make_divisible
+from backbones.layers import (
+    ActivationFactory,
+    ConvNormAct,
+    DepthwiseSeparable,
+    NormFactory,
+    check_padding,
+    make_divisible,
+)
 from backbones.mobilenet_v2 import init_weights
 
 
@@ -26,14 +33,22 @@ class MobileNetV1(Backbone):
         output_stride: int = 32,
         norm_layer: NormFactory = nn.BatchNorm2d,
         activation_layer: ActivationFactory = nn.ReLU,
+        padding: str = "torch",
     ) -> None:
         super().__init__()
+        self.padding = check_padding(padding)
         if width <= 0:
             raise ValueError(f"width must be > 0, got {width}")
         stem_channels = make_divisible(32 * width)
         plan = output_stride_plan([2] + [layer.s for layer in LAYERS], output_stride)
         self.stem = ConvNormAct(
-            3, stem_channels, 3, stride=plan[0][0], norm_layer=norm_layer, activation_layer=activation_layer
+            3,
+            stem_channels,
+            3,
+            stride=plan[0][0],
+            norm_layer=norm_layer,
+            activation_layer=activation_layer,
+            padding=padding,
         )
         blocks = []
         specs: dict[str, FeatureSpec] = {}
@@ -49,6 +64,7 @@ class MobileNetV1(Backbone):
                     dilation=dilation,
                     norm_layer=norm_layer,
                     activation_layer=activation_layer,
+                    padding=padding,
                 )
             )
             in_channels = out_channels

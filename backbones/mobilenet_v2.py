@@ -8,7 +8,14 @@ import torch
 from torch import nn
 
 from backbones.features import Backbone, FeatureSpec, output_stride_plan
-from backbones.layers import ActivationFactory, ConvNormAct, InvertedResidual, NormFactory, make_divisible
+from backbones.layers import (
+    ActivationFactory,
+    ConvNormAct,
+    InvertedResidual,
+    NormFactory,
+    check_padding,
+    make_divisible,
+)
 
 
 class MobileNetV2(Backbone):
@@ -31,9 +38,11 @@ class MobileNetV2(Backbone):
         output_stride: int = 32,
         norm_layer: NormFactory = nn.BatchNorm2d,
         activation_layer: ActivationFactory = nn.ReLU6,
+        padding: str = "torch",
         stages: tuple[Stage, ...] | None = None,
     ) -> None:
         super().__init__()
+        self.padding = check_padding(padding)
         if width <= 0:
             raise ValueError(f"width must be > 0, got {width}")
         if expansion <= 0:
@@ -52,7 +61,13 @@ class MobileNetV2(Backbone):
         plan = output_stride_plan([2] + [s for _, _, s in block_settings], output_stride)
 
         self.stem = ConvNormAct(
-            3, stem_channels, 3, stride=plan[0][0], norm_layer=norm_layer, activation_layer=activation_layer
+            3,
+            stem_channels,
+            3,
+            stride=plan[0][0],
+            norm_layer=norm_layer,
+            activation_layer=activation_layer,
+            padding=padding,
         )
         blocks = []
         in_channels = stem_channels
@@ -66,6 +81,7 @@ class MobileNetV2(Backbone):
                     dilation=dilation,
                     norm_layer=norm_layer,
                     activation_layer=activation_layer,
+                    padding=padding,
                 )
             )
             in_channels = c

@@ -44,15 +44,18 @@ class ExtraLayer(nn.Sequential):
     reproduces the V2 paper's Table 5 (prediction layers: 2.1M vs 14.8M params).
     """
 
-    def __init__(self, in_channels: int, out_channels: int, kind: str = "ssdlite", mid: int | None = None) -> None:
+    def __init__(
+        self, in_channels: int, out_channels: int, kind: str = "ssdlite", mid: int | None = None, *,
+        padding: str = "torch",
+    ) -> None:
         mid = mid or out_channels // 2
         if kind == "ssdlite":
             downsample = [
-                ConvNormAct(mid, mid, 3, stride=2, groups=mid, norm_layer=NORM),
+                ConvNormAct(mid, mid, 3, stride=2, groups=mid, norm_layer=NORM, padding=padding),
                 ConvNormAct(mid, out_channels, 1, norm_layer=NORM),
             ]
         elif kind == "ssd":
-            downsample = [ConvNormAct(mid, out_channels, 3, stride=2, norm_layer=NORM)]
+            downsample = [ConvNormAct(mid, out_channels, 3, stride=2, norm_layer=NORM, padding=padding)]
         else:
             raise ValueError(f"unknown head {kind!r}; choose ssdlite or ssd")
         super().__init__(ConvNormAct(in_channels, mid, 1, norm_layer=NORM), *downsample)
@@ -108,16 +111,19 @@ class SSDLite(nn.Module):
         anchors: AnchorConfig | None = None,
         width: float = 1.0,
         predictor_kernel: int = SSD_PREDICTOR_KERNEL,
+        padding: str | None = None,
     ) -> None:
         super().__init__()
         self.backbone = backbone
+        # The added stride-2 convs pad like the backbone unless told otherwise ("tf" for TF checkpoints).
+        self.padding = padding or backbone.padding
         self.num_classes = num_classes
         self.anchor_config = anchors or AnchorConfig()
         self.taps = backbone.detection_taps
         channels = [backbone.feature_specs[name].channels for name in self.taps]
         extras = []
         for mid, out_channels in extra_depths(width):
-            extras.append(ExtraLayer(channels[-1], out_channels, head, mid))
+            extras.append(ExtraLayer(channels[-1], out_channels, head, mid, padding=self.padding))
             channels.append(out_channels)
         self.extras = nn.ModuleList(extras)
         boxes = self.anchor_config.boxes_per_location()

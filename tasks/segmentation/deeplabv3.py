@@ -62,11 +62,19 @@ class DeepLabHead(nn.Module):
     image pooling branch (V2 paper, section 6.3; TF DeepLab's ``aspp_with_batch_norm`` path).
     """
 
-    def __init__(self, in_channels: int, rates: tuple[int, ...] = (), channels: int = HEAD_CHANNELS) -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        rates: tuple[int, ...] = (),
+        channels: int = HEAD_CHANNELS,
+        *,
+        padding: str = "torch",
+    ) -> None:
         super().__init__()
         branches: list[nn.Module] = [ConvNormAct(in_channels, channels, 1, activation_layer=nn.ReLU)]
         branches += [
-            ConvNormAct(in_channels, channels, 3, dilation=rate, activation_layer=nn.ReLU) for rate in rates
+            ConvNormAct(in_channels, channels, 3, dilation=rate, activation_layer=nn.ReLU, padding=padding)
+            for rate in rates
         ]
         branches.append(ImagePooling(in_channels, channels))
         self.branches = nn.ModuleList(branches)
@@ -90,20 +98,31 @@ class DeepLabV3(nn.Module):
     """
 
     def __init__(
-        self, backbone: Backbone, num_classes: int, *, tap: str | None = None, aspp: bool = False
+        self,
+        backbone: Backbone,
+        num_classes: int,
+        *,
+        tap: str | None = None,
+        aspp: bool = False,
+        padding: str | None = None,
+        align_corners: bool = False,
     ) -> None:
         super().__init__()
         tap = tap or backbone.segmentation_tap
+        # TF DeepLab upsamples the logits with align_corners=True (its checkpoints expect it).
+        self.align_corners = align_corners
+        # Head convs pad like the backbone unless told otherwise ("tf" for TF checkpoints).
+        self.padding = padding or backbone.padding
         self.feature: FeatureSpec = backbone.feature_specs[tap]
         self.backbone = backbone_up_to(backbone, tap)
         rates = tuple(rate * 16 // self.feature.stride for rate in ASPP_RATES_AT_OS16) if aspp else ()
-        self.head = DeepLabHead(self.feature.channels, rates)
+        self.head = DeepLabHead(self.feature.channels, rates, padding=self.padding)
         self.classifier = nn.Conv2d(self.head.out_channels, num_classes, 1)
         self.num_classes = num_classes
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         logits = self.classifier(self.head(self.backbone(x)))
-        return F.interpolate(logits, size=x.shape[-2:], mode="bilinear", align_corners=False)
+        return F.interpolate(logits, size=x.shape[-2:], mode="bilinear", align_corners=self.align_corners)
 
 
 @dataclass(frozen=True)

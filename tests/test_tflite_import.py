@@ -1,0 +1,114 @@
+"""TF "SAME" padding, the TFLite reader and the importer's checks, without the real checkpoints.
+
+The TFLite files here are written with LiteRT's own flatbuffer schema (``tflite_builder``), so the
+reader is checked against known weights, quantization and options.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+from tflite_builder import Conv, write_tflite
+from torch import nn
+
+from backbones import create_backbone
+from backbones.errors import UserError
+from backbones.layers import Conv2dTFSame, ConvNormAct, tf_same_padding
+from backbones.tflite import dequantize, read_tflite
+
+
+@pytest.mark.parametrize(
+    ("size", "kernel", "stride", "dilation", "expected"),
+    [
+        (224, 3, 2, 1, (0, 1)),  # even size, stride 2: right/bottom only
+        (513, 3, 2, 1, (1, 1)),  # odd size: symmetric
+        (7, 3, 1, 1, (1, 1)),
+        (33, 3, 1, 2, (2, 2)),
+        (10, 1, 2, 1, (0, 0)),
+        (6, 4, 2, 1, (1, 1)),
+        (5, 4, 2, 1, (1, 2)),
+    ],
+)
+def test_tf_same_padding_matches_tf_rule(size, kernel, stride, dilation, expected) -> None:
+    assert tf_same_padding(size, kernel, stride, dilation) == expected
+
+
+@pytest.mark.parametrize("size", [(224, 224), (225, 160), (7, 8)])
+def test_tf_conv_equals_explicit_pad_then_valid_conv(size) -> None:
+    torch.manual_seed(0)
+    conv = Conv2dTFSame(4, 6, 3, stride=2, bias=True)
+    x = torch.randn(2, 4, *size)
+    top, bottom = tf_same_padding(size[0], 3, 2, 1)
+    left, right = tf_same_padding(size[1], 3, 2, 1)
+    expected = F.conv2d(F.pad(x, (left, right, top, bottom)), conv.weight, conv.bias, stride=2)
+    out = conv(x)
+    assert out.shape[-2:] == (-(-size[0] // 2), -(-size[1] // 2))
+    torch.testing.assert_close(out, expected)
+    if size[0] % 2 == 0:  # asymmetric there: differs from PyTorch's symmetric padding
+        symmetric = F.conv2d(x, conv.weight, conv.bias, stride=2, padding=1)
+        assert not torch.allclose(out, symmetric)
+
+
+def test_tf_padding_keeps_state_dict_keys_and_only_strided_convs_change() -> None:
+    torch_model, tf_model = create_backbone("mnv2", width=0.5), create_backbone("mnv2", width=0.5, padding="tf")
+    assert list(torch_model.state_dict()) == list(tf_model.state_dict())
+    tf_model.load_state_dict(torch_model.state_dict())
+    strided = [m for m in tf_model.modules() if isinstance(m, nn.Conv2d) and m.stride != (1, 1)]
+    assert strided and all(isinstance(m, Conv2dTFSame) for m in strided)
+    assert not any(isinstance(m, Conv2dTFSame) and m.stride == (1, 1) for m in tf_model.modules())
+    torch_model.eval(), tf_model.eval()
+    x = torch.randn(1, 3, 65, 65)  # odd sizes all the way: TF pads symmetrically, outputs agree
+    torch.testing.assert_close(tf_model(x)["stride32"], torch_model(x)["stride32"])
+    assert not torch.allclose(tf_model(x[..., :64, :64])["stride32"], torch_model(x[..., :64, :64])["stride32"])
+
+
+def test_padding_option_is_checked() -> None:
+    with pytest.raises(ValueError, match="padding"):
+        ConvNormAct(3, 8, 3, padding="same")
+    with pytest.raises(ValueError, match="padding"):
+        create_backbone("mnv1", padding="valid")
+
+
+def test_dequantize_per_channel() -> None:
+    q = torch.tensor([[[[1, 2]], [[3, 4]]]], dtype=torch.int8).numpy().reshape(2, 1, 1, 2)
+    params = {"scales": [0.5, 2.0], "zero_points": [0, 1], "quantized_dimension": 0}
+    out = dequantize(q, params)
+    assert out.tolist() == [[[[0.5, 1.0]]], [[[4.0, 6.0]]]]
+    per_tensor = dequantize(q.astype("uint8"), {"scales": [0.25], "zero_points": [2]})
+    assert per_tensor.reshape(-1).tolist() == [-0.25, 0.0, 0.25, 0.5]
+
+
+def test_reader_returns_pytorch_layout_dequantized_weights(tmp_path) -> None:
+    torch.manual_seed(0)
+    dense = torch.randn(8, 3, 3, 3)
+    depthwise = torch.randn(8, 1, 3, 3)
+    path = write_tflite(
+        tmp_path / "tiny.tflite",
+        (1, 16, 16, 3),
+        [Conv(dense, torch.randn(8), stride=2, activation="RELU6"), Conv(depthwise, torch.randn(8), depthwise=True)],
+    )
+    graph = read_tflite(path)
+    assert [op.kind for op in graph.ops] == ["CONV_2D", "DEPTHWISE_CONV_2D"]
+    first, second = graph.ops
+    assert first.weight.shape == (8, 3, 3, 3) and second.weight.shape == (8, 1, 3, 3)
+    # int8 per-channel quantization: within half a step of the float weights
+    step = dense.abs().amax(dim=(1, 2, 3)) / 127
+    assert ((first.weight - dense).abs().amax(dim=(1, 2, 3)) <= step / 2 + 1e-6).all()
+    assert first.stride == (2, 2) and first.padding == "SAME" and first.activation == "RELU6"
+    assert second.stride == (1, 1) and second.activation == "NONE"
+    assert graph.input.shape == (1, 16, 16, 3)
+
+
+def test_reader_rejects_truncated_and_foreign_files(tmp_path) -> None:
+    good = write_tflite(tmp_path / "tiny.tflite", (1, 8, 8, 3), [Conv(torch.randn(4, 3, 3, 3), torch.zeros(4))])
+    truncated = tmp_path / "truncated.tflite"
+    truncated.write_bytes(good.read_bytes()[: len(good.read_bytes()) // 2])
+    with pytest.raises(UserError, match="truncated.tflite"):
+        read_tflite(truncated)
+    foreign = tmp_path / "model.tflite"
+    foreign.write_bytes(b"PK\x03\x04 this is a zip, not a model")
+    with pytest.raises(UserError, match="model.tflite: not a TFLite model"):
+        read_tflite(foreign)
+    with pytest.raises(UserError, match="does not exist"):
+        read_tflite(tmp_path / "missing.tflite")
