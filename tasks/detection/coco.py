@@ -33,6 +33,8 @@ from tasks.images import BadSampleWarning, load_rgb
 SPLITS = ("train", "val")
 MEAN = (0.485, 0.456, 0.406)  # ImageNet statistics: the backbones' pretrained weights expect them
 STD = (0.229, 0.224, 0.225)
+# Input scalings: "imagenet" (torchvision's pretrained weights) or "tf" (TF's SSD checkpoints: [-1, 1]).
+NORMALIZATIONS = {"imagenet": (MEAN, STD), "tf": ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))}
 
 
 class AnnotationWarning(UserWarning):
@@ -276,9 +278,10 @@ def train_transform(resolution: int) -> A.Compose:
     )
 
 
-def eval_transform(resolution: int) -> A.Compose:
-    """Resize to the square input (as training); boxes go back with the per-axis scale."""
-    return A.Compose([A.Resize(resolution, resolution), A.Normalize(MEAN, STD), ToTensorV2()])
+def eval_transform(resolution: int, normalization: str = "imagenet") -> A.Compose:
+    """Bilinear resize to the square input (as training); boxes go back with the per-axis scale."""
+    mean, std = NORMALIZATIONS[normalization]
+    return A.Compose([A.Resize(resolution, resolution), A.Normalize(mean, std), ToTensorV2()])
 
 
 def denormalize(images: torch.Tensor) -> np.ndarray:
@@ -292,12 +295,20 @@ def denormalize(images: torch.Tensor) -> np.ndarray:
 class CocoDetectionDataset(Dataset):
     """Samples ``{"image", "boxes", "labels", "image_id", "orig_size"}``; ``None`` for a skipped file."""
 
-    def __init__(self, images: list[ImageRecord], resolution: int, *, train: bool, on_bad_sample: str = "error"):
+    def __init__(
+        self,
+        images: list[ImageRecord],
+        resolution: int,
+        *,
+        train: bool,
+        on_bad_sample: str = "error",
+        normalization: str = "imagenet",
+    ):
         self.images = images
         self.resolution = resolution
         self.train = train
         self.on_bad_sample = on_bad_sample
-        self.transform = train_transform(resolution) if train else eval_transform(resolution)
+        self.transform = train_transform(resolution) if train else eval_transform(resolution, normalization)
 
     def __len__(self) -> int:
         return len(self.images)
@@ -367,12 +378,18 @@ class CocoDataModule(BenchDataModule):
         batch_size: int = 32,
         num_workers: int = 2,
         on_bad_sample: str = "error",
+        normalization: str = "imagenet",
     ) -> None:
         super().__init__(
             root, resolution=resolution, batch_size=batch_size, num_workers=num_workers, on_bad_sample=on_bad_sample
         )
+        self.normalization = normalization
         self.splits: dict[str, CocoSplit] = {}
         self.categories: list[dict[str, Any]] = []
+
+    @classmethod
+    def from_config(cls, cfg: dict[str, Any]) -> CocoDataModule:
+        return cls(**cls.config_kwargs(cfg), normalization=cfg.get("normalization") or "imagenet")
 
     def synthetic_root(self) -> Path:
         from tasks.detection.synthetic_coco import synthetic_coco
@@ -394,7 +411,11 @@ class CocoDataModule(BenchDataModule):
 
     def dataset(self, split: str) -> CocoDetectionDataset:
         return CocoDetectionDataset(
-            self.splits[split].images, self.resolution, train=split == "train", on_bad_sample=self.on_bad_sample
+            self.splits[split].images,
+            self.resolution,
+            train=split == "train",
+            on_bad_sample=self.on_bad_sample,
+            normalization=self.normalization,
         )
 
     def _loader(self, split: str) -> DataLoader:

@@ -62,6 +62,9 @@ class DetectionTask(Task):
             "hard_mining": "tf",
             "pre_nms_top_k": PRE_NMS_TOP_K,
             "score_threshold": SCORE_THRESHOLD,
+            "weights": None,  # an official TF SSD .tflite to load (tasks/detection/tflite_import.py)
+            "normalization": "imagenet",  # input scaling; "tf" ([-1, 1]) for TF checkpoints
+            "label_map": None,  # "coco90": label i is COCO category i + 1 (TF's 90-id label map)
             "nms_iou": NMS_IOU,
             "max_detections": MAX_DETECTIONS,
         }
@@ -69,6 +72,10 @@ class DetectionTask(Task):
     # -- the network ----------------------------------------------------------------------------
     def build_model(self, cfg: Config) -> SSDLite:
         check_postprocess_options(cfg)
+        if cfg.get("weights"):
+            from tasks.detection.tflite_import import ssd_for_tflite
+
+            return ssd_for_tflite(cfg)
         head = cfg.get("head") or "ssdlite"
         if head not in HEADS:
             raise UserError(f"--head: unknown value {head!r}; choose from {', '.join(HEADS)}")
@@ -141,7 +148,7 @@ class DetectionTask(Task):
         datamodule = self.build_datamodule(dict(cfg, num_workers=0))
         datamodule.prepare_data()
         datamodule.setup("validate")
-        evaluator = CocoEvaluator(datamodule.val_ground_truth(), datamodule.category_ids())
+        evaluator = CocoEvaluator(datamodule.val_ground_truth(), label_category_ids(cfg, datamodule.category_ids()))
         seen = 0
         for batch in datamodule.val_dataloader():
             if batch is None:
@@ -207,6 +214,22 @@ def check_postprocess_options(cfg: Config) -> None:
     limit = cfg.get("max_detections", MAX_DETECTIONS)
     if limit is not None and limit < 1:
         raise UserError(f"--max-detections must be >= 1, got {limit}")
+
+
+LABEL_MAPS = ("coco90",)
+
+
+def label_category_ids(cfg: Config, dataset_ids: list[int]) -> list[int]:
+    """COCO category id of each label the model predicts: the dataset's own categories in order,
+    or, with ``label_map: coco90`` (TF's COCO models, 90 outputs), label + 1."""
+    label_map = cfg.get("label_map")
+    if label_map is None:
+        return list(dataset_ids)
+    if label_map != "coco90":
+        raise UserError(f"--label-map: unknown value {label_map!r}; choose from {', '.join(LABEL_MAPS)}")
+    if int(cfg["num_classes"]) != 90:
+        raise UserError(f"--label-map coco90 needs --num-classes 90, got {cfg['num_classes']}")
+    return list(range(1, 91))
 
 
 def anchors_for(cfg: Config) -> torch.Tensor:
