@@ -259,8 +259,11 @@ class BenchModule(L.LightningModule):
             {"params": no_decay, "weight_decay": 0.0},
         ]
         if self.optimizer_name == "rmsprop":
-            # TF's RMSProp: decay 0.9 (alpha), momentum 0.9, epsilon 1.0 inside the sqrt (~0.0316 outside).
-            optimizer = torch.optim.RMSprop(groups, lr=self.lr, alpha=0.9, momentum=self.momentum, eps=0.0316)
+            # TF's RMSProp (timm's RMSpropTF): decay 0.9, momentum 0.9, epsilon 1.0 inside the square
+            # root, mean square started at 1, lr inside the momentum (TF-slim's and the OD API's defaults).
+            from timm.optim import RMSpropTF
+
+            optimizer = RMSpropTF(groups, lr=self.lr, alpha=0.9, momentum=self.momentum, eps=1.0)
         elif self.optimizer_name == "sgd":
             optimizer = torch.optim.SGD(groups, lr=self.lr, momentum=self.momentum, nesterov=False)
         else:

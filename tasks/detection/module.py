@@ -146,6 +146,7 @@ class DetectionModule(BenchModule):
         if not isinstance(self.logger, WandbLogger) or self.trainer.sanity_checking:
             return
         import wandb
+
         from tasks.detection.coco import denormalize
 
         names = {i: self.class_names[i] if i < len(self.class_names) else str(i) for i in range(self.model.num_classes)}

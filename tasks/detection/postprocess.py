@@ -20,9 +20,10 @@ SCORINGS = ("sigmoid", "softmax")
 SCORE_THRESHOLD = 1e-8  # TF's configs: every pair reaches NMS, so mAP sees the whole curve
 NMS_IOU = 0.6
 MAX_DETECTIONS = 100  # TF's max_total_detections (and max_detections_per_class)
-# (anchor, class) pairs per image that reach NMS in the fast version: 10x the detections kept.
-# A pair outside them can only be among the final 100 if 900 higher-scoring pairs were suppressed.
-PRE_NMS_TOP_K = 1000
+# (anchor, class) pairs per image that reach NMS in the fast version: 3x the detections kept.
+# A pair outside them can only be among the final 100 if 200 higher-scoring pairs were suppressed
+# (imported SSD MobileNetV1 on the COCO slice: mAP 23.54 vs 23.56 for the exact version).
+PRE_NMS_TOP_K = 300
 
 
 def class_scores(class_logits: torch.Tensor, scoring: str = "sigmoid") -> torch.Tensor:
