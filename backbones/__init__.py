@@ -78,7 +78,7 @@ register(
     BackboneEntry(
         "mnv2",
         mobilenet_v2,
-        options=("width", "expansion", "output_stride", "padding"),
+        options=("width", "expansion", "output_stride", "padding", "channel_divisor"),
         description="MobileNetV2 (Sandler et al. 2018, Table 2)",
         aliases=("mobilenet_v2",),
         pretrained=("torchvision",),

@@ -39,6 +39,7 @@ class MobileNetV2(Backbone):
         norm_layer: NormFactory = nn.BatchNorm2d,
         activation_layer: ActivationFactory = nn.ReLU6,
         padding: str = "torch",
+        channel_divisor: int = 8,
         stages: tuple[Stage, ...] | None = None,
     ) -> None:
         super().__init__()
@@ -48,13 +49,17 @@ class MobileNetV2(Backbone):
         if expansion <= 0:
             raise ValueError(f"expansion must be > 0, got {expansion}")
         stages = stages or STAGES
-        stem_channels = make_divisible(32 * width)
+        # Channels are rounded to multiples of ``channel_divisor`` (TF's ``divisible_by``: 8; TF
+        # DeepLab's MobileNetV2 below depth multiplier 1 uses 1, e.g. 12 channels at width 0.5).
+        if channel_divisor < 1:
+            raise ValueError(f"channel_divisor must be >= 1, got {channel_divisor}")
+        stem_channels = make_divisible(32 * width, channel_divisor)
         # "we apply width multiplier to all layers except the very last convolutional layer"
         # for multipliers below one (V2 paper, section 6.1); torchvision: 1280 * max(1, width).
-        last_channels = make_divisible(1280 * max(1.0, width))
+        last_channels = make_divisible(1280 * max(1.0, width), channel_divisor)
 
         block_settings = [
-            (stage.t if stage.t == 1 else expansion, make_divisible(stage.c * width), stage.s if i == 0 else 1)
+            (stage.t if stage.t == 1 else expansion, make_divisible(stage.c * width, channel_divisor), stage.s if i == 0 else 1)
             for stage in stages
             for i in range(stage.n)
         ]

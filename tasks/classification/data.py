@@ -1,4 +1,10 @@
-"""ImageNet in its standard layout: ROOT/{train,val}/<wnid>/*.JPEG, class index = sorted wnid."""
+"""ImageNet in its standard layout: ROOT/{train,val}/<wnid>/*.JPEG, class index = sorted wnid.
+
+When every class folder is an ILSVRC-2012 wnid, a class's index is its position among all 1000
+sorted wnids (``imagenet_synsets.txt``, copied from timm), even if the folder holds only some of
+them: pretrained and imported heads then line up. Other ImageFolder data (the embedded synthetic
+set) index their own folders in sorted order.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +20,20 @@ from torch.utils.data import DataLoader, Dataset
 from backbones.errors import UserError
 from tasks.base import BenchDataModule, Config, eval_sampler, skip_none_collate
 from tasks.images import IMAGE_EXTENSIONS, load_rgb_or_skip
+from tasks.preprocessing import check_preset, classification_eval_transform, mean_std
+
+SYNSETS_FILE = Path(__file__).with_name("imagenet_synsets.txt")
+
+
+def imagenet_wnids() -> list[str]:
+    """The 1000 ILSVRC-2012 wnids in sorted order (class index = position)."""
+    return SYNSETS_FILE.read_text().split()
+
+
+def class_list(found: list[str]) -> list[str]:
+    """All 1000 ImageNet wnids when every folder is one of them, else the folders themselves."""
+    wnids = imagenet_wnids()
+    return wnids if set(found) <= set(wnids) else found
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -28,7 +48,7 @@ def scan_split(root: Path, split: str, classes: list[str] | None = None) -> tupl
     if not found:
         raise UserError(f"--data: {folder} has no class folders")
     if classes is None:
-        classes = found
+        classes = class_list(found)
     else:
         extra = sorted(set(found) - set(classes))
         if extra:
@@ -60,26 +80,21 @@ class ImageFolderDataset(Dataset):
         return self.transform(image=image)["image"], label
 
 
-def train_transform(resolution: int, color_jitter: float = 0.0, min_crop_scale: float = 0.08) -> A.Compose:
+def train_transform(
+    resolution: int, color_jitter: float = 0.0, min_crop_scale: float = 0.08, preset: str = "torchvision"
+) -> A.Compose:
     ops: list[Any] = [
         A.RandomResizedCrop(size=(resolution, resolution), scale=(min_crop_scale, 1.0)),
         A.HorizontalFlip(),
     ]
     if color_jitter > 0:
         ops.append(A.ColorJitter(brightness=color_jitter, contrast=color_jitter, saturation=color_jitter, hue=0.0))
-    return A.Compose([*ops, A.Normalize(IMAGENET_MEAN, IMAGENET_STD), ToTensorV2()])
+    return A.Compose([*ops, A.Normalize(*mean_std(preset)), ToTensorV2()])
 
 
-def eval_transform(resolution: int) -> A.Compose:
-    # Resize the short side to resolution / 0.875, centre crop (the standard ImageNet evaluation).
-    return A.Compose(
-        [
-            A.SmallestMaxSize(max_size=int(resolution / 0.875)),
-            A.CenterCrop(resolution, resolution),
-            A.Normalize(IMAGENET_MEAN, IMAGENET_STD),
-            ToTensorV2(),
-        ]
-    )
+def eval_transform(resolution: int, preset: str = "torchvision") -> A.Compose:
+    """The evaluation transform of a preset (``tasks.preprocessing``); default torchvision's."""
+    return classification_eval_transform(resolution, preset)
 
 
 class ImageNetDataModule(BenchDataModule):
@@ -95,12 +110,14 @@ class ImageNetDataModule(BenchDataModule):
         color_jitter: float = 0.0,
         min_crop_scale: float = 0.08,
         on_bad_sample: str = "error",
+        preset: str = "torchvision",
     ) -> None:
         super().__init__(
             root, resolution=resolution, batch_size=batch_size, num_workers=num_workers, on_bad_sample=on_bad_sample
         )
         self.color_jitter = color_jitter
         self.min_crop_scale = min_crop_scale
+        self.preset = check_preset(preset, "classification")
         self.classes: list[str] = []
 
     @classmethod
@@ -109,6 +126,7 @@ class ImageNetDataModule(BenchDataModule):
             **cls.config_kwargs(cfg),
             color_jitter=cfg.get("color_jitter") or 0.0,
             min_crop_scale=cfg.get("min_crop_scale") or 0.08,
+            preset=cfg.get("preset") or "torchvision",
         )
 
     def synthetic_root(self) -> Path:
@@ -120,11 +138,17 @@ class ImageNetDataModule(BenchDataModule):
         if self.classes:
             return
         root = self.dataset_root()
-        self.classes, train = scan_split(root, "train")
-        _, val = scan_split(root, "val", self.classes)
+        if (root / "train").is_dir() or stage == "fit":
+            self.classes, train = scan_split(root, "train")
+            _, val = scan_split(root, "val", self.classes)
+        else:  # a val split alone (e.g. ImageNet val only) is enough to evaluate
+            self.classes, val = scan_split(root, "val")
+            train = []
         self.num_classes = len(self.classes)
-        self.train_set = ImageFolderDataset(train, train_transform(self.resolution, self.color_jitter, self.min_crop_scale), self.on_bad_sample)
-        self.val_set = ImageFolderDataset(val, eval_transform(self.resolution), self.on_bad_sample)
+        self.train_set = ImageFolderDataset(
+            train, train_transform(self.resolution, self.color_jitter, self.min_crop_scale, self.preset), self.on_bad_sample
+        )
+        self.val_set = ImageFolderDataset(val, eval_transform(self.resolution, self.preset), self.on_bad_sample)
 
     def _loader(self, dataset: Dataset, *, train: bool) -> DataLoader:
         return DataLoader(
@@ -152,6 +176,7 @@ class ImageNetDataModule(BenchDataModule):
             "synthetic": self.synthetic,
             "splits": {"train": len(self.train_set), "val": len(self.val_set)},
             "classes": len(self.classes),
+            "preset": self.preset,
         }
 
     def class_names(self) -> list[str]:

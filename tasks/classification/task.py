@@ -67,7 +67,7 @@ class ClassificationTask(Task):
 
         cfg, model = load_checkpoint(checkpoint, self)
         names = cfg.get("class_names") or []
-        transform = eval_transform(cfg["resolution"])
+        transform = eval_transform(cfg["resolution"], cfg.get("preset") or "torchvision")
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
         written = []

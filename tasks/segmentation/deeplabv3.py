@@ -14,11 +14,18 @@ import torch.nn.functional as F
 from torch import nn
 
 from backbones.features import Backbone, FeatureSpec
-from backbones.layers import ConvNormAct
+from backbones.layers import Conv2dTFSame, ConvNormAct
 
 HEAD_CHANNELS = 256  # DeepLabv3's ASPP depth (Chen et al. 2017, section 3.3)
 # Atrous rates of ASPP at output stride 16; doubled at output stride 8 (DeepLabv3, section 3.3).
 ASPP_RATES_AT_OS16 = (6, 12, 18)
+
+
+class _Tracer(fx.Tracer):
+    """Keeps TF-padded convs as modules, so the trimmed backbone still holds ``nn.Conv2d``s."""
+
+    def is_leaf_module(self, m: nn.Module, module_qualified_name: str) -> bool:
+        return isinstance(m, Conv2dTFSame) or super().is_leaf_module(m, module_qualified_name)
 
 
 def backbone_up_to(backbone: Backbone, tap: str) -> fx.GraphModule:
@@ -31,7 +38,8 @@ def backbone_up_to(backbone: Backbone, tap: str) -> fx.GraphModule:
     """
     if tap not in backbone.feature_specs:
         raise ValueError(f"backbone has no tap {tap!r} (it has: {', '.join(backbone.feature_specs)})")
-    traced = fx.symbolic_trace(backbone)
+    tracer = _Tracer()
+    traced = fx.GraphModule(backbone, tracer.trace(backbone), backbone.__class__.__name__)
     output = next(node for node in traced.graph.nodes if node.op == "output")
     output.args = (output.args[0][tap],)
     traced.graph.eliminate_dead_code()

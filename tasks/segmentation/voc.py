@@ -25,6 +25,7 @@ from torch.utils.data import DataLoader, Dataset
 from backbones.errors import UserError
 from tasks.base import BenchDataModule, eval_sampler
 from tasks.images import BadSampleWarning, load_rgb
+from tasks.preprocessing import check_preset, mean_pixel, normalize
 
 VOC_CLASSES = (
     "background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
@@ -141,7 +142,7 @@ class VocSegmentation(Dataset):
         return out["image"], out["mask"].long()
 
 
-def train_transform(crop: int) -> A.Compose:
+def train_transform(crop: int, preset: str = "torchvision") -> A.Compose:
     """DeepLab's training augmentation: random scale 0.5-2.0, pad to the crop with the mean pixel
     (void label), random crop, left-right flip (TF DeepLab ``input_preprocess``)."""
     return A.Compose(
@@ -152,20 +153,20 @@ def train_transform(crop: int) -> A.Compose:
                 crop,
                 position="top_left",
                 border_mode=cv2.BORDER_CONSTANT,
-                fill=MEAN_PIXEL,
+                fill=mean_pixel(preset),
                 fill_mask=VOID,
             ),
             A.RandomCrop(crop, crop),
             A.HorizontalFlip(),
-            A.Normalize(IMAGENET_MEAN, IMAGENET_STD),
+            normalize(preset),
             ToTensorV2(),
         ]
     )
 
 
-def eval_transform() -> A.Compose:
+def eval_transform(preset: str = "torchvision") -> A.Compose:
     """Whole images at their own size; padding happens at inference (``inference.segment``)."""
-    return A.Compose([A.Normalize(IMAGENET_MEAN, IMAGENET_STD), ToTensorV2()])
+    return A.Compose([normalize(preset), ToTensorV2()])
 
 
 def train_collate(batch: list[Any]) -> tuple[torch.Tensor, torch.Tensor] | None:
@@ -205,12 +206,21 @@ class VocDataModule(BenchDataModule):
         batch_size: int = 16,
         num_workers: int = 4,
         on_bad_sample: str = "error",
+        preset: str = "torchvision",
     ) -> None:
         super().__init__(
             root, resolution=resolution, batch_size=batch_size, num_workers=num_workers, on_bad_sample=on_bad_sample
         )
+        self.preset = check_preset(preset, "segmentation")
+        # tf-deeplab evaluates each image padded to resolution x resolution (DeepLab's 513 crop);
+        # otherwise images run at their own size padded to a multiple of 32 (``inference``).
+        self.eval_canvas: int | None = resolution if self.preset == "tf-deeplab" else None
         self.classes: list[str] = []
         self.train_list = ""
+
+    @classmethod
+    def from_config(cls, cfg: dict[str, Any]) -> VocDataModule:
+        return cls(**cls.config_kwargs(cfg), preset=cfg.get("preset") or "torchvision")
 
     def synthetic_root(self) -> Path:
         from tasks.segmentation.synthetic_voc import synthetic_voc
@@ -236,21 +246,24 @@ class VocDataModule(BenchDataModule):
             self.classes = list(VOC_CLASSES)
         self.num_classes = len(self.classes)
         val_ids = read_split(voc / "ImageSets" / "Segmentation" / "val.txt")
-        train_ids, mask_folder, self.train_list = self._train_split(voc)
-        # SBD's train_aug excludes VOC val; drop any val id anyway so a different list cannot leak val.
-        held_out = set(val_ids)
-        train_ids = [i for i in train_ids if i not in held_out]
-        if not train_ids:
-            raise UserError(f"--data: {voc / self.train_list} holds only validation images")
+        if stage == "fit" or (voc / "ImageSets" / "Segmentation" / "train.txt").is_file():
+            train_ids, mask_folder, self.train_list = self._train_split(voc)
+            # SBD's train_aug excludes VOC val; drop any val id anyway so a different list cannot leak val.
+            held_out = set(val_ids)
+            train_ids = [i for i in train_ids if i not in held_out]
+            if not train_ids:
+                raise UserError(f"--data: {voc / self.train_list} holds only validation images")
+        else:  # a val split alone is enough to evaluate
+            train_ids, mask_folder = [], "SegmentationClass"
         self.train_set = VocSegmentation(
             sample_paths(voc, train_ids, mask_folder),
-            train_transform(self.resolution),
+            train_transform(self.resolution, self.preset),
             self.num_classes,
             self.on_bad_sample,
         )
         self.val_set = VocSegmentation(
             sample_paths(voc, val_ids, "SegmentationClass"),
-            eval_transform(),
+            eval_transform(self.preset),
             self.num_classes,
             self.on_bad_sample,
         )
@@ -306,6 +319,7 @@ class VocDataModule(BenchDataModule):
             "splits": {"train": len(self.train_set), "val": len(self.val_set)},
             "train_list": self.train_list,
             "classes": self.num_classes,
+            "preset": self.preset,
         }
 
     def class_names(self) -> list[str]:

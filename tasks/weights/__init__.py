@@ -1,0 +1,1 @@
+"""Importers of weights released outside the suite (official TFLite checkpoints)."""
