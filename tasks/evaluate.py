@@ -208,3 +208,12 @@ def pixel_accuracy_of(confusions: np.ndarray) -> np.ndarray:
 
 register_evaluator("classification", classification_evaluator)
 register_evaluator("segmentation", segmentation_evaluator)
+
+
+def _detection_evaluator(model: nn.Module, datamodule: BenchDataModule, keep: bool) -> PerImage:
+    from tasks.detection.bootstrap import detection_evaluator
+
+    return detection_evaluator(model, datamodule, keep)
+
+
+register_evaluator("detection", _detection_evaluator)

@@ -114,17 +114,7 @@ class DetectionTask(Task):
         """Box decoding + score threshold + class-wise NMS + top-k, in input pixels (see postprocess.py)."""
         class_logits, box_regression = (torch.as_tensor(o) for o in outputs)
         size = (int(cfg["resolution"]), int(cfg["resolution"]))
-        return postprocess_detections(
-            class_logits,
-            box_regression,
-            anchors_for(cfg),
-            size,
-            scoring=cfg.get("scoring") or "sigmoid",
-            pre_nms_top_k=cfg.get("pre_nms_top_k") or PRE_NMS_TOP_K,
-            score_threshold=cfg.get("score_threshold", SCORE_THRESHOLD),
-            nms_iou=cfg.get("nms_iou") or NMS_IOU,
-            max_detections=cfg.get("max_detections") or MAX_DETECTIONS,
-        )
+        return postprocess_detections(class_logits, box_regression, anchors_for(cfg), size, **postprocess_options(cfg))
 
     # -- data and training ----------------------------------------------------------------------
     def build_datamodule(self, cfg: Config) -> BenchDataModule:
@@ -132,7 +122,11 @@ class DetectionTask(Task):
 
         check_postprocess_options(cfg)  # before any data is read or generated
 
-        return CocoDataModule.from_config(cfg)
+        datamodule = CocoDataModule.from_config(cfg)
+        # What tasks.evaluate's detection evaluator post-processes with (it sees no config).
+        keys = ("scoring", "score_threshold", "nms_iou", "max_detections", "pre_nms_top_k", "label_map", "num_classes")
+        datamodule.postprocess_cfg = {k: cfg.get(k) for k in keys}
+        return datamodule
 
     def build_module(self, cfg: Config, model: nn.Module) -> BenchModule:
         from tasks.detection.module import DetectionModule
@@ -217,6 +211,18 @@ def check_postprocess_options(cfg: Config) -> None:
 
 
 LABEL_MAPS = ("coco90",)
+
+
+def postprocess_options(cfg: Config) -> dict[str, Any]:
+    """``postprocess_detections`` keyword arguments from a run config (TF's defaults where unset)."""
+    score = cfg.get("score_threshold")
+    return {
+        "scoring": cfg.get("scoring") or "sigmoid",
+        "score_threshold": SCORE_THRESHOLD if score is None else score,
+        "nms_iou": cfg.get("nms_iou") or NMS_IOU,
+        "max_detections": cfg.get("max_detections") or MAX_DETECTIONS,
+        "pre_nms_top_k": cfg.get("pre_nms_top_k") or PRE_NMS_TOP_K,
+    }
 
 
 def label_category_ids(cfg: Config, dataset_ids: list[int]) -> list[int]:
