@@ -11,6 +11,9 @@ network so the network alone exports to ONNX and is timed alone.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import torch
 from torchvision.ops import batched_nms, clip_boxes_to_image, nms
 
@@ -39,6 +42,26 @@ def class_scores(class_logits: torch.Tensor, scoring: str = "sigmoid") -> torch.
     raise ValueError(f"unknown scoring {scoring!r}; choose from {', '.join(SCORINGS)}")
 
 
+@contextmanager
+def one_thread() -> Iterator[None]:
+    """Run the block on the calling thread only, restoring the thread count after.
+
+    Post-processing works on small tensors (2034 x 91 values): a second thread saves nothing, and
+    each parallel region waits for a worker that the network's runtime (ONNX Runtime's spinning
+    pool, XNNPACK's, inductor's OpenMP) or another process may be holding; that wait is what made
+    "end to end" far slower than network + post-processing timed apart.
+    """
+    threads = torch.get_num_threads()
+    if threads == 1:
+        yield
+        return
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
 def postprocess_detections(
     class_logits: torch.Tensor,
     box_regression: torch.Tensor,
@@ -55,6 +78,24 @@ def postprocess_detections(
 
     Labels are contiguous class indices (0-based, background removed); scores sorted descending.
     """
+    with one_thread():
+        return _postprocess(class_logits, box_regression, anchors, image_size, scoring=scoring,
+                            score_threshold=score_threshold, nms_iou=nms_iou, max_detections=max_detections,
+                            pre_nms_top_k=pre_nms_top_k)
+
+
+def _postprocess(
+    class_logits: torch.Tensor,
+    box_regression: torch.Tensor,
+    anchors: torch.Tensor,
+    image_size: tuple[int, int],
+    *,
+    scoring: str,
+    score_threshold: float,
+    nms_iou: float,
+    max_detections: int,
+    pre_nms_top_k: int,
+) -> list[dict[str, torch.Tensor]]:
     batch, num_anchors, columns = class_logits.shape
     num_classes = columns - 1
     k = min(pre_nms_top_k, num_anchors * num_classes)
