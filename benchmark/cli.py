@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from benchmark import (
+    cmd_eval,
     cmd_latency,
     cmd_leaderboard,
     cmd_list,
@@ -17,7 +18,7 @@ from benchmark import (
 )
 from backbones.errors import UserError
 
-COMMANDS = [cmd_list, cmd_profile, cmd_run, cmd_predict, cmd_sweep, cmd_leaderboard, cmd_latency, cmd_memory]
+COMMANDS = [cmd_list, cmd_profile, cmd_run, cmd_eval, cmd_predict, cmd_sweep, cmd_leaderboard, cmd_latency, cmd_memory]
 
 
 class OneLineParser(argparse.ArgumentParser):

@@ -112,3 +112,69 @@ def test_reader_rejects_truncated_and_foreign_files(tmp_path) -> None:
         read_tflite(foreign)
     with pytest.raises(UserError, match="does not exist"):
         read_tflite(tmp_path / "missing.tflite")
+
+
+# -- importer checks (a MobileNetV1 body written as a real int8 TFLite file) -----------------------
+
+
+def mnv1_body_file(tmp_path, width: float = 0.25):
+    """A TFLite file holding the convs of an mnv1 body (TF padding, ReLU6), and that source model."""
+    from backbones.mobilenet_v1 import mobilenet_v1
+
+    torch.manual_seed(0)
+    source = mobilenet_v1(width=width, padding="tf", activation_layer=nn.ReLU6)
+    layers = [
+        Conv(m.weight.detach(), torch.randn(m.out_channels) * 0.1, stride=m.stride[0],
+             depthwise=m.groups > 1, activation="RELU6")  # fmt: skip
+        for m in source.modules()
+        if isinstance(m, nn.Conv2d)
+    ]
+    return write_tflite(tmp_path / "mnv1_body.tflite", (1, 32, 32, 3), layers), layers
+
+
+def test_importer_fills_convs_and_identity_batchnorms(tmp_path) -> None:
+    from backbones.mobilenet_v1 import mobilenet_v1
+    from tasks.weights.tflite_import import inspect_tflite, load_tflite_weights
+
+    path, layers = mnv1_body_file(tmp_path)
+    facts = inspect_tflite(path)
+    assert (facts.backbone, facts.width, facts.activation, facts.resolution) == ("mnv1", 0.25, "RELU6", 32)
+    target = mobilenet_v1(width=0.25, padding="tf", activation_layer=nn.ReLU6)
+    report = load_tflite_weights(target, path, facts=facts)
+    assert report.layers == len(layers) == 27
+    stem_conv, stem_norm = target.stem[0], target.stem[1]
+    step = layers[0].weight.abs().amax() / 127
+    assert (stem_conv.weight - layers[0].weight).abs().max() <= step
+    assert torch.allclose(stem_norm.bias, layers[0].bias, atol=1e-3)
+    target.eval()
+    x = torch.randn(1, 8, 5, 5)
+    torch.testing.assert_close(stem_norm(x), x + stem_norm.bias.view(1, -1, 1, 1), atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"width": 0.5}, r"op 0 CONV_2D \[8, 3, 3, 3\] does not fit stem\.0: weight shape expected \[16, 3, 3, 3\], found \[8, 3, 3, 3\]"),
+        ({"activation_layer": nn.ReLU}, r"op 0 CONV_2D .* does not fit stem\.0: activation expected ReLU6, found ReLU"),
+        ({"padding": "torch"}, r"op 0 CONV_2D .* does not fit stem\.0: padding expected TF SAME"),
+    ],
+)
+def test_importer_names_the_first_layer_that_does_not_fit(tmp_path, options, message) -> None:
+    from backbones.mobilenet_v1 import mobilenet_v1
+    from tasks.weights.tflite_import import load_tflite_weights
+
+    path, _ = mnv1_body_file(tmp_path)
+    settings = {"width": 0.25, "padding": "tf", "activation_layer": nn.ReLU6, **options}
+    with pytest.raises(UserError, match=message) as error:
+        load_tflite_weights(mobilenet_v1(**settings), path)
+    assert "\n" not in str(error.value) and "mnv1_body.tflite" in str(error.value)
+
+
+def test_eval_cli_reports_a_bad_weights_file_in_one_line(tmp_path, capsys) -> None:
+    from benchmark.cli import main
+
+    bad = tmp_path / "model.tflite"
+    bad.write_bytes(b"\x00" * 64)
+    code = main(["eval", "--task", "classification", "--weights", str(bad), "--data", str(tmp_path)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and err == [f"bench eval: error: {bad}: not a TFLite model (no TFL3 identifier)"]

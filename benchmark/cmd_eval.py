@@ -1,0 +1,143 @@
+"""``bench eval``: evaluate given weights on a dataset's val split (no training), write a record.
+
+Weights come from an official TFLite checkpoint (``--weights``, imported into the suite's own
+modules), a ``bench run`` checkpoint (``--checkpoint``) or torchvision (``--pretrained``). The record
+holds metrics in percent, the image count, 95 % bootstrap intervals, the preset and the weights'
+source with the file's sha256.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+
+def add_parser(sub, task_name: str) -> None:
+    from benchmark.cli import add_task_argument
+
+    parser = sub.add_parser("eval", help="evaluate weights on a val split, write <output>/result.json")
+    add_task_argument(parser, task_name)
+    add = parser.add_argument
+    add("--backbone", help="registered backbone (with --weights: inferred from the file when omitted)")
+    add("--width", type=float, help="width multiplier (with --weights: inferred from the file)")
+    add("--resolution", type=int, help="input side (with --weights: the file's input size)")
+    add("--data", required=True, help="dataset root (ImageNet / VOC / COCO layout)")
+    add("--split", default="val", choices=["val"], help="split to evaluate (val)")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--weights", help="official TFLite checkpoint (.tflite)")
+    source.add_argument("--checkpoint", help="checkpoint written by bench run")
+    source.add_argument("--pretrained", choices=["torchvision"], help="torchvision's ImageNet weights")
+    add("--preset", help="preprocessing: torchvision, tf-inception, tf-deeplab (default: what the weights imply)")
+    add("--batch-size", type=int, default=32)
+    add("--num-workers", type=int, default=0)
+    add("--output", help="folder for result.json (default runs/eval-<task>-<backbone>-<time>)")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from backbones.errors import UserError
+    from benchmark.records import SCHEMA_VERSION, environment, write_json_atomic
+    from tasks import get_task
+    from tasks.evaluate import EVALUATORS, evaluate
+
+    task = get_task(args.task)
+    if task.name not in EVALUATORS:
+        raise UserError(f"--task {task.name}: bench eval does not support this task yet")
+    started = time.perf_counter()
+    model, cfg, weights = _model_and_config(task, args)
+    datamodule = task.build_datamodule(cfg)
+    datamodule.prepare_data()
+    datamodule.setup("validate")  # check the classes before the long part
+    expected = cfg["num_classes"]
+    if datamodule.num_classes and datamodule.num_classes != expected:
+        raise UserError(
+            f"--data: {args.data} has {datamodule.num_classes} classes but the model predicts {expected}"
+        )
+    result = evaluate(task.name, model, datamodule)
+    output = Path(args.output or f"runs/eval-{task.name}-{cfg['backbone']}-{time.strftime('%Y%m%d-%H%M%S')}")
+    record: dict[str, Any] = {
+        "schema_version": SCHEMA_VERSION,
+        "kind": "evaluation",
+        "task": task.name,
+        "backbone": cfg["backbone"],
+        "width": cfg.get("width") or 1.0,
+        "resolution": cfg["resolution"],
+        "num_classes": expected,
+        "split": args.split,
+        "preset": cfg["preset"],
+        "dataset": datamodule.dataset_info(),
+        "metrics": {k: round(float(v), 4) for k, v in result.metrics.items()},
+        "images": result.images,
+        "ci95": {k: [round(low, 4), round(high, 4)] for k, (low, high) in result.ci95.items()},
+        "ci_method": result.as_dict()["ci_method"],
+        "weights": weights,
+        "wall_time_s": round(time.perf_counter() - started, 2),
+        "environment": environment("cpu"),
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+    path = write_json_atomic(output / "result.json", record)
+    shown = ", ".join(
+        f"{k} {v:.2f} (95% CI {record['ci95'][k][0]:.2f}-{record['ci95'][k][1]:.2f})" if k in record["ci95"] else f"{k} {v:.2f}"
+        for k, v in record["metrics"].items()
+    )
+    print(f"{task.name} {cfg['backbone']} width {record['width']:g} @ {cfg['resolution']}, {result.images} images: {shown}")
+    print(f"result record: {path}", file=sys.stderr)
+    return 0
+
+
+def _model_and_config(task, args: argparse.Namespace):
+    """The model to evaluate, the run config the datamodule reads, and the weights' provenance."""
+    from backbones import canonical_name
+    from backbones.errors import UserError
+    from tasks.preprocessing import check_preset
+
+    base = {
+        "data": args.data,
+        "batch_size": args.batch_size,
+        "num_workers": args.num_workers,
+        "on_bad_sample": "error",
+    }
+    if args.weights:
+        from tasks.weights.tflite_import import import_tflite
+
+        model, report = import_tflite(args.weights, task=task.name, backbone=args.backbone, width=args.width)
+        facts = report.facts
+        print(f"weights: {facts.describe()}", file=sys.stderr)
+        cfg = {
+            **base,
+            "backbone": facts.backbone if args.backbone is None else canonical_name(args.backbone),
+            "width": args.width or facts.width,
+            "resolution": args.resolution or facts.resolution,
+            "num_classes": facts.num_classes,
+            "preset": check_preset(args.preset or facts.preset, task.name),
+        }
+        return model, cfg, {"source": "tflite", **report.as_dict()}
+    if args.checkpoint:
+        from tasks.base import load_checkpoint
+        from tasks.weights.tflite_import import sha256_of
+
+        run_cfg, model = load_checkpoint(args.checkpoint, task)
+        cfg = {
+            **run_cfg,
+            **base,
+            "resolution": args.resolution or run_cfg["resolution"],
+            "preset": check_preset(args.preset or run_cfg.get("preset"), task.name),
+        }
+        return model, cfg, {"source": "checkpoint", "file": str(args.checkpoint), "sha256": sha256_of(args.checkpoint)}
+    if not args.backbone:
+        raise UserError("--backbone is required with --pretrained")
+    cfg = {
+        **task.defaults(),
+        **base,
+        "backbone": canonical_name(args.backbone),
+        "width": args.width,
+        "resolution": args.resolution or task.default_resolution,
+        "num_classes": task.default_num_classes,
+        "pretrained": args.pretrained,
+        "preset": check_preset(args.preset, task.name),
+    }
+    return task.build_model(cfg).eval(), cfg, {"source": f"pretrained:{args.pretrained}"}
