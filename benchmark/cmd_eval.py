@@ -53,7 +53,8 @@ def run(args: argparse.Namespace) -> int:
     datamodule.prepare_data()
     datamodule.setup("validate")  # check the classes before the long part
     expected = cfg["num_classes"]
-    if datamodule.num_classes and datamodule.num_classes != expected:
+    # A model with a label map (TF's 90-id COCO detectors) predicts its own class ids.
+    if datamodule.num_classes and datamodule.num_classes != expected and not getattr(model, "label_map", None):
         raise UserError(
             f"--data: {args.data} has {datamodule.num_classes} classes but the model predicts {expected}"
         )

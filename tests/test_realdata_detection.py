@@ -27,7 +27,7 @@ LITERT_MAP_AT_10 = 20.41
 def config(**overrides) -> dict:
     task = get_task("detection")
     cfg = dict(task.defaults(), backbone="mnv1", width=0.75, head="ssd", num_classes=90, resolution=300,
-               weights=str(SSD), normalization="tf", label_map="coco90", data=str(REALDATA / "coco"),
+               weights=str(SSD), preset="tf-ssd", label_map="coco90", data=str(REALDATA / "coco"),
                batch_size=16, num_workers=0, on_bad_sample="error")
     cfg.update(overrides)
     return cfg

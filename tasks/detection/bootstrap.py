@@ -113,6 +113,8 @@ def detection_evaluator(model: nn.Module, datamodule: Any, keep: bool) -> Any:
     from tasks.evaluate import PerImage
 
     cfg = dict(getattr(datamodule, "postprocess_cfg", {}) or {})
+    if not cfg.get("label_map") and getattr(model, "label_map", None):  # an imported TF model's label map
+        cfg.update(label_map=model.label_map, num_classes=model.num_classes)
     options = postprocess_options(cfg)
     evaluator = CocoEvaluator(datamodule.val_ground_truth(), label_category_ids(cfg, datamodule.category_ids()))
     predictions = []

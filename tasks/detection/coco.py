@@ -33,8 +33,6 @@ from tasks.images import BadSampleWarning, load_rgb
 SPLITS = ("train", "val")
 MEAN = (0.485, 0.456, 0.406)  # ImageNet statistics: the backbones' pretrained weights expect them
 STD = (0.229, 0.224, 0.225)
-# Input scalings: "imagenet" (torchvision's pretrained weights) or "tf" (TF's SSD checkpoints: [-1, 1]).
-NORMALIZATIONS = {"imagenet": (MEAN, STD), "tf": ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))}
 
 
 class AnnotationWarning(UserWarning):
@@ -278,10 +276,12 @@ def train_transform(resolution: int) -> A.Compose:
     )
 
 
-def eval_transform(resolution: int, normalization: str = "imagenet") -> A.Compose:
-    """Bilinear resize to the square input (as training); boxes go back with the per-axis scale."""
-    mean, std = NORMALIZATIONS[normalization]
-    return A.Compose([A.Resize(resolution, resolution), A.Normalize(mean, std), ToTensorV2()])
+def eval_transform(resolution: int, preset: str = "torchvision") -> A.Compose:
+    """Bilinear resize to the square input (as training); boxes go back with the per-axis scale.
+    ``preset`` (tasks/preprocessing.py): ``torchvision`` or ``tf-ssd`` (TF's SSD checkpoints)."""
+    from tasks.preprocessing import detection_eval_transform
+
+    return detection_eval_transform(resolution, preset)
 
 
 def denormalize(images: torch.Tensor) -> np.ndarray:
@@ -302,13 +302,13 @@ class CocoDetectionDataset(Dataset):
         *,
         train: bool,
         on_bad_sample: str = "error",
-        normalization: str = "imagenet",
+        preset: str = "torchvision",
     ):
         self.images = images
         self.resolution = resolution
         self.train = train
         self.on_bad_sample = on_bad_sample
-        self.transform = train_transform(resolution) if train else eval_transform(resolution, normalization)
+        self.transform = train_transform(resolution) if train else eval_transform(resolution, preset)
 
     def __len__(self) -> int:
         return len(self.images)
@@ -378,18 +378,20 @@ class CocoDataModule(BenchDataModule):
         batch_size: int = 32,
         num_workers: int = 2,
         on_bad_sample: str = "error",
-        normalization: str = "imagenet",
+        preset: str = "torchvision",
     ) -> None:
         super().__init__(
             root, resolution=resolution, batch_size=batch_size, num_workers=num_workers, on_bad_sample=on_bad_sample
         )
-        self.normalization = normalization
+        self.preset = preset
         self.splits: dict[str, CocoSplit] = {}
         self.categories: list[dict[str, Any]] = []
 
     @classmethod
     def from_config(cls, cfg: dict[str, Any]) -> CocoDataModule:
-        return cls(**cls.config_kwargs(cfg), normalization=cfg.get("normalization") or "imagenet")
+        from tasks.preprocessing import check_preset
+
+        return cls(**cls.config_kwargs(cfg), preset=check_preset(cfg.get("preset"), "detection"))
 
     def synthetic_root(self) -> Path:
         from tasks.detection.synthetic_coco import synthetic_coco
@@ -415,7 +417,7 @@ class CocoDataModule(BenchDataModule):
             self.resolution,
             train=split == "train",
             on_bad_sample=self.on_bad_sample,
-            normalization=self.normalization,
+            preset=self.preset,
         )
 
     def _loader(self, split: str) -> DataLoader:

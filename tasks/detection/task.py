@@ -63,7 +63,7 @@ class DetectionTask(Task):
             "pre_nms_top_k": PRE_NMS_TOP_K,
             "score_threshold": SCORE_THRESHOLD,
             "weights": None,  # an official TF SSD .tflite to load (tasks/detection/tflite_import.py)
-            "normalization": "imagenet",  # input scaling; "tf" ([-1, 1]) for TF checkpoints
+            "preset": None,  # evaluation preprocessing (tasks/preprocessing.py); tf-ssd for TF checkpoints
             "label_map": None,  # "coco90": label i is COCO category i + 1 (TF's 90-id label map)
             "nms_iou": NMS_IOU,
             "max_detections": MAX_DETECTIONS,

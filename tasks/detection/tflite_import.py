@@ -111,7 +111,7 @@ def anchors_as_ycxchw(anchors: torch.Tensor, image_size: tuple[int, int]) -> tor
     return torch.stack([(y0 + y1) / 2 / height, (x0 + x1) / 2 / width, (y1 - y0) / height, (x1 - x0) / width], -1)
 
 
-def ssd_for_tflite(cfg: dict[str, Any]) -> SSDLite:
+def ssd_for_tflite(cfg: dict[str, Any], graph: TFLiteGraph | None = None) -> SSDLite:
     """The suite's SSD for an official TF SSD ``.tflite`` (``cfg["weights"]``), weights loaded.
 
     The architecture comes from ``cfg`` (backbone, width, head, classes) with TF's conventions
@@ -134,7 +134,7 @@ def ssd_for_tflite(cfg: dict[str, Any]) -> SSDLite:
         predictor_kernel=cfg.get("predictor_kernel") or 1,
         padding="tf",
     )
-    info = load_ssd_tflite(model, cfg["weights"])
+    info = load_ssd_tflite(model, cfg["weights"], graph)
     model.eval()
     if info["anchors"] is not None:
         size = (int(cfg["resolution"]), int(cfg["resolution"]))
@@ -147,4 +147,55 @@ def ssd_for_tflite(cfg: dict[str, Any]) -> SSDLite:
         if gap > 0.5 * info["anchor_step"] + 1e-6:
             raise UserError(f"{cfg['weights']}: the file's anchors differ from TF's generator by {gap:.4f} "
                             f"(more than half their quantization step {info['anchor_step']:.4f})")
+    if int(cfg["num_classes"]) == 90:
+        model.label_map = "coco90"  # TF's COCO label map: label i is category i + 1 (the evaluator reads it)
     return model
+
+
+def import_ssd(graph: TFLiteGraph, facts: Any, *, backbone: str | None = None, width: float | None = None) -> tuple[SSDLite, Any]:
+    """``tasks.weights.tflite_import.import_tflite`` for detection files: the suite's SSD and the report."""
+    from dataclasses import replace
+
+    from backbones import get_entry
+    from tasks.weights.tflite_import import ImportReport
+
+    post = graph.of_kind("TFLite_Detection_PostProcess")
+    file_classes = int(graph.tensors[post[0].inputs[1]].shape[-1]) if post else 91
+    name = get_entry(backbone).name if backbone else facts.backbone
+    cfg = {
+        "backbone": name,
+        "width": width or _backbone_width(graph, name) or facts.width,
+        "head": "ssd",
+        "num_classes": file_classes - 1,
+        "resolution": facts.resolution,
+        "weights": str(graph.path),
+    }
+    model = ssd_for_tflite(cfg, graph)
+    convs = conv_sequence(model)
+    facts = replace(facts, num_classes=file_classes - 1, file_classes=file_classes, preset="tf-ssd", width=cfg["width"])
+    notes = ["anchors: the file's match TF's ssd_anchor_generator within half their 8-bit quantization step"]
+    if getattr(model, "label_map", None):
+        notes.append("label map coco90: label i is COCO category i + 1")
+    values = sum(conv.weight.numel() + (norm.bias.numel() if norm is not None else conv.bias.numel())
+                 for _, conv, norm in convs)
+    return model.eval(), ImportReport(facts=facts, layers=len(convs), values=values, notes=notes)
+
+
+def _backbone_width(graph: TFLiteGraph, name: str) -> float | None:
+    """The released width whose backbone's convolutions are the file's first ones (None: none is).
+
+    (The generic inspection reads the width off the last body conv, which for SSD files is a box
+    predictor.)"""
+    from backbones import get_entry
+    from tasks.weights.tflite_import import KNOWN_WIDTHS
+
+    found = [tuple(op.weight.shape) for op in graph.convs()]
+    for width in KNOWN_WIDTHS:
+        try:
+            backbone = get_entry(name).builder(width=width)
+        except (TypeError, ValueError):
+            return None
+        shapes = [tuple(m.weight.shape) for m in backbone.modules() if isinstance(m, nn.Conv2d)]
+        if shapes == found[: len(shapes)]:
+            return width
+    return None

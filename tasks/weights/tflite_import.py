@@ -395,6 +395,10 @@ def import_tflite(
     facts = inspect_tflite(graph)
     if task is not None and task != facts.task:
         raise UserError(f"{path}: is a {facts.task} checkpoint ({facts.describe()}), not {task}")
+    if facts.task == "detection":  # SSD: the detection task's own importer (tasks/detection/tflite_import.py)
+        from tasks.detection.tflite_import import import_ssd
+
+        return import_ssd(graph, facts, backbone=backbone, width=width)
     model = build_model(facts, backbone=backbone, width=width)
     report = load_tflite_weights(model, graph, facts=facts)
     return model.eval(), report
