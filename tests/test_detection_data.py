@@ -10,8 +10,8 @@ import pytest
 import torch
 from PIL import Image
 
-from benchmark.cli import main
 from backbones.errors import UserError
+from benchmark.cli import main
 from tasks.detection.coco import AnnotationWarning, CocoDataModule, load_split, read_image, train_transform
 from tasks.detection.evaluation import CocoEvaluator
 from tasks.detection.module import to_original_size
