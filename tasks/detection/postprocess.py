@@ -100,45 +100,57 @@ def _postprocess(
     num_classes = columns - 1
     k = min(pre_nms_top_k, num_anchors * num_classes)
     if scoring == "sigmoid":
-        # Sigmoid is monotonic: rank the logits, and take the sigmoid of the k winners only.
-        ranked = class_logits[..., 1:].float()
-        top_values, top_index = _top_pairs(ranked, k)
+        # Sigmoid is monotonic: rank the logits (background column skipped, no copy), and take the
+        # sigmoid of the k winners only.
+        top_values, anchor_index, labels = _top_pairs(class_logits.float(), k, first_column=1)
         top_scores = top_values.sigmoid()
+    elif scoring == "softmax":
+        top_scores, anchor_index, labels = _top_pairs(class_logits.float().softmax(-1), k, first_column=1)
     else:
-        top_scores, top_index = _top_pairs(class_scores(class_logits, scoring), k)
-    anchor_index = top_index // num_classes
+        raise ValueError(f"unknown scoring {scoring!r}; choose from {', '.join(SCORINGS)}")
     codes = box_regression.float().gather(1, anchor_index.unsqueeze(-1).expand(-1, -1, 4))
     boxes = clip_boxes_to_image(decode(codes.reshape(-1, 4), anchors[anchor_index.reshape(-1)]), image_size)
-    labels = top_index % num_classes
     boxes = boxes.view(batch, k, 4)
     results = []
     for i in range(batch):  # one NMS per image (classes kept apart by batched_nms, no class loop)
-        candidate = torch.nonzero(top_scores[i] > score_threshold).squeeze(1)
-        kept = candidate[batched_nms(boxes[i, candidate], top_scores[i, candidate], labels[i, candidate], nms_iou)]
-        kept = kept[:max_detections]
-        results.append({"boxes": boxes[i, kept], "scores": top_scores[i, kept], "labels": labels[i, kept]})
+        scores, image_boxes, image_labels = top_scores[i], boxes[i], labels[i]
+        if not scores[-1] > score_threshold:  # sorted: only then can some fall below the threshold
+            passing = int((scores > score_threshold).sum())
+            scores, image_boxes, image_labels = scores[:passing], image_boxes[:passing], image_labels[:passing]
+        kept = batched_nms(image_boxes, scores, image_labels, nms_iou)[:max_detections]
+        results.append({"boxes": image_boxes[kept], "scores": scores[kept], "labels": image_labels[kept]})
     return results
 
 
-def _top_pairs(values: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per image, the ``k`` largest entries of ``[B, A, C]`` and their flat (anchor * C + class) index.
+def _top_pairs(
+    values: torch.Tensor, k: int, first_column: int = 0
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Per image, the ``k`` largest (anchor, class) entries of ``values[:, :, first_column:]``
+    (``[B, A, W]``), sorted: their values, anchor indices and class indices (from ``first_column``).
 
-    Same result as ``values.flatten(1).topk(k)``, about 5x faster on 2034 x 90: each anchor's best
+    Same result as a top-k over all pairs, several times faster on 2034 x 90: each anchor's best
     class is a distinct pair, so the k-th best pair is at least the k-th best per-anchor maximum;
     only pairs above that bound (usually a few thousand of 183k) reach the top-k.
     """
-    batch, num_anchors, num_classes = values.shape
-    flat = values.reshape(batch, -1)
+    batch, num_anchors, width = values.shape
+    classes = values[..., first_column:]
     if k > num_anchors:
-        return flat.topk(k, dim=1)
-    bound = values.amax(-1).topk(k, dim=1).values[:, -1:]
-    top_values, top_index = [], []
-    for row, floor in zip(flat, bound, strict=True):
-        index = torch.nonzero(row >= floor).squeeze(1)
-        best = row[index].topk(k)
+        flat = classes.reshape(batch, -1)
+        best = flat.topk(k, dim=1)
+        num = width - first_column
+        return best.values, best.indices // num, best.indices % num
+    bound = classes.amax(-1).topk(k, dim=1).values[:, -1]
+    top_values, top_anchor, top_class = [], [], []
+    for image in range(batch):
+        above = values[image] >= bound[image]
+        above[:, :first_column] = False
+        index = torch.nonzero(above.view(-1)).squeeze(1)
+        best = values[image].view(-1)[index].topk(k)
+        chosen = index[best.indices]
         top_values.append(best.values)
-        top_index.append(index[best.indices])
-    return torch.stack(top_values), torch.stack(top_index)
+        top_anchor.append(chosen // width)
+        top_class.append(chosen % width - first_column)
+    return torch.stack(top_values), torch.stack(top_anchor), torch.stack(top_class)
 
 
 def postprocess_exact(
