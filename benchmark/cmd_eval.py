@@ -31,7 +31,7 @@ def add_parser(sub, task_name: str) -> None:
     source.add_argument("--weights", help="official TFLite checkpoint (.tflite)")
     source.add_argument("--checkpoint", help="checkpoint written by bench run")
     source.add_argument("--pretrained", choices=["torchvision"], help="torchvision's ImageNet weights")
-    add("--preset", help="preprocessing: torchvision, tf-inception, tf-deeplab (default: what the weights imply)")
+    add("--preset", help="preprocessing: torchvision, tf-inception, tf-deeplab, tf-ssd (default: what the weights imply)")
     add("--batch-size", type=int, default=32)
     add("--num-workers", type=int, default=0)
     add("--output", help="folder for result.json (default runs/eval-<task>-<backbone>-<time>)")
