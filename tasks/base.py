@@ -70,7 +70,7 @@ class Task(ABC):
         from tasks.factory import backbone_options, create_model
 
         return create_model(
-            self, cfg["backbone"], weights=cfg.get("pretrained"), num_classes=cfg["num_classes"],
+            self, cfg["backbone"], weights=cfg.get("weights") or cfg.get("pretrained"), num_classes=cfg["num_classes"],
             **backbone_options(cfg), **self.model_options(cfg),
         )  # fmt: skip
 
@@ -96,6 +96,18 @@ class Task(ABC):
         The latency runner uses it to compare a runtime's outputs with eager fp32 (accuracy gate).
         """
         raise NotImplementedError
+
+    def evaluator(self) -> Any:
+        """The per-image evaluator ``tasks.evaluate.evaluate`` runs (``bench eval``): a function
+        (model, datamodule, keep predictions) -> ``tasks.evaluate.PerImage``."""
+        raise UserError(f"--task {self.name}: bench eval does not support this task")
+
+    def import_tflite(self, path: str, *, backbone: str | None = None, width: float | None = None) -> tuple[nn.Module, Any]:
+        """The suite's model for an official TFLite checkpoint of this task, weights loaded, and the
+        import report (``tasks.weights.tflite_import``)."""
+        from tasks.weights.tflite_import import import_tflite
+
+        return import_tflite(path, task=self.name, backbone=backbone, width=width)
 
     @abstractmethod
     def build_datamodule(self, cfg: Config) -> BenchDataModule: ...
@@ -304,8 +316,11 @@ class BenchModule(L.LightningModule):
             {"params": no_decay, "weight_decay": 0.0},
         ]
         if self.optimizer_name == "rmsprop":
-            # TF's RMSProp: decay 0.9 (alpha), momentum 0.9, epsilon 1.0 inside the sqrt (~0.0316 outside).
-            optimizer = torch.optim.RMSprop(groups, lr=self.lr, alpha=0.9, momentum=self.momentum, eps=0.0316)
+            # TF's RMSProp (timm's RMSpropTF): decay 0.9, momentum 0.9, epsilon 1.0 inside the square
+            # root, mean square started at 1, lr inside the momentum (TF-slim's and the OD API's defaults).
+            from timm.optim import RMSpropTF
+
+            optimizer = RMSpropTF(groups, lr=self.lr, alpha=0.9, momentum=self.momentum, eps=1.0)
         elif self.optimizer_name == "sgd":
             optimizer = torch.optim.SGD(groups, lr=self.lr, momentum=self.momentum, nesterov=False)
         else:

@@ -10,14 +10,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from tasks.base import BenchDataModule
+
+if TYPE_CHECKING:
+    from tasks.base import Task
 
 BOOTSTRAP_SAMPLES = 1000
 
@@ -55,17 +57,13 @@ class EvalResult:
         }
 
 
+# What each task's ``Task.evaluator()`` returns: (model, datamodule, keep predictions) -> PerImage.
 Evaluator = Callable[[nn.Module, BenchDataModule, bool], PerImage]
-EVALUATORS: dict[str, Evaluator] = {}
-
-
-def register_evaluator(task: str, evaluator: Evaluator) -> None:
-    EVALUATORS[task] = evaluator
 
 
 @torch.no_grad()
 def evaluate(
-    task: str,
+    task: Task,
     model: nn.Module,
     datamodule: BenchDataModule,
     *,
@@ -74,18 +72,17 @@ def evaluate(
     seed: int = 0,
 ) -> EvalResult:
     """Run ``model`` (eval mode) over ``datamodule``'s val split; metrics in percent with 95 % CIs."""
-    if task not in EVALUATORS:
-        raise ValueError(f"no evaluator for task {task!r} (have: {', '.join(sorted(EVALUATORS))})")
+    evaluator = task.evaluator()
     datamodule.prepare_data()
     datamodule.setup("validate")
     was_training = model.training
     model.eval()
     try:
-        measured = EVALUATORS[task](model, datamodule, keep_predictions)
+        measured = evaluator(model, datamodule, keep_predictions)
     finally:
         model.train(was_training)
     ci = {name: bootstrap_ci(values, statistic, bootstrap, seed) for name, (values, statistic) in measured.resample.items()}
-    return EvalResult(task, measured.metrics, measured.images, ci, measured.predictions)
+    return EvalResult(task.name, measured.metrics, measured.images, ci, measured.predictions)
 
 
 def bootstrap_ci(
@@ -105,106 +102,3 @@ def bootstrap_ci(
     values = statistic(sums.reshape(samples, *per_image.shape[1:]))
     low, high = np.percentile(values, [2.5, 97.5])
     return float(low), float(high)
-
-
-# -- classification --------------------------------------------------------------------------------
-
-
-def classification_evaluator(model: nn.Module, datamodule: BenchDataModule, keep: bool) -> PerImage:
-    top1: list[np.ndarray] = []
-    top5: list[np.ndarray] = []
-    predictions: list[int] = []
-    for batch in datamodule.val_dataloader():
-        if batch is None:
-            continue
-        images, labels = batch
-        logits = model(images)
-        top = logits.topk(min(5, logits.shape[1]), dim=1).indices
-        top1.append((top[:, 0] == labels).numpy())
-        top5.append((top == labels[:, None]).any(1).numpy())
-        if keep:
-            predictions.extend(top[:, 0].tolist())
-    hits1 = np.concatenate(top1) if top1 else np.zeros(0, bool)
-    hits5 = np.concatenate(top5) if top5 else np.zeros(0, bool)
-    n = len(hits1)
-
-    def rate(sums: np.ndarray) -> np.ndarray:
-        return 100.0 * sums / n
-
-    return PerImage(
-        metrics={"top1": 100.0 * hits1.mean() if n else 0.0, "top5": 100.0 * hits5.mean() if n else 0.0},
-        images=n,
-        resample={"top1": (hits1.astype(np.float64), rate), "top5": (hits5.astype(np.float64), rate)},
-        predictions=predictions,
-    )
-
-
-# -- segmentation ----------------------------------------------------------------------------------
-
-
-def segmentation_evaluator(model: nn.Module, datamodule: BenchDataModule, keep: bool) -> PerImage:
-    """mIoU from one confusion matrix over all images (VOC's measure, void ignored); the bootstrap
-    resamples per-image confusion matrices and recomputes mIoU from their sum."""
-    from tasks.segmentation.inference import forward_padded, groups_by_size
-    from tasks.segmentation.voc import VOID
-
-    num_classes = datamodule.num_classes
-    canvas = getattr(datamodule, "eval_canvas", None)
-    confusions: list[np.ndarray] = []
-    predictions: list[np.ndarray] = []
-    for batch in datamodule.val_dataloader():
-        if batch is None:
-            continue
-        images, masks, sizes = batch
-        if canvas is not None:
-            # One fixed canvas (tf-deeplab: 513x513, padded bottom/right with 0 = the mean value).
-            height, width = max(canvas, images.shape[-2]), max(canvas, images.shape[-1])
-            padded = F.pad(images, (0, width - images.shape[-1], 0, height - images.shape[-2]))
-            groups = {None: (list(range(len(images))), model(padded))}
-        else:
-            groups = {}
-            for (h, w), indices in groups_by_size(sizes).items():
-                groups[(h, w)] = (indices, forward_padded(model, images[indices][..., :h, :w]))
-        for indices, logits in groups.values():
-            labels = logits.argmax(1)
-            for row, index in enumerate(indices):
-                h, w = (int(v) for v in sizes[index])
-                predicted = labels[row, :h, :w]
-                truth = masks[index, :h, :w]
-                keep_pixels = truth != VOID
-                cells = truth[keep_pixels] * num_classes + predicted[keep_pixels]
-                confusions.append(
-                    torch.bincount(cells, minlength=num_classes * num_classes).reshape(num_classes, num_classes).numpy()
-                )
-                if keep:
-                    predictions.append(predicted.numpy().astype(np.uint8))
-    per_image = np.stack(confusions) if confusions else np.zeros((0, num_classes, num_classes), np.int64)
-    total = per_image.sum(0)
-    miou, pixel_acc = miou_of(total[None])[0], pixel_accuracy_of(total[None])[0]
-    return PerImage(
-        metrics={"miou": float(miou), "pixel_acc": float(pixel_acc)},
-        images=len(per_image),
-        resample={"miou": (per_image, miou_of), "pixel_acc": (per_image, pixel_accuracy_of)},
-        predictions=predictions,
-    )
-
-
-def miou_of(confusions: np.ndarray) -> np.ndarray:
-    """mIoU (percent) of each [C, C] confusion matrix in a [B, C, C] stack, over the classes present
-    in labels or predictions (as ``segmentation.metrics.scores_from_confusion``)."""
-    counts = confusions.astype(np.float64)
-    true_positive = np.diagonal(counts, axis1=1, axis2=2)
-    union = counts.sum(1) + counts.sum(2) - true_positive
-    with np.errstate(divide="ignore", invalid="ignore"):
-        iou = np.where(union > 0, true_positive / np.where(union > 0, union, 1), np.nan)
-        return 100.0 * np.nanmean(iou, axis=1)
-
-
-def pixel_accuracy_of(confusions: np.ndarray) -> np.ndarray:
-    counts = confusions.astype(np.float64)
-    total = counts.sum((1, 2))
-    return 100.0 * np.diagonal(counts, axis1=1, axis2=2).sum(1) / np.maximum(total, 1)
-
-
-register_evaluator("classification", classification_evaluator)
-register_evaluator("segmentation", segmentation_evaluator)

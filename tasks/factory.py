@@ -8,7 +8,9 @@ returns an ImageNet ``ImageClassifier``) or one branch here:
 - ``None`` / ``"none"``: random initialisation (the backbone's own init);
 - ``"torchvision"``: torchvision's ImageNet weights for the backbone (and the classifier head where
   the task is classification with 1000 classes);
-- a path to a ``bench run`` (Lightning) checkpoint: the whole model, EMA weights when kept.
+- a path to a ``bench run`` (Lightning) checkpoint: the whole model, EMA weights when kept;
+- a path to an official TFLite checkpoint (``.tflite``): imported by the task
+  (``Task.import_tflite``); a classifier fine-tuned on another label set gets a fresh head.
 """
 
 from __future__ import annotations
@@ -77,6 +79,13 @@ def create_model(
         classes = num_classes if task.is_classifier else 1000
         classifier = IMAGENET_WEIGHTS[weights](backbone, classes, **body_options)
         return classifier if task.is_classifier else task.assemble(classifier.backbone, num_classes=num_classes, **given)
+    if Path(weights).suffix == ".tflite":
+        model, report = task.import_tflite(weights, backbone=backbone, width=body_options.get("width"))
+        if num_classes != report.facts.num_classes:
+            if not task.is_classifier:
+                raise UserError(f"--weights: {weights} predicts {report.facts.num_classes} classes, not {num_classes}")
+            model.head = model.backbone.make_classifier(num_classes)
+        return model
     if Path(weights).suffix == ".ckpt" or Path(weights).is_file():
         model = create_model(task, backbone, num_classes=num_classes, **body_options, **given)
         model.load_state_dict(checkpoint_state(read_checkpoint(weights)))

@@ -9,6 +9,8 @@ trained and evaluated with, so imported TFLite weights are measured as published
   bilinear filter (antialiased when shrinking), as the LiteRT reference numbers were measured with:
   on the real-data slice, cv2's non-antialiased bilinear moves MobileNetV1 0.25 at 128 by +3 points
   top-1 under LiteRT itself (55.9 vs 52.9), while PIL reproduces the reference exactly.
+- ``tf-ssd`` (TF object-detection API SSD at evaluation): the whole image resized (PIL bilinear)
+  to resolution x resolution, pixels scaled to [-1, 1]; boxes are scaled back per axis.
 - ``tf-deeplab`` (TF DeepLab ``input_preprocess`` at evaluation): no resize, pixels scaled to
   [-1, 1], the image padded bottom/right to resolution x resolution (513) with the mean value
   (0 after scaling; LiteRT's uint8 reference pads with 128), prediction cropped back.
@@ -32,6 +34,7 @@ TF_STD = (0.5, 0.5, 0.5)
 PRESETS = {
     "classification": ("torchvision", "tf-inception"),
     "segmentation": ("torchvision", "tf-deeplab"),
+    "detection": ("torchvision", "tf-ssd"),
 }
 CENTRAL_FRACTION = 0.875
 
@@ -92,3 +95,14 @@ def classification_eval_transform(resolution: int, preset: str = "torchvision") 
             ToTensorV2(),
         ]
     )
+
+
+def detection_eval_transform(resolution: int, preset: str = "torchvision") -> A.Compose:
+    """The whole image to a square input; ``tf-ssd`` resizes with PIL's bilinear filter as the
+    LiteRT reference numbers were measured, ``torchvision`` with OpenCV's (as training)."""
+    resize = (
+        A.Lambda(image=partial(pil_bilinear_resize, size=resolution), name="pil_bilinear_resize")
+        if preset == "tf-ssd"
+        else A.Resize(resolution, resolution)
+    )
+    return A.Compose([resize, normalize(preset), ToTensorV2()])

@@ -9,8 +9,9 @@ from PIL import Image
 
 from backbones.errors import UserError
 from tasks.classification.data import ImageNetDataModule, imagenet_wnids
-from tasks.evaluate import bootstrap_ci, miou_of, pixel_accuracy_of
+from tasks.evaluate import bootstrap_ci
 from tasks.preprocessing import central_crop, check_preset, classification_eval_transform
+from tasks.segmentation.evaluate import miou_of, pixel_accuracy_of
 from tasks.segmentation.metrics import scores_from_confusion
 
 

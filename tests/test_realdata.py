@@ -22,6 +22,7 @@ import torch  # noqa: E402
 from ai_edge_litert.interpreter import Interpreter  # noqa: E402
 from PIL import Image  # noqa: E402
 
+from tasks import get_task  # noqa: E402
 from tasks.classification.data import ImageNetDataModule  # noqa: E402
 from tasks.evaluate import evaluate  # noqa: E402
 from tasks.preprocessing import central_crop, pil_bilinear_resize  # noqa: E402
@@ -67,7 +68,7 @@ def test_imagenet_top1_matches_litert(name: str) -> None:
     datamodule = ImageNetDataModule(
         str(ROOT / "imagenet"), resolution=facts.resolution, batch_size=64, num_workers=0, preset=report.preset
     )
-    result = evaluate("classification", model, datamodule, keep_predictions=name.startswith("mobilenet_v2"))
+    result = evaluate(get_task("classification"), model, datamodule, keep_predictions=name.startswith("mobilenet_v2"))
     reference, tolerance = CLASSIFICATION[name]
     print(f"\n{name}: top-1 {result.metrics['top1']:.2f} (LiteRT {reference}), CI {result.ci95['top1']}")
     assert result.images == 456
@@ -88,13 +89,13 @@ def test_imagenet_top1_matches_litert(name: str) -> None:
 
 @pytest.mark.parametrize("name", sorted(SEGMENTATION))
 def test_voc_miou_and_pixels_match_litert(name: str) -> None:
-    model, report = import_tflite(ROOT / "weights" / f"{name}.tflite", task="segmentation")
+    model, report = get_task("segmentation").import_tflite(ROOT / "weights" / f"{name}.tflite")
     facts = report.facts
     assert report.preset == "tf-deeplab" and facts.output_stride == 16 and facts.num_classes == 21
     datamodule = VocDataModule(
         str(ROOT / "voc"), resolution=facts.resolution, batch_size=4, num_workers=0, preset=report.preset
     )
-    result = evaluate("segmentation", model, datamodule, keep_predictions=True)
+    result = evaluate(get_task("segmentation"), model, datamodule, keep_predictions=True)
     print(f"\n{name}: mIoU {result.metrics['miou']:.2f} (LiteRT {SEGMENTATION[name]}), CI {result.ci95['miou']}")
     assert result.images == 57
     assert abs(result.metrics["miou"] - SEGMENTATION[name]) <= 2.0, (name, result.metrics)

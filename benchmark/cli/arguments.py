@@ -27,6 +27,8 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--output-stride", type=int, default=None, help="8, 16 or 32 (dilation after it)")
     parser.add_argument("--resolution", type=int, default=None, help="input side in pixels")
     parser.add_argument("--num-classes", type=int, default=None, help="number of classes")
+    parser.add_argument("--weights", default=None,
+                        help="official TFLite checkpoint (.tflite): its weights, and backbone/width/size/classes/preset defaults")
     parser.add_argument("--config", default=None, help="recipe YAML file; flags override it")
 
 

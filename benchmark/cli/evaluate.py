@@ -31,7 +31,7 @@ def add_parser(sub, task_name: str) -> None:
     source.add_argument("--weights", help="official TFLite checkpoint (.tflite)")
     source.add_argument("--checkpoint", help="checkpoint written by bench run")
     source.add_argument("--pretrained", choices=["torchvision"], help="torchvision's ImageNet weights")
-    add("--preset", help="preprocessing: torchvision, tf-inception, tf-deeplab (default: what the weights imply)")
+    add("--preset", help="preprocessing: torchvision, tf-inception, tf-deeplab, tf-ssd (default: what the weights imply)")
     add("--batch-size", type=int, default=32)
     add("--num-workers", type=int, default=0)
     add("--output", help="folder for result.json (default runs/eval-<task>-<backbone>-<time>)")
@@ -42,22 +42,22 @@ def run(args: argparse.Namespace) -> int:
     from backbones.errors import UserError
     from benchmark.runs.records import SCHEMA_VERSION, environment, write_json_atomic
     from tasks import get_task
-    from tasks.evaluate import EVALUATORS, evaluate
+    from tasks.evaluate import evaluate
 
     task = get_task(args.task)
-    if task.name not in EVALUATORS:
-        raise UserError(f"--task {task.name}: bench eval does not support this task yet")
+    task.evaluator()  # a task without one is a one-line error before anything is read
     started = time.perf_counter()
     model, cfg, weights = _model_and_config(task, args)
     datamodule = task.build_datamodule(cfg)
     datamodule.prepare_data()
     datamodule.setup("validate")  # check the classes before the long part
     expected = cfg["num_classes"]
-    if datamodule.num_classes and datamodule.num_classes != expected:
+    # A model with a label map (TF's 90-id COCO detectors) predicts its own class ids.
+    if datamodule.num_classes and datamodule.num_classes != expected and not getattr(model, "label_map", None):
         raise UserError(
             f"--data: {args.data} has {datamodule.num_classes} classes but the model predicts {expected}"
         )
-    result = evaluate(task.name, model, datamodule)
+    result = evaluate(task, model, datamodule)
     output = Path(args.output or f"runs/eval-{task.name}-{cfg['backbone']}-{time.strftime('%Y%m%d-%H%M%S')}")
     record: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
@@ -102,9 +102,7 @@ def _model_and_config(task, args: argparse.Namespace):
         "on_bad_sample": "error",
     }
     if args.weights:
-        from tasks.weights.tflite_import import import_tflite
-
-        model, report = import_tflite(args.weights, task=task.name, backbone=args.backbone, width=args.width)
+        model, report = task.import_tflite(args.weights, backbone=args.backbone, width=args.width)
         facts = report.facts
         print(f"weights: {facts.describe()}", file=sys.stderr)
         cfg = {

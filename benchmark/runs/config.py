@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
@@ -13,6 +13,9 @@ from backbones.errors import UserError
 from backbones.features import OUTPUT_STRIDES
 from benchmark.runs.records import REPO_ROOT
 from tasks.factory import BACKBONE_OPTIONS
+
+if TYPE_CHECKING:
+    from tasks.base import Task
 
 RECIPES_DIR = REPO_ROOT / "configs"
 
@@ -23,6 +26,11 @@ GENERAL_DEFAULTS: dict[str, Any] = {
     "expansion": None,
     "output_stride": None,
     "pretrained": None,
+    # An official TFLite checkpoint (tasks/weights/tflite_import.py): the model's weights, and the
+    # defaults of backbone, width, input size, classes and preset where the user gives none.
+    "weights": None,
+    # Evaluation preprocessing (tasks/preprocessing.py): torchvision, or the TF presets of imported weights.
+    "preset": None,
     "data": "synthetic",
     "batch_size": 32,
     "num_workers": 2,
@@ -129,10 +137,28 @@ def resolve_config(
         cfg.update(values)
         cfg["recipe"] = str(recipe_path)
     cfg.update(flags)
+    if cfg.get("weights"):
+        cfg.update({k: v for k, v in weights_defaults(task, cfg["weights"], flags).items() if k not in flags})
     cfg["task"] = task.name
     validate(cfg)
     task.parse_options(cfg)  # the task's own flags, checked before anything is built or written
     return cfg
+
+
+def weights_defaults(task: Task, weights: str, flags: Mapping[str, Any]) -> dict[str, Any]:
+    """What a weights file implies for the config: for an official ``.tflite``, its backbone, width,
+    input size, class count, preset and head options (read from the file, checked against the task)."""
+    path = Path(weights)
+    if path.suffix != ".tflite":
+        raise UserError(f"--weights: {weights} is not a .tflite file (bench run checkpoints go to --checkpoint)")
+    if not path.is_file():
+        raise UserError(f"--weights: {weights} does not exist")
+    _, report = task.import_tflite(weights, backbone=flags.get("backbone"), width=flags.get("width"))
+    facts = report.facts
+    return {
+        "backbone": facts.backbone, "width": facts.width, "resolution": facts.resolution,
+        "num_classes": facts.num_classes, "preset": facts.preset, **report.options,
+    }  # fmt: skip
 
 
 def check_width(width: float | None, flag: str = "--width") -> None:

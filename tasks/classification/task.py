@@ -75,6 +75,11 @@ class ClassificationTask(Task):
             written.append(str(target))
         return written
 
+    def evaluator(self):
+        from tasks.classification.evaluate import classification_evaluator
+
+        return classification_evaluator
+
     def build_datamodule(self, cfg: Config) -> BenchDataModule:
         from tasks.classification.data import ImageNetDataModule
 

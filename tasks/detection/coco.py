@@ -274,20 +274,31 @@ def train_transform(resolution: int) -> A.Compose:
     )
 
 
-def eval_transform(resolution: int) -> A.Compose:
-    """Resize to the square input (as training); boxes go back with the per-axis scale."""
-    return A.Compose([A.Resize(resolution, resolution), A.Normalize(IMAGENET_MEAN, IMAGENET_STD), ToTensorV2()])
+def eval_transform(resolution: int, preset: str = "torchvision") -> A.Compose:
+    """Bilinear resize to the square input (as training); boxes go back with the per-axis scale.
+    ``preset`` (tasks/preprocessing.py): ``torchvision`` or ``tf-ssd`` (TF's SSD checkpoints)."""
+    from tasks.preprocessing import detection_eval_transform
+
+    return detection_eval_transform(resolution, preset)
 
 
 class CocoDetectionDataset(Dataset):
     """Samples ``{"image", "boxes", "labels", "image_id", "orig_size"}``; ``None`` for a skipped file."""
 
-    def __init__(self, images: list[ImageRecord], resolution: int, *, train: bool, on_bad_sample: str = "error"):
+    def __init__(
+        self,
+        images: list[ImageRecord],
+        resolution: int,
+        *,
+        train: bool,
+        on_bad_sample: str = "error",
+        preset: str = "torchvision",
+    ):
         self.images = images
         self.resolution = resolution
         self.train = train
         self.on_bad_sample = on_bad_sample
-        self.transform = train_transform(resolution) if train else eval_transform(resolution)
+        self.transform = train_transform(resolution) if train else eval_transform(resolution, preset)
 
     def __len__(self) -> int:
         return len(self.images)
@@ -357,12 +368,20 @@ class CocoDataModule(BenchDataModule):
         batch_size: int = 32,
         num_workers: int = 2,
         on_bad_sample: str = "error",
+        preset: str = "torchvision",
     ) -> None:
         super().__init__(
             root, resolution=resolution, batch_size=batch_size, num_workers=num_workers, on_bad_sample=on_bad_sample
         )
+        self.preset = preset
         self.splits: dict[str, CocoSplit] = {}
         self.categories: list[dict[str, Any]] = []
+
+    @classmethod
+    def from_config(cls, cfg: dict[str, Any]) -> CocoDataModule:
+        from tasks.preprocessing import check_preset
+
+        return cls(**cls.config_kwargs(cfg), preset=check_preset(cfg.get("preset"), "detection"))
 
     def synthetic_root(self) -> Path:
         from tasks.detection.synthetic_coco import synthetic_coco
@@ -384,7 +403,11 @@ class CocoDataModule(BenchDataModule):
 
     def dataset(self, split: str) -> CocoDetectionDataset:
         return CocoDetectionDataset(
-            self.splits[split].images, self.resolution, train=split == "train", on_bad_sample=self.on_bad_sample
+            self.splits[split].images,
+            self.resolution,
+            train=split == "train",
+            on_bad_sample=self.on_bad_sample,
+            preset=self.preset,
         )
 
     def _loader(self, split: str) -> DataLoader:

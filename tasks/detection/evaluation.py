@@ -119,17 +119,21 @@ class CocoEvaluator:
     def __init__(self, ground_truth: dict[str, Any], category_ids: list[int]) -> None:
         self.gt = ground_truth_coco(ground_truth)
         self.category_ids = list(category_ids)
+        self._known = np.asarray(sorted(self.gt.cats), dtype=np.float64)
         self.reset()
 
     def reset(self) -> None:
         self._rows: dict[int, np.ndarray] = {}
 
     def update(self, image_ids: list[int], predictions: list[dict[str, torch.Tensor]]) -> None:
-        """``predictions`` in original-image pixels with contiguous labels (``postprocess`` output, rescaled)."""
+        """``predictions`` in original-image pixels with contiguous labels (``postprocess`` output, rescaled).
+
+        Detections of a category the ground truth does not have (TF's 90-id map has 10 unused
+        ids) are dropped.
+        """
         for image_id, p in zip(image_ids, predictions, strict=True):
-            self._rows[int(image_id)] = detections_to_rows(
-                int(image_id), p["boxes"], p["scores"], p["labels"], self.category_ids
-            )
+            rows = detections_to_rows(int(image_id), p["boxes"], p["scores"], p["labels"], self.category_ids)
+            self._rows[int(image_id)] = rows[np.isin(rows[:, 6], self._known)]
 
     def gathered(self) -> dict[int, np.ndarray]:
         """This rank's detections merged with every other rank's, one entry per image."""

@@ -9,7 +9,13 @@ import torch
 from tasks.base import BenchModule, Config, optim_kwargs
 from tasks.detection.evaluation import CocoEvaluator
 from tasks.detection.loss import ssd_loss
-from tasks.detection.postprocess import MAX_DETECTIONS, NMS_IOU, SCORE_THRESHOLD, postprocess_detections
+from tasks.detection.postprocess import (
+    MAX_DETECTIONS,
+    NMS_IOU,
+    PRE_NMS_TOP_K,
+    SCORE_THRESHOLD,
+    postprocess_detections,
+)
 from tasks.detection.ssdlite import SSDLite
 
 PICTURES_PER_EPOCH = 4
@@ -32,12 +38,18 @@ class DetectionModule(BenchModule):
         self,
         model: SSDLite,
         *,
+        scoring: str = "sigmoid",
+        hard_mining: str = "tf",
         score_threshold: float = SCORE_THRESHOLD,
         nms_iou: float = NMS_IOU,
         max_detections: int = MAX_DETECTIONS,
+        pre_nms_top_k: int = PRE_NMS_TOP_K,
         **optim: Any,
     ) -> None:
         super().__init__(model, **optim)
+        self.scoring = scoring
+        self.hard_mining = hard_mining
+        self.pre_nms_top_k = pre_nms_top_k
         self.score_threshold = score_threshold
         self.nms_iou = nms_iou
         self.max_detections = max_detections
@@ -49,6 +61,9 @@ class DetectionModule(BenchModule):
     def from_config(cls, cfg: Config, model: SSDLite) -> DetectionModule:
         module = cls(
             model,
+            scoring=cfg.get("scoring") or "sigmoid",
+            hard_mining=cfg.get("hard_mining") or "tf",
+            pre_nms_top_k=cfg.get("pre_nms_top_k") or PRE_NMS_TOP_K,
             score_threshold=cfg["score_threshold"],
             nms_iou=cfg["nms_iou"],
             max_detections=cfg["max_detections"],
@@ -64,7 +79,8 @@ class DetectionModule(BenchModule):
         images = batch["images"]
         class_logits, box_regression = self.model(images)
         anchors = self.model.anchors(tuple(images.shape[-2:]), images.device)
-        losses = ssd_loss(class_logits, box_regression, batch["targets"], anchors)
+        losses = ssd_loss(class_logits, box_regression, batch["targets"], anchors, scoring=self.scoring,
+                          mining=self.hard_mining)
         size = len(images)
         self.log("train/loss", losses["loss"], prog_bar=True, on_step=True, on_epoch=False, batch_size=size)
         self.log("train/box_loss", losses["box_loss"], on_step=True, on_epoch=False, batch_size=size)
@@ -88,13 +104,16 @@ class DetectionModule(BenchModule):
         class_logits, box_regression = model(images)
         input_size = tuple(images.shape[-2:])
         anchors = model.anchors(input_size, images.device)
-        losses = ssd_loss(class_logits, box_regression, batch["targets"], anchors)
+        losses = ssd_loss(class_logits, box_regression, batch["targets"], anchors, scoring=self.scoring,
+                          mining=self.hard_mining)
         self.log("val/loss", losses["loss"], on_epoch=True, sync_dist=True, batch_size=len(images))
         detections = postprocess_detections(
             class_logits,
             box_regression,
             anchors,
             input_size,
+            scoring=self.scoring,
+            pre_nms_top_k=self.pre_nms_top_k,
             score_threshold=self.score_threshold,
             nms_iou=self.nms_iou,
             max_detections=self.max_detections,

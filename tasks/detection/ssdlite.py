@@ -14,9 +14,27 @@ from tasks.detection.anchors import AnchorConfig, anchor_boxes
 # TF object-detection API defaults, which torchvision's ssdlite320 also uses.
 NORM = partial(nn.BatchNorm2d, eps=1e-3, momentum=0.03)
 EXTRA_CHANNELS = (512, 256, 256, 128)  # the four extra layers of section 6.2
+MIN_DEPTH = 16  # TF's SSD feature extractors: extra layers never thinner than this
 
 
 HEADS = ("ssdlite", "ssd")
+# Class and box predictors of the ssd head: TF's object-detection configs (ssd_mobilenet_v1_coco,
+# ``convolutional_box_predictor { kernel_size: 1 }``) use one 1x1 conv; a 3x3 conv is what the V2
+# paper's Table 5 counts for "SSD" (14.8M params), so that stays available for the count.
+SSD_PREDICTOR_KERNEL = 1
+
+
+def extra_depths(width: float = 1.0) -> list[tuple[int, int]]:
+    """(1x1 depth, output depth) of the four extra layers at a width (TF's depth multiplier).
+
+    TF's ``multi_resolution_feature_maps``: ``depth_fn(d) = max(int(d * width), MIN_DEPTH)`` for the
+    output and ``depth_fn(d / 2)`` for the 1x1 before it (width 0.75: 192->384, 96->192, 96->192, 48->96).
+    """
+
+    def depth(d: float) -> int:
+        return max(int(d * width), MIN_DEPTH)
+
+    return [(depth(d // 2), depth(d)) for d in EXTRA_CHANNELS]
 
 
 class ExtraLayer(nn.Sequential):
@@ -27,9 +45,10 @@ class ExtraLayer(nn.Sequential):
     """
 
     def __init__(
-        self, in_channels: int, out_channels: int, kind: str = "ssdlite", *, padding: str = "torch"
+        self, in_channels: int, out_channels: int, kind: str = "ssdlite", mid: int | None = None, *,
+        padding: str = "torch",
     ) -> None:
-        mid = out_channels // 2
+        mid = mid or out_channels // 2
         if kind == "ssdlite":
             downsample = [
                 ConvNormAct(mid, mid, 3, stride=2, groups=mid, norm_layer=NORM, padding=padding),
@@ -42,26 +61,28 @@ class ExtraLayer(nn.Sequential):
         super().__init__(ConvNormAct(in_channels, mid, 1, norm_layer=NORM), *downsample)
 
 
-def prediction_layer(in_channels: int, out_channels: int, kind: str) -> nn.Module:
-    """SSDLite: depthwise 3x3 + BN + ReLU6, then a 1x1 projection; SSD: one regular 3x3 conv."""
+def prediction_layer(in_channels: int, out_channels: int, kind: str, kernel_size: int = SSD_PREDICTOR_KERNEL) -> nn.Module:
+    """SSDLite: depthwise 3x3 + BN + ReLU6, then a 1x1 projection; SSD: one regular conv (1x1 in TF)."""
     if kind == "ssdlite":
         return nn.Sequential(
             ConvNormAct(in_channels, in_channels, 3, groups=in_channels, norm_layer=NORM),
             nn.Conv2d(in_channels, out_channels, 1),
         )
     if kind == "ssd":
-        return nn.Conv2d(in_channels, out_channels, 3, padding=1)
+        return nn.Conv2d(in_channels, out_channels, kernel_size, padding=(kernel_size - 1) // 2)
     raise ValueError(f"unknown head {kind!r}; choose ssdlite or ssd")
 
 
 class PredictionHead(nn.Module):
     """One prediction layer per feature map; outputs flattened to [B, anchors, values]."""
 
-    def __init__(self, in_channels: list[int], boxes: list[int], values: int, kind: str) -> None:
+    def __init__(
+        self, in_channels: list[int], boxes: list[int], values: int, kind: str, kernel_size: int = SSD_PREDICTOR_KERNEL
+    ) -> None:
         super().__init__()
         self.values = values
         self.layers = nn.ModuleList(
-            prediction_layer(c, a * values, kind) for c, a in zip(in_channels, boxes, strict=True)
+            prediction_layer(c, a * values, kind, kernel_size) for c, a in zip(in_channels, boxes, strict=True)
         )
 
     def forward(self, features: list[torch.Tensor]) -> torch.Tensor:
@@ -88,6 +109,8 @@ class SSDLite(nn.Module):
         *,
         head: str = "ssdlite",
         anchors: AnchorConfig | None = None,
+        width: float = 1.0,
+        predictor_kernel: int = SSD_PREDICTOR_KERNEL,
         padding: str | None = None,
     ) -> None:
         super().__init__()
@@ -99,13 +122,13 @@ class SSDLite(nn.Module):
         self.taps = backbone.detection_taps
         channels = [backbone.feature_specs[name].channels for name in self.taps]
         extras = []
-        for out_channels in EXTRA_CHANNELS:
-            extras.append(ExtraLayer(channels[-1], out_channels, head, padding=self.padding))
+        for mid, out_channels in extra_depths(width):
+            extras.append(ExtraLayer(channels[-1], out_channels, head, mid, padding=self.padding))
             channels.append(out_channels)
         self.extras = nn.ModuleList(extras)
         boxes = self.anchor_config.boxes_per_location()
-        self.classification = PredictionHead(channels, boxes, num_classes + 1, head)
-        self.regression = PredictionHead(channels, boxes, 4, head)
+        self.classification = PredictionHead(channels, boxes, num_classes + 1, head, predictor_kernel)
+        self.regression = PredictionHead(channels, boxes, 4, head, predictor_kernel)
         self._init_added_layers()
         self._feature_sizes: dict[tuple[int, int], list[tuple[int, int]]] = {}
         self._anchors: dict[tuple[int, int, str], torch.Tensor] = {}

@@ -14,8 +14,18 @@ from torch import nn
 from backbones.counting import count_madds, count_params
 from backbones.errors import UserError
 from tasks.base import BenchDataModule, BenchModule, Config, Task
-from tasks.detection.postprocess import MAX_DETECTIONS, NMS_IOU, SCORE_THRESHOLD, postprocess_detections
-from tasks.detection.ssdlite import HEADS, SSDLite
+from tasks.detection.loss import MININGS
+from tasks.detection.postprocess import (
+    MAX_DETECTIONS,
+    NMS_IOU,
+    PRE_NMS_TOP_K,
+    SCORE_THRESHOLD,
+    SCORINGS,
+    label_category_ids,
+    postprocess_detections,
+    postprocess_options,
+)
+from tasks.detection.ssdlite import HEADS, SSD_PREDICTOR_KERNEL, SSDLite
 from tasks.factory import backbone_from_config
 
 PREDICT_SCORE_THRESHOLD = 0.3  # boxes drawn by ``bench predict`` unless --score-threshold says otherwise
@@ -29,7 +39,17 @@ class DetectionTask(Task):
     def add_model_arguments(self, parser: argparse.ArgumentParser) -> None:
         add = parser.add_argument
         add("--head", choices=HEADS, default=None,
-            help="prediction layers: ssdlite (depthwise 3x3 + 1x1, default) or ssd (regular 3x3)")
+            help="prediction layers: ssdlite (depthwise 3x3 + 1x1, default) or ssd (TF's SSD: regular "
+                 "3x3 extra layers, 1x1 class and box predictors)")
+        add("--predictor-kernel", type=int, choices=(1, 3), default=None,
+            help=f"kernel of the ssd head's predictors (default {SSD_PREDICTOR_KERNEL} as TF's configs; "
+                 "3 is the V2 paper's Table 5 SSD)")
+        add("--scoring", choices=SCORINGS, default=None,
+            help="class scores and loss: sigmoid (TF's SSD, background column ignored; default) or "
+                 "softmax (torchvision's)")
+        add("--hard-mining", choices=MININGS, default=None,
+            help="negatives in the loss: tf (TF's hard-example miner, default) or ratio (the hardest, 3 per "
+                 "positive, torchvision's)")
         add("--score-threshold", type=float, default=None,
             help=f"keep detections scoring above this (evaluation default {SCORE_THRESHOLD}, "
                  f"predict default {PREDICT_SCORE_THRESHOLD})")
@@ -39,7 +59,12 @@ class DetectionTask(Task):
     def defaults(self) -> Config:
         return {
             "head": "ssdlite",
+            "predictor_kernel": SSD_PREDICTOR_KERNEL,
+            "scoring": "sigmoid",
+            "hard_mining": "tf",
+            "pre_nms_top_k": PRE_NMS_TOP_K,
             "score_threshold": SCORE_THRESHOLD,
+            "label_map": None,  # "coco90": label i is COCO category i + 1 (TF's 90-id label map)
             "nms_iou": NMS_IOU,
             "max_detections": MAX_DETECTIONS,
         }
@@ -49,12 +74,18 @@ class DetectionTask(Task):
         return detection_options(cfg)
 
     def model_options(self, cfg: Config) -> dict[str, Any]:
-        return {"head": cfg.get("head")}
+        # The extra layers follow the backbone's width (TF's depth multiplier).
+        return {"head": cfg.get("head"), "predictor_kernel": cfg.get("predictor_kernel"), "head_width": cfg.get("width")}
 
-    def assemble(self, backbone, *, num_classes: int, head: str = "ssdlite") -> SSDLite:
+    def assemble(
+        self, backbone, *, num_classes: int, head: str | None = None, predictor_kernel: int | None = None,
+        head_width: float | None = None,
+    ) -> SSDLite:
+        head = head or "ssdlite"
         if head not in HEADS:
             raise UserError(f"--head: unknown value {head!r}; choose from {', '.join(HEADS)}")
-        return SSDLite(backbone, num_classes, head=head)
+        return SSDLite(backbone, num_classes, head=head, width=head_width or 1.0,
+                       predictor_kernel=predictor_kernel or SSD_PREDICTOR_KERNEL)
 
     def profile(self, model: nn.Module, cfg: Config) -> dict[str, Any]:
         """The whole detector, and its own layers alone (extras + predictors: the paper's Table 5)."""
@@ -78,21 +109,34 @@ class DetectionTask(Task):
         """Box decoding + score threshold + class-wise NMS + top-k, in input pixels (see postprocess.py)."""
         class_logits, box_regression = (torch.as_tensor(o) for o in outputs)
         size = (int(cfg["resolution"]), int(cfg["resolution"]))
-        return postprocess_detections(
-            class_logits,
-            box_regression,
-            anchors_for(cfg),
-            size,
-            score_threshold=cfg.get("score_threshold", SCORE_THRESHOLD),
-            nms_iou=cfg.get("nms_iou") or NMS_IOU,
-            max_detections=cfg.get("max_detections") or MAX_DETECTIONS,
-        )
+        return postprocess_detections(class_logits, box_regression, anchors_for(cfg), size, **postprocess_options(cfg))
 
     # -- data and training ----------------------------------------------------------------------
+    def evaluator(self):
+        from tasks.detection.bootstrap import detection_evaluator
+
+        return detection_evaluator
+
+    def import_tflite(self, path: str, *, backbone: str | None = None, width: float | None = None):
+        """TF Object Detection API SSD files: the suite's SSD with TF's head (tasks/detection/tflite_import.py)."""
+        from tasks.detection.tflite_import import import_ssd
+        from tasks.weights.tflite_import import inspect_tflite, read_tflite
+
+        graph = read_tflite(path)
+        facts = inspect_tflite(graph)
+        if facts.task != self.name:
+            raise UserError(f"{path}: is a {facts.task} checkpoint ({facts.describe()}), not {self.name}")
+        return import_ssd(graph, facts, backbone=backbone, width=width)
+
     def build_datamodule(self, cfg: Config) -> BenchDataModule:
         from tasks.detection.coco import CocoDataModule
 
-        return CocoDataModule.from_config(cfg)
+        detection_options(cfg)  # before any data is read or generated
+        datamodule = CocoDataModule.from_config(cfg)
+        # What tasks.evaluate's detection evaluator post-processes with (it sees no config).
+        keys = ("scoring", "score_threshold", "nms_iou", "max_detections", "pre_nms_top_k", "label_map", "num_classes")
+        datamodule.postprocess_cfg = {k: cfg.get(k) for k in keys}
+        return datamodule
 
     def build_module(self, cfg: Config, model: nn.Module) -> BenchModule:
         from tasks.detection.module import DetectionModule
@@ -108,7 +152,7 @@ class DetectionTask(Task):
         datamodule = self.build_datamodule(dict(cfg, num_workers=0))
         datamodule.prepare_data()
         datamodule.setup("validate")
-        evaluator = CocoEvaluator(datamodule.val_ground_truth(), datamodule.category_ids())
+        evaluator = CocoEvaluator(datamodule.val_ground_truth(), label_category_ids(cfg, datamodule.category_ids()))
         seen = 0
         for batch in datamodule.val_dataloader():
             if batch is None:
@@ -165,6 +209,8 @@ class DetectionOptions:
     """The task's own settings in a run config, checked once."""
 
     head: str
+    scoring: str
+    hard_mining: str
     score_threshold: float | None
     nms_iou: float | None
     max_detections: int | None
@@ -175,6 +221,9 @@ def detection_options(cfg: Config) -> DetectionOptions:
     head = cfg.get("head") or "ssdlite"
     if head not in HEADS:
         raise UserError(f"--head: unknown value {head!r}; choose from {', '.join(HEADS)}")
+    for key, allowed in (("scoring", SCORINGS), ("hard_mining", MININGS)):
+        if cfg.get(key) is not None and cfg[key] not in allowed:
+            raise UserError(f"--{key.replace('_', '-')}: unknown value {cfg[key]!r}; choose from {', '.join(allowed)}")
     score = cfg.get("score_threshold", SCORE_THRESHOLD)
     if score is not None and not 0 <= score < 1:
         raise UserError(f"--score-threshold must be in [0, 1), got {score}")
@@ -184,7 +233,7 @@ def detection_options(cfg: Config) -> DetectionOptions:
     limit = cfg.get("max_detections", MAX_DETECTIONS)
     if limit is not None and limit < 1:
         raise UserError(f"--max-detections must be >= 1, got {limit}")
-    return DetectionOptions(head, score, iou, limit)
+    return DetectionOptions(head, cfg.get("scoring") or "sigmoid", cfg.get("hard_mining") or "tf", score, iou, limit)
 
 
 def anchors_for(cfg: Config) -> torch.Tensor:

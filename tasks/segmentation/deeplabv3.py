@@ -7,6 +7,7 @@ light head), the network, then Table 7 as data.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.fx as fx
@@ -166,3 +167,12 @@ def table7_row(
         if (row.backbone, row.feature, row.output_stride, row.aspp, row.mf) == key:
             return row
     return None
+
+
+def deeplab_for_tflite(facts: Any, name: str, options: dict[str, Any]) -> DeepLabV3:
+    """The DeepLabV3 an official TF DeepLab file describes (``tasks.weights.tflite_import`` fills it):
+    no ASPP (the paper's light head), the file's output stride and upsampling."""
+    from backbones import get_entry
+
+    backbone = get_entry(name).builder(output_stride=facts.output_stride, **options)
+    return DeepLabV3(backbone, facts.num_classes, aspp=False, align_corners=facts.align_corners)

@@ -102,6 +102,18 @@ class SegmentationTask(Task):
             )
         return result
 
+    def import_tflite(self, path: str, *, backbone: str | None = None, width: float | None = None):
+        """TF DeepLab files (MobileNetV2, no ASPP): the suite's DeepLabV3 with the file's upsampling."""
+        from tasks.segmentation.deeplabv3 import deeplab_for_tflite
+        from tasks.weights.tflite_import import import_tflite
+
+        return import_tflite(path, task=self.name, backbone=backbone, width=width, builder=deeplab_for_tflite)
+
+    def evaluator(self):
+        from tasks.segmentation.evaluate import segmentation_evaluator
+
+        return segmentation_evaluator
+
     def build_datamodule(self, cfg: Config) -> BenchDataModule:
         from tasks.segmentation.voc import VocDataModule
 

@@ -74,6 +74,8 @@ class ImportReport:
     layers: int
     values: int
     notes: list[str] = field(default_factory=list)
+    # Task config values the file implies beyond its facts (detection: head, label map).
+    options: dict[str, Any] = field(default_factory=dict)
 
     @property
     def preset(self) -> str:
@@ -195,12 +197,14 @@ def _body_convs(graph: TFLiteGraph, task: str) -> list[TFLiteOp]:
 
 
 def build_model(
-    facts: TFLiteFacts, *, backbone: str | None = None, width: float | None = None
+    facts: TFLiteFacts, *, backbone: str | None = None, width: float | None = None, builder: ModelBuilder | None = None
 ) -> nn.Module:
     """The suite's model for ``facts``; ``backbone``/``width`` (user flags) override the file's,
-    so a file that does not fit them fails in ``load_tflite_weights`` naming the first layer."""
-    if facts.task not in MODEL_BUILDERS:
-        raise UserError(f"{facts.path}: importing {facts.task} checkpoints is not supported yet")
+    so a file that does not fit them fails in ``load_tflite_weights`` naming the first layer.
+    ``builder`` is the task's (segmentation passes DeepLab's); classification's is the default."""
+    builder = builder or MODEL_BUILDERS.get(facts.task)
+    if builder is None:
+        raise UserError(f"{facts.path}: a {facts.task} checkpoint; import it through the {facts.task} task")
     name = get_entry(backbone).name if backbone else facts.backbone
     if name not in LAST_BODY_CHANNELS:
         raise UserError(f"--backbone {name}: TFLite checkpoints exist only for mnv1 and mnv2")
@@ -211,25 +215,18 @@ def build_model(
     }
     if name == "mnv2":
         options["channel_divisor"] = facts.channel_divisor
-    return MODEL_BUILDERS[facts.task](facts, name, options)
+    return builder(facts, name, options)
 
 
 def _classifier(facts: TFLiteFacts, name: str, options: dict[str, Any]) -> nn.Module:
     return ImageClassifier(get_entry(name).builder(**options), facts.num_classes)
 
 
-def _deeplab(facts: TFLiteFacts, name: str, options: dict[str, Any]) -> nn.Module:
-    from tasks.segmentation.deeplabv3 import DeepLabV3
-
-    backbone = get_entry(name).builder(output_stride=facts.output_stride, **options)
-    return DeepLabV3(backbone, facts.num_classes, aspp=False, align_corners=facts.align_corners)
-
-
-# Task name -> builder(facts, backbone name, backbone constructor options); detection adds its own.
-MODEL_BUILDERS: dict[str, Callable[[TFLiteFacts, str, dict[str, Any]], nn.Module]] = {
-    "classification": _classifier,
-    "segmentation": _deeplab,
-}
+# builder(facts, backbone name, backbone constructor options) -> the task's model.
+ModelBuilder = Callable[[TFLiteFacts, str, dict[str, Any]], nn.Module]
+# Classification's model is the backbones layer's; segmentation and detection build their own
+# (``SegmentationTask.import_tflite``, ``DetectionTask.import_tflite``).
+MODEL_BUILDERS: dict[str, ModelBuilder] = {"classification": _classifier}
 
 
 # -- weights into a model ----------------------------------------------------------------------
@@ -388,13 +385,14 @@ def _producing_conv(graph: TFLiteGraph, tensor: int) -> TFLiteOp | None:
 
 
 def import_tflite(
-    path: str | Path, *, task: str | None = None, backbone: str | None = None, width: float | None = None
+    path: str | Path, *, task: str | None = None, backbone: str | None = None, width: float | None = None,
+    builder: ModelBuilder | None = None,
 ) -> tuple[nn.Module, ImportReport]:
     """Read, build and fill: the suite's model for a file, in eval mode, and the report."""
     graph = read_tflite(path)
     facts = inspect_tflite(graph)
     if task is not None and task != facts.task:
         raise UserError(f"{path}: is a {facts.task} checkpoint ({facts.describe()}), not {task}")
-    model = build_model(facts, backbone=backbone, width=width)
+    model = build_model(facts, backbone=backbone, width=width, builder=builder)
     report = load_tflite_weights(model, graph, facts=facts)
     return model.eval(), report

@@ -1,0 +1,55 @@
+"""The official SSD MobileNetV1 0.75 .tflite imported into the suite's SSD, on the real COCO slice.
+
+LiteRT itself scores mAP 20.41 on these 80 images with its 10 detections per image
+(``$BENCH_REALDATA/README.md``); the suite, capped at 10 too, must land within 2 points.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+if not os.environ.get("BENCH_REALDATA"):
+    pytest.skip("BENCH_REALDATA is not set (real COCO slice and official checkpoints)", allow_module_level=True)
+
+from backbones.errors import UserError
+from tasks import get_task
+from tasks.evaluate import evaluate
+
+REALDATA = Path(os.environ["BENCH_REALDATA"])
+SSD = REALDATA / "weights" / "ssd_mobilenet_v1_coco_quant.tflite"
+LITERT_MAP_AT_10 = 20.41
+
+
+def config(**overrides) -> dict:
+    task = get_task("detection")
+    cfg = dict(task.defaults(), backbone="mnv1", width=0.75, head="ssd", num_classes=90, resolution=300,
+               weights=str(SSD), preset="tf-ssd", label_map="coco90", data=str(REALDATA / "coco"),
+               batch_size=16, num_workers=0, on_bad_sample="error")
+    cfg.update(overrides)
+    return cfg
+
+
+@pytest.fixture(scope="module")
+def model() -> torch.nn.Module:
+    return get_task("detection").build_model(config())
+
+
+def test_imported_ssd_reaches_litert_map_on_the_coco_slice(model) -> None:
+    task = get_task("detection")
+    at10 = evaluate(get_task("detection"), model, task.build_datamodule(config(max_detections=10)), bootstrap=200)
+    assert at10.images == 80
+    assert abs(at10.metrics["map"] - LITERT_MAP_AT_10) <= 2.0, at10.metrics
+    low, high = at10.ci95["map"]
+    assert low < at10.metrics["map"] < high
+    # 100 detections (TF's config) can only add recall.
+    at100 = task.evaluate_callable(model, config(max_detections=100))
+    assert at100["map"] >= at10.metrics["map"]
+
+
+def test_a_file_for_another_width_names_the_first_mismatching_layer() -> None:
+    with pytest.raises(UserError, match=r"op 0 CONV_2D \[24, 3, 3, 3\] does not fit the model's backbone\.stem\.0"):
+        get_task("detection").build_model(config(width=1.0))
