@@ -15,10 +15,17 @@ $(BIN)/bench: pyproject.toml
 
 setup: $(BIN)/bench
 
+# The deployment runtimes' optional extras (LiteRT, OpenVINO), so their tests run rather than skip.
+$(VENV)/.deploy-extras: $(BIN)/bench
+	$(BIN)/pip install --quiet -e '.[dev,litert,openvino]'
+	touch $@
+
 demo: setup
 	$(BIN)/bench run --task detection --backbone mnv2
 
-test: setup
+# Real-data tests run when BENCH_REALDATA names the folder of real slices and official weights
+# (.ci/run sets it to ../shared/realdata); without it they skip, saying why.
+test: setup $(VENV)/.deploy-extras
 	$(BIN)/python -m pytest -x -q -p no:cacheprovider tests
 
 # ruff, then the import contracts in pyproject.toml (layers backbones <- tasks <- benchmark, no cycles).
