@@ -97,6 +97,10 @@ class Task(ABC):
         """
         raise NotImplementedError
 
+    def tflite_class_names(self, cfg: Config) -> list[str]:
+        """Label names of an official checkpoint's classes (pictures of ``bench predict``)."""
+        return []
+
     def evaluator(self) -> Any:
         """The per-image evaluator ``tasks.evaluate.evaluate`` runs (``bench eval``): a function
         (model, datamodule, keep predictions) -> ``tasks.evaluate.PerImage``."""
@@ -362,6 +366,18 @@ class BenchModule(L.LightningModule):
     def final_metrics(self) -> dict[str, Any]:
         """Metrics of the last validation run for the record (percent where they are rates)."""
         raise NotImplementedError
+
+
+def load_model(source: str, task: Task) -> tuple[Config, nn.Module]:
+    """``task``'s model in eval mode and its config, from a ``bench run`` checkpoint or an official
+    ``.tflite`` (``bench predict``)."""
+    if not str(source).endswith(".tflite"):
+        return load_checkpoint(source, task)
+    from tasks.factory import tflite_config
+
+    cfg = {**task.defaults(), **tflite_config(task, source), "task": task.name, "weights": str(source)}
+    cfg["class_names"] = task.tflite_class_names(cfg)
+    return cfg, task.build_model(cfg).eval()
 
 
 def load_checkpoint(path: str, task: Task) -> tuple[Config, nn.Module]:

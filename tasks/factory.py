@@ -93,6 +93,22 @@ def create_model(
     raise UserError(f"--pretrained: unknown weights {weights!r}; choose from none, {', '.join(IMAGENET_WEIGHTS)} or a .ckpt file")
 
 
+def tflite_config(task: Task, weights: str, *, backbone: str | None = None, width: float | None = None) -> dict[str, Any]:
+    """What an official ``.tflite`` implies for a run config: its backbone, width, input size, class
+    count, preset and head options (read from the file, checked against the task)."""
+    path = Path(weights)
+    if path.suffix != ".tflite":
+        raise UserError(f"--weights: {weights} is not a .tflite file (bench run checkpoints go to --checkpoint)")
+    if not path.is_file():
+        raise UserError(f"--weights: {weights} does not exist")
+    _, report = task.import_tflite(weights, backbone=backbone, width=width)
+    facts = report.facts
+    return {
+        "backbone": facts.backbone, "width": facts.width, "resolution": facts.resolution,
+        "num_classes": facts.num_classes, "preset": facts.preset, **report.options,
+    }  # fmt: skip
+
+
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
     """A ``bench run`` checkpoint (tensors only: ``weights_only=True``); a bad file is a one-line error."""
     if not Path(path).is_file():

@@ -10,7 +10,9 @@ from benchmark.cli.arguments import add_task_argument
 def add_parser(sub, task_name: str) -> None:
     parser = sub.add_parser("predict", help="run a checkpoint on images and write pictures")
     add_task_argument(parser, task_name)
-    parser.add_argument("--checkpoint", required=True, help="checkpoint written by bench run")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--checkpoint", help="checkpoint written by bench run")
+    source.add_argument("--weights", help="official TFLite checkpoint (.tflite), imported into the suite's model")
     parser.add_argument("--out", required=True, help="folder for the pictures")
     parser.add_argument("images", nargs="+", help="image files")
     parser.set_defaults(func=run)
@@ -19,7 +21,7 @@ def add_parser(sub, task_name: str) -> None:
 def run(args: argparse.Namespace) -> int:
     from tasks import get_task
 
-    written = get_task(args.task).predict(args.checkpoint, args.images, args.out, args)
+    written = get_task(args.task).predict(args.checkpoint or args.weights, args.images, args.out, args)
     for path in written:
         print(path)
     return 0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import yaml
 
@@ -12,10 +12,7 @@ from backbones import UnknownBackboneError, canonical_name, get_entry
 from backbones.errors import UserError
 from backbones.features import OUTPUT_STRIDES
 from benchmark.runs.records import REPO_ROOT
-from tasks.factory import BACKBONE_OPTIONS
-
-if TYPE_CHECKING:
-    from tasks.base import Task
+from tasks.factory import BACKBONE_OPTIONS, tflite_config
 
 RECIPES_DIR = REPO_ROOT / "configs"
 
@@ -138,27 +135,12 @@ def resolve_config(
         cfg["recipe"] = str(recipe_path)
     cfg.update(flags)
     if cfg.get("weights"):
-        cfg.update({k: v for k, v in weights_defaults(task, cfg["weights"], flags).items() if k not in flags})
+        implied = tflite_config(task, cfg["weights"], backbone=flags.get("backbone"), width=flags.get("width"))
+        cfg.update({k: v for k, v in implied.items() if k not in flags})
     cfg["task"] = task.name
     validate(cfg)
     task.parse_options(cfg)  # the task's own flags, checked before anything is built or written
     return cfg
-
-
-def weights_defaults(task: Task, weights: str, flags: Mapping[str, Any]) -> dict[str, Any]:
-    """What a weights file implies for the config: for an official ``.tflite``, its backbone, width,
-    input size, class count, preset and head options (read from the file, checked against the task)."""
-    path = Path(weights)
-    if path.suffix != ".tflite":
-        raise UserError(f"--weights: {weights} is not a .tflite file (bench run checkpoints go to --checkpoint)")
-    if not path.is_file():
-        raise UserError(f"--weights: {weights} does not exist")
-    _, report = task.import_tflite(weights, backbone=flags.get("backbone"), width=flags.get("width"))
-    facts = report.facts
-    return {
-        "backbone": facts.backbone, "width": facts.width, "resolution": facts.resolution,
-        "num_classes": facts.num_classes, "preset": facts.preset, **report.options,
-    }  # fmt: skip
 
 
 def check_width(width: float | None, flag: str = "--width") -> None:

@@ -51,11 +51,11 @@ class ClassificationTask(Task):
 
         from PIL import Image, ImageDraw
 
-        from tasks.base import load_checkpoint
+        from tasks.base import load_model
         from tasks.classification.data import eval_transform
         from tasks.images import load_rgb
 
-        cfg, model = load_checkpoint(checkpoint, self)
+        cfg, model = load_model(checkpoint, self)
         names = cfg.get("class_names") or []
         transform = eval_transform(cfg["resolution"], cfg.get("preset") or "torchvision")
         out = Path(out_dir)
@@ -74,6 +74,12 @@ class ClassificationTask(Task):
             picture.save(target)
             written.append(str(target))
         return written
+
+    def tflite_class_names(self, cfg: Config) -> list[str]:
+        """ImageNet's wnids in class-index order (the ILSVRC-2012 list shipped with the package)."""
+        from tasks.classification.data import imagenet_wnids
+
+        return imagenet_wnids()
 
     def evaluator(self):
         from tasks.classification.evaluate import classification_evaluator

@@ -28,7 +28,9 @@ from tasks.detection.postprocess import (
 from tasks.detection.ssdlite import HEADS, SSD_PREDICTOR_KERNEL, SSDLite
 from tasks.factory import backbone_from_config
 
-PREDICT_SCORE_THRESHOLD = 0.3  # boxes drawn by ``bench predict`` unless --score-threshold says otherwise
+# Boxes drawn by ``bench predict`` unless --score-threshold says otherwise (sigmoid scores; the TF
+# object-detection demo draws from 0.5 too).
+PREDICT_SCORE_THRESHOLD = 0.5
 
 
 class DetectionTask(Task):
@@ -112,6 +114,13 @@ class DetectionTask(Task):
         return postprocess_detections(class_logits, box_regression, anchors_for(cfg), size, **postprocess_options(cfg))
 
     # -- data and training ----------------------------------------------------------------------
+    def tflite_class_names(self, cfg: Config) -> list[str]:
+        """COCO's names by category id (torchvision's list); TF's 90-id label i is category i + 1."""
+        from torchvision.models.detection import FasterRCNN_ResNet50_FPN_Weights
+
+        names = FasterRCNN_ResNet50_FPN_Weights.DEFAULT.meta["categories"]
+        return list(names[1:]) if cfg.get("label_map") == "coco90" else []
+
     def evaluator(self):
         from tasks.detection.bootstrap import detection_evaluator
 
@@ -171,13 +180,13 @@ class DetectionTask(Task):
         """Write each image with its detections (boxes, class names, scores) drawn on it."""
         from pathlib import Path
 
-        from tasks.base import load_checkpoint
+        from tasks.base import load_model
         from tasks.detection.coco import eval_transform
         from tasks.detection.drawing import draw_detections
         from tasks.detection.module import to_original_size
         from tasks.images import load_rgb
 
-        cfg, model = load_checkpoint(checkpoint, self)
+        cfg, model = load_model(checkpoint, self)
         threshold = getattr(args, "score_threshold", None)
         cfg["score_threshold"] = PREDICT_SCORE_THRESHOLD if threshold is None else threshold
         for key in ("nms_iou", "max_detections"):
@@ -185,7 +194,7 @@ class DetectionTask(Task):
                 cfg[key] = getattr(args, key)
         detection_options(cfg)
         names = cfg.get("class_names") or []
-        transform = eval_transform(cfg["resolution"])
+        transform = eval_transform(cfg["resolution"], cfg.get("preset") or "torchvision")
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
         written = []

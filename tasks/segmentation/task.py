@@ -109,6 +109,11 @@ class SegmentationTask(Task):
 
         return import_tflite(path, task=self.name, backbone=backbone, width=width, builder=deeplab_for_tflite)
 
+    def tflite_class_names(self, cfg: Config) -> list[str]:
+        from tasks.segmentation.labels import VOC_CLASSES
+
+        return list(VOC_CLASSES)
+
     def evaluator(self):
         from tasks.segmentation.evaluate import segmentation_evaluator
 
@@ -168,19 +173,19 @@ class SegmentationTask(Task):
     ) -> list[str]:
         """Write each image with its predicted classes painted in VOC colours (``<stem>_seg.png``)
         and the class-index mask as a VOC palette PNG (``<stem>_mask.png``)."""
-        from tasks.base import load_checkpoint
+        from tasks.base import load_model
         from tasks.images import load_rgb
         from tasks.segmentation.drawing import overlay, palette_image
         from tasks.segmentation.voc import eval_transform
 
-        cfg, model = load_checkpoint(checkpoint, self)
+        cfg, model = load_model(checkpoint, self)
         # Evaluation flags given to predict override the ones the run used.
         given = {
             k: getattr(args, k) for k in ("eval_scales", "eval_flip") if getattr(args, k, None) is not None
         }
         options = segmentation_options({**cfg, **given})
         names = list(cfg.get("class_names") or [])
-        transform = eval_transform()
+        transform = eval_transform(cfg.get("preset") or "torchvision")
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
         written = []
