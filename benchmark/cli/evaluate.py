@@ -32,6 +32,7 @@ def add_parser(sub, task_name: str) -> None:
     source.add_argument("--checkpoint", help="checkpoint written by bench run")
     source.add_argument("--pretrained", choices=["torchvision"], help="torchvision's ImageNet weights")
     add("--preset", help="preprocessing: torchvision, tf-inception, tf-deeplab, tf-ssd (default: what the weights imply)")
+    add("--max-detections", type=int, help="detection: detections kept per image (default the task's, 100; TFLite's SSD op keeps 10)")
     add("--batch-size", type=int, default=32)
     add("--num-workers", type=int, default=0)
     add("--output", help="folder for result.json (default runs/eval-<task>-<backbone>-<time>)")
@@ -45,6 +46,10 @@ def run(args: argparse.Namespace) -> int:
     from tasks.evaluate import evaluate
 
     task = get_task(args.task)
+    if args.max_detections is not None and "max_detections" not in task.defaults():
+        raise UserError(f"--max-detections: only for detection, not --task {task.name}")
+    if args.max_detections is not None and args.max_detections < 1:
+        raise UserError(f"--max-detections must be >= 1, got {args.max_detections}")
     task.evaluator()  # a task without one is a one-line error before anything is read
     started = time.perf_counter()
     model, cfg, weights = _model_and_config(task, args)
@@ -70,6 +75,7 @@ def run(args: argparse.Namespace) -> int:
         "split": args.split,
         "preset": cfg["preset"],
         "dataset": datamodule.dataset_info(),
+        "settings": settings(task, cfg),
         "metrics": {k: round(float(v), 4) for k, v in result.metrics.items()},
         "images": result.images,
         "ci95": {k: [round(low, 4), round(high, 4)] for k, (low, high) in result.ci95.items()},
@@ -89,6 +95,12 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def settings(task, cfg: dict[str, Any]) -> dict[str, Any]:
+    """Evaluation settings a number depends on beyond the weights and preset (detection: detections kept)."""
+    defaults = task.defaults()
+    return {key: cfg.get(key) if cfg.get(key) is not None else defaults[key] for key in ("max_detections",) if key in defaults}
+
+
 def _model_and_config(task, args: argparse.Namespace):
     """The model to evaluate, the run config the datamodule reads, and the weights' provenance."""
     from backbones import canonical_name
@@ -101,6 +113,8 @@ def _model_and_config(task, args: argparse.Namespace):
         "num_workers": args.num_workers,
         "on_bad_sample": "error",
     }
+    if args.max_detections is not None:
+        base["max_detections"] = args.max_detections
     if args.weights:
         model, report = task.import_tflite(args.weights, backbone=args.backbone, width=args.width)
         facts = report.facts
