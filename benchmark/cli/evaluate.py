@@ -17,6 +17,9 @@ from typing import Any
 
 from benchmark.cli.arguments import add_task_argument
 
+# Task flags (added by the task's add_model_arguments) that change how predictions are scored.
+EVAL_SETTINGS = ("max_detections", "nms_iou", "score_threshold")
+
 
 def add_parser(sub, task_name: str) -> None:
     parser = sub.add_parser("eval", help="evaluate weights on a val split, write <output>/result.json")
@@ -32,7 +35,6 @@ def add_parser(sub, task_name: str) -> None:
     source.add_argument("--checkpoint", help="checkpoint written by bench run")
     source.add_argument("--pretrained", choices=["torchvision"], help="torchvision's ImageNet weights")
     add("--preset", help="preprocessing: torchvision, tf-inception, tf-deeplab, tf-ssd (default: what the weights imply)")
-    add("--max-detections", type=int, help="detection: detections kept per image (default the task's, 100; TFLite's SSD op keeps 10)")
     add("--batch-size", type=int, default=32)
     add("--num-workers", type=int, default=0)
     add("--output", help="folder for result.json (default runs/eval-<task>-<backbone>-<time>)")
@@ -46,10 +48,6 @@ def run(args: argparse.Namespace) -> int:
     from tasks.evaluate import evaluate
 
     task = get_task(args.task)
-    if args.max_detections is not None and "max_detections" not in task.defaults():
-        raise UserError(f"--max-detections: only for detection, not --task {task.name}")
-    if args.max_detections is not None and args.max_detections < 1:
-        raise UserError(f"--max-detections must be >= 1, got {args.max_detections}")
     task.evaluator()  # a task without one is a one-line error before anything is read
     started = time.perf_counter()
     model, cfg, weights = _model_and_config(task, args)
@@ -96,9 +94,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 def settings(task, cfg: dict[str, Any]) -> dict[str, Any]:
-    """Evaluation settings a number depends on beyond the weights and preset (detection: detections kept)."""
+    """Evaluation settings a number depends on beyond the weights and preset (detection: post-processing)."""
     defaults = task.defaults()
-    return {key: cfg.get(key) if cfg.get(key) is not None else defaults[key] for key in ("max_detections",) if key in defaults}
+    return {key: cfg.get(key) if cfg.get(key) is not None else defaults[key] for key in EVAL_SETTINGS if key in defaults}
 
 
 def _model_and_config(task, args: argparse.Namespace):
@@ -113,8 +111,8 @@ def _model_and_config(task, args: argparse.Namespace):
         "num_workers": args.num_workers,
         "on_bad_sample": "error",
     }
-    if args.max_detections is not None:
-        base["max_detections"] = args.max_detections
+    # The task's evaluation flags (detection: --max-detections 10 as TFLite's SSD op, --nms-iou, ...).
+    base.update({key: getattr(args, key) for key in EVAL_SETTINGS if getattr(args, key, None) is not None})
     if args.weights:
         model, report = task.import_tflite(args.weights, backbone=args.backbone, width=args.width)
         facts = report.facts
