@@ -279,9 +279,9 @@ def test_wandb_logs_each_table_offline(tmp_path: Path, monkeypatch, capsys) -> N
     monkeypatch.setenv("WANDB_SILENT", "true")
     assert _leaderboard(tmp_path, RECORDS, "--wandb") == 0
     # The run's own folder, as printed: W&B keeps the directory of the first run in this process.
-    folder = Path(re.search(r"W&B: logged 8 tables \((.+)\)", capsys.readouterr().out).group(1))
+    folder = Path(re.search(r"W&B: logged 9 tables \((.+)\)", capsys.readouterr().out).group(1))
     tables = sorted(folder.rglob("media/table/leaderboard/*.table.json"))
-    assert len(tables) == 8, [p.name for p in tables]
+    assert len(tables) == 9, [p.name for p in tables]  # real_data included
     table = next(folder.rglob("media/table/leaderboard/classification_reported_*.table.json"))
     data = json.loads(table.read_text())
     assert "model" in data["columns"] and any("72.0" in row for row in data["data"])
