@@ -110,7 +110,7 @@ def test_counted_columns_and_measured_labels(fixture_files: dict[str, bytes]) ->
         "[synthetic]" in synthetic
         and "measured (synthetic-shapes (ImageFolder) [synthetic], AMD EPYC" in synthetic
     )
-    assert "40f99e3ab293+dirty" in synthetic
+    assert "40f99e3ab293" in synthetic
     real = _line_with(classification, "| mnv1 1.0 @96 |")
     assert "[synthetic]" not in real and "NVIDIA H100 80GB HBM3" in real
     latency = fixture_files["latency.md"].decode()
@@ -150,7 +150,7 @@ def test_check_reports_drift_and_regenerating_fixes_it(tmp_path: Path, capsys) -
     new_file.write_text(json.dumps(new))
     assert _leaderboard(tmp_path, records, "--check") == 0
     assert _leaderboard(tmp_path, records, "--add", str(new_file)) == 0
-    assert len(list(records.glob("*.json"))) == 11
+    assert len(list(records.glob("*.json"))) == 12
     assert "| 50.00 | 90.00 |" in page.read_text()
     assert _leaderboard(tmp_path, records, "--check") == 0
 
@@ -279,9 +279,139 @@ def test_wandb_logs_each_table_offline(tmp_path: Path, monkeypatch, capsys) -> N
     monkeypatch.setenv("WANDB_SILENT", "true")
     assert _leaderboard(tmp_path, RECORDS, "--wandb") == 0
     # The run's own folder, as printed: W&B keeps the directory of the first run in this process.
-    folder = Path(re.search(r"W&B: logged 8 tables \((.+)\)", capsys.readouterr().out).group(1))
+    folder = Path(re.search(r"W&B: logged 9 tables \((.+)\)", capsys.readouterr().out).group(1))
     tables = sorted(folder.rglob("media/table/leaderboard/*.table.json"))
-    assert len(tables) == 8, [p.name for p in tables]
+    assert len(tables) == 9, [p.name for p in tables]  # real_data included
     table = next(folder.rglob("media/table/leaderboard/classification_reported_*.table.json"))
     data = json.loads(table.read_text())
     assert "model" in data["columns"] and any("72.0" in row for row in data["data"])
+
+
+# -- bench eval records, README blocks, dirty records (issues 11.5 and 13.3) ------------------------
+
+EVALUATION = RECORDS / "evaluation-classification-mnv2-official.json"
+
+
+def test_add_takes_an_eval_output_folder_and_labels_the_row(tmp_path: Path, capsys) -> None:
+    """`--add DIR` of a `bench eval` output: a descriptive file name, and a row beside the checkpoint's
+    reported number and the official runtime's number on the same images."""
+    records = tmp_path / "records"
+    shutil.copytree(RECORDS, records)
+    (records / EVALUATION.name).unlink()
+    run_dir = tmp_path / "ev-mnv2"
+    run_dir.mkdir()
+    shutil.copy(EVALUATION, run_dir / "result.json")
+    assert _leaderboard(tmp_path, records, "--add", str(run_dir)) == 0
+    added = [p.name for p in records.glob("evaluation-*.json")]
+    assert len(added) == 1
+    assert re.fullmatch(r"evaluation-classification-mobilenet-v2-1.0-224-quant-tf-inception-imagenet-n456-[0-9a-f]{10}\.json",
+                        added[0])  # fmt: skip
+    page = (tmp_path / "out" / "classification.md").read_text()
+    row = _line_with(page, "| mobilenet_v2_1.0_224_quant | mnv2 1.0 @224 | classification |")
+    assert row is not None
+    assert ("measured (ImageNet val slice, 456 images, official MobileNetV2 1.0 224 quant weights, "
+            "tf-inception preset, PyTorch 2.14.1+cu130, commit b1be50caaaa3)") in row  # fmt: skip
+    assert "| 81.14 / 93.86 | 77.85–84.43 |" in row
+    assert "80.70 / 93.64 (LiteRT 2.3.0" in row
+    assert "70.8 / 89.9 (reported: TF Lite hosted models (full ImageNet val))" in row
+    assert (tmp_path / "out" / "real_data.csv").read_text().count("\n") == 2
+
+
+def _evaluation(**changes) -> dict:
+    record = json.loads(EVALUATION.read_text())
+    record.update(changes)
+    return record
+
+
+def test_real_data_rows_pair_only_the_same_checkpoint_images_and_settings() -> None:
+    from benchmark.leaderboards.tables import evaluation_table
+
+    ssd = {"file": "/x/ssd_mobilenet_v1_coco_quant.tflite", "source": "tflite",
+           "sha256": "e4b118e5e4531945de2e659742c7c590f7536f8d0ed26d135abcfe83b4779d13"}  # fmt: skip
+    detection = dict(task="detection", weights=ssd, images=80, preset="tf-ssd", metrics={"map": 22.17, "map_50": 35.0},
+                     ci95={"map": [18.0, 26.0]}, dataset={"name": "coco", "synthetic": False})  # fmt: skip
+    rows = evaluation_table([
+        _evaluation(**detection, settings={"max_detections": 10}),
+        _evaluation(**detection, settings={"max_detections": 100}),
+        _evaluation(**dict(detection, images=79), settings={"max_detections": 10}),
+        _evaluation(weights=dict(json.loads(EVALUATION.read_text())["weights"], sha256="0" * 64)),
+    ]).rows  # fmt: skip
+    ten, hundred, fewer, retrained = rows
+    assert ten[6].startswith("20.41 / 33.33 (LiteRT 2.3.0") and "10 detections per image" in ten[8]
+    assert "COCO val slice, 80 images" in ten[8] and "16 / – (reported: TF detection model zoo" in ten[7]
+    assert hundred[6] == "–" and "100 detections per image" in hundred[8]
+    assert fewer[6] == "–"
+    # Another file of the same name is not the official checkpoint: no reported or runtime number.
+    assert retrained[6] == retrained[7] == "–" and "official" not in retrained[8]
+
+
+README_TEXT = """# Project
+
+Intro text that is not generated.
+
+<!-- bench:begin default-runs -->
+<!-- bench:end default-runs -->
+
+Middle.
+
+<!-- bench:begin real-data -->
+stale content
+<!-- bench:end real-data -->
+
+<!-- bench:begin latency -->
+<!-- bench:end latency -->
+Tail.
+"""
+
+
+def test_readme_blocks_are_generated_and_checked(tmp_path: Path, capsys) -> None:
+    records = tmp_path / "records"
+    shutil.copytree(RECORDS, records)
+    readme = tmp_path / "README.md"  # beside the --out folder: found without --readme
+    readme.write_text(README_TEXT)
+    assert _leaderboard(tmp_path, records) == 0
+    text = readme.read_text()
+    assert text.startswith("# Project\n\nIntro text that is not generated.\n") and "Middle." in text
+    assert text.endswith("<!-- bench:end latency -->\nTail.\n") and "stale content" not in text
+    assert "| `bench run --task segmentation --backbone mnv2" in text
+    assert _line_with(text, "| mobilenet_v2_1.0_224_quant |", "| 81.14 / 93.86 |", "80.70 / 93.64")
+    assert _line_with(text, "| mnv2 1.0 @96 | classification | 2 | 1 |")  # latency: p50 per runtime
+    assert _leaderboard(tmp_path, records, "--check") == 0
+    capsys.readouterr()
+    readme.write_text(text.replace("| 81.14 / 93.86 |", "| 82.00 / 93.86 |"))
+    assert _leaderboard(tmp_path, records, "--check") == 1
+    assert f"{readme}: its generated tables differ from the records (2 changed line(s)" in capsys.readouterr().out
+    assert _leaderboard(tmp_path, records) == 0 and readme.read_text() == text
+    # A block's markers removed: one line naming the README and the block, exit 2.
+    readme.write_text(text.replace("<!-- bench:end latency -->", ""))
+    assert _leaderboard(tmp_path, records, "--check") == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and str(readme) in err and "bench:begin latency" in err
+
+
+def test_dirty_records_fail_check_and_are_refused_by_add(tmp_path: Path, capsys) -> None:
+    records = tmp_path / "records"
+    shutil.copytree(RECORDS, records)
+    assert _leaderboard(tmp_path, records) == 0
+    assert _leaderboard(tmp_path, records, "--check") == 0
+    dirty = _evaluation(environment=dict(_evaluation()["environment"], commit="b1be50caaaa3+dirty"))
+    dirty_file = tmp_path / "dirty.json"
+    dirty_file.write_text(json.dumps(dirty))
+    capsys.readouterr()
+    assert _leaderboard(tmp_path, records, "--add", str(dirty_file)) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "dirty.json" in err and "uncommitted changes (commit b1be50caaaa3+dirty)" in err
+    # Copied in by hand (or by an old sweep): the pages can be regenerated, --check still fails.
+    add_record(dirty, records)
+    assert _leaderboard(tmp_path, records) == 0
+    assert "warning:" in capsys.readouterr().out
+    assert _leaderboard(tmp_path, records, "--check") == 1
+    out = capsys.readouterr().out
+    assert "made from a tree with uncommitted changes (commit b1be50caaaa3+dirty)" in out
+
+
+def test_committed_records_are_all_from_committed_trees() -> None:
+    from benchmark.leaderboards.store import dirty_reason, load_store
+
+    dirty = [path.name for path, record in load_store(COMMITTED / "records") if dirty_reason(record)]
+    assert dirty == []

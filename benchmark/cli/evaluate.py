@@ -17,6 +17,9 @@ from typing import Any
 
 from benchmark.cli.arguments import add_task_argument
 
+# Task flags (added by the task's add_model_arguments) that change how predictions are scored.
+EVAL_SETTINGS = ("max_detections", "nms_iou", "score_threshold")
+
 
 def add_parser(sub, task_name: str) -> None:
     parser = sub.add_parser("eval", help="evaluate weights on a val split, write <output>/result.json")
@@ -70,6 +73,7 @@ def run(args: argparse.Namespace) -> int:
         "split": args.split,
         "preset": cfg["preset"],
         "dataset": datamodule.dataset_info(),
+        "settings": settings(task, cfg),
         "metrics": {k: round(float(v), 4) for k, v in result.metrics.items()},
         "images": result.images,
         "ci95": {k: [round(low, 4), round(high, 4)] for k, (low, high) in result.ci95.items()},
@@ -89,6 +93,12 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def settings(task, cfg: dict[str, Any]) -> dict[str, Any]:
+    """Evaluation settings a number depends on beyond the weights and preset (detection: post-processing)."""
+    defaults = task.defaults()
+    return {key: cfg.get(key) if cfg.get(key) is not None else defaults[key] for key in EVAL_SETTINGS if key in defaults}
+
+
 def _model_and_config(task, args: argparse.Namespace):
     """The model to evaluate, the run config the datamodule reads, and the weights' provenance."""
     from backbones import canonical_name
@@ -101,6 +111,8 @@ def _model_and_config(task, args: argparse.Namespace):
         "num_workers": args.num_workers,
         "on_bad_sample": "error",
     }
+    # The task's evaluation flags (detection: --max-detections 10 as TFLite's SSD op, --nms-iou, ...).
+    base.update({key: getattr(args, key) for key in EVAL_SETTINGS if getattr(args, key, None) is not None})
     if args.weights:
         model, report = task.import_tflite(args.weights, backbone=args.backbone, width=args.width)
         facts = report.facts

@@ -1,4 +1,5 @@
-"""``bench leaderboard``: regenerate (or ``--check``) leaderboards/ from its records and the baselines."""
+"""``bench leaderboard``: regenerate (or ``--check``) leaderboards/ and the README's measured tables
+from the records and the baselines; ``--check`` also fails on a record made from uncommitted changes."""
 
 from __future__ import annotations
 
@@ -20,14 +21,20 @@ def add_parser(sub, task_name: str) -> None:
     add(
         "--check",
         action="store_true",
-        help="change nothing; exit 1 if the committed files differ from the records",
+        help="change nothing; exit 1 if the committed files or README tables differ from the records, "
+        "or a record was made from a dirty tree",
     )
     add(
         "--add",
         nargs="+",
         metavar="RECORD",
         default=[],
-        help="copy record files (e.g. runs/x/result.json) in first",
+        help="copy records in first: result.json files or the folders holding them (bench run, eval, latency)",
+    )
+    add(
+        "--readme",
+        help="README whose <!-- bench:begin NAME --> blocks are generated (default: README.md beside the "
+        "--out folder, when it has such blocks)",
     )
     add("--recount", action="store_true", help="count the suite models' params/MAdds (profile records) first")
     add("--wandb", action="store_true", help="also log every table to Weights & Biases as a wandb.Table")
@@ -73,6 +80,14 @@ def differences(out: Path, files: dict[str, bytes]) -> list[str]:
     return lines
 
 
+def readme_diff(old: str, new: str) -> str:
+    changed = [
+        line for line in difflib.unified_diff(old.splitlines(), new.splitlines(), lineterm="", n=0)
+        if line[:1] in "+-" and not line.startswith(("+++", "---"))
+    ]  # fmt: skip
+    return f"{len(changed)} changed line(s), first: {changed[0][:100] if changed else ''}"
+
+
 def write_files(out: Path, files: dict[str, bytes]) -> list[str]:
     """Write what changed; remove generated files the records no longer give. Returns changed names."""
     from benchmark.leaderboards.pages import same_content
@@ -112,42 +127,104 @@ def log_to_wandb(tables, project: str) -> str:
     return folder
 
 
+def record_files(source: str) -> list[Path]:
+    """``--add`` arguments: a record file, or a folder holding ``result.json`` (bench run / eval output)."""
+    path = Path(source)
+    if path.is_dir():
+        found = sorted(path.rglob("result.json")) or sorted(path.glob("*.json"))
+        if not found:
+            raise UserError(f"--add: {source} holds no result.json or other .json record")
+        return found
+    if not path.is_file():
+        raise UserError(f"--add: {source} does not exist")
+    return [path]
+
+
+def add_records(sources: list[str], records_dir: Path) -> None:
+    """Copy records into the store under their descriptive names; a dirty-tree record is refused."""
+    from benchmark.leaderboards.store import dirty_reason, import_record_file, load_record
+
+    for source in sources:
+        for path in record_files(source):
+            reason = dirty_reason(load_record(path))
+            if reason:
+                raise UserError(f"--add: {path}: {reason}; commit, then measure again")
+            target, changed = import_record_file(path, records_dir)
+            print(f"{'added' if changed else 'already present'}: {path} -> {target}")
+
+
+def readme_path(args: argparse.Namespace, out: Path) -> Path | None:
+    """The README to generate blocks in: --readme, else README.md beside --out if it has blocks."""
+    from benchmark.leaderboards.readme import has_blocks
+
+    if args.readme:
+        path = Path(args.readme)
+        if not path.is_file():
+            raise UserError(f"--readme: {path} does not exist")
+        return path
+    path = out.resolve().parent / "README.md"
+    if path.is_file() and has_blocks(path.read_text(encoding="utf-8")):
+        return path
+    return None
+
+
+def readme_update(path: Path | None, records) -> tuple[str, str] | None:
+    """(current, generated) README text, or None when there is no README to generate into."""
+    from benchmark.leaderboards.readme import render_blocks, replace_blocks
+
+    if path is None:
+        return None
+    text = path.read_text(encoding="utf-8")
+    return text, replace_blocks(text, render_blocks(records), str(path))
+
+
 def run(args: argparse.Namespace) -> int:
     from benchmark.leaderboards.pages import generate
-    from benchmark.leaderboards.store import import_record_file, load_records
+    from benchmark.leaderboards.store import dirty_reason, load_store
     from benchmark.leaderboards.tables import generate_tables
 
     out = Path(args.out)
     records_dir = Path(args.records) if args.records else out / "records"
     if args.check and (args.add or args.recount):
         raise UserError("--check changes nothing: run --add/--recount without --check first")
-    for source in args.add:
-        path, changed = import_record_file(source, records_dir)
-        print(f"{'added' if changed else 'already present'}: {source} -> {path}")
+    add_records(args.add, records_dir)
     if args.recount:
         from benchmark.sweeps.counting import recount
 
         for line in recount(records_dir):
             print(line)
-    records = load_records(records_dir)
+    store = load_store(records_dir)
+    records = [record for _, record in store]
+    dirty = [f"{path}: {reason}" for path, record in store if (reason := dirty_reason(record))]
     files = generate(records)
+    readme = readme_path(args, out)
+    readme_text = readme_update(readme, records)
     if args.check:
         diffs = differences(out, files)
+        if readme_text is not None and readme_text[0] != readme_text[1]:
+            diffs.append(f"{readme}: its generated tables differ from the records ({readme_diff(*readme_text)})")
+        diffs += [f"{line}; remove it from the committed records or measure again" for line in dirty]
         if diffs:
             print(
-                f"{out}/ is out of date with {records_dir}/ ({len(diffs)} file(s)); run `bench leaderboard`:"
+                f"{out}/ does not match {records_dir}/ ({len(diffs)} problem(s)); run `bench leaderboard`:"
             )
             for line in diffs[:20]:
                 print(f"  {line}")
             if len(diffs) > 20:
                 print(f"  ... and {len(diffs) - 20} more")
             return 1
-        print(f"{out}/ matches its {len(records)} records ({len(files)} files)")
+        shown = f" and {readme}'s tables" if readme_text is not None else ""
+        print(f"{out}/{shown} match its {len(records)} records ({len(files)} files)")
         return 0
     changed = write_files(out, files)
+    if readme_text is not None and readme_text[0] != readme_text[1]:
+        write_bytes_atomic(readme, readme_text[1].encode("utf-8"))
+        changed.append(f"{readme} (tables)")
     print(f"{out}/: {len(files)} files from {len(records)} records; {len(changed)} changed")
     for name in changed:
         print(f"  {name}")
+    for line in dirty:
+        print(f"warning: {line} (bench leaderboard --check fails while it is in {records_dir}/)")
     if args.wandb:
         folder = log_to_wandb(generate_tables(records), args.wandb_project)
         print(f"W&B: logged {len(generate_tables(records))} tables ({folder})")

@@ -19,7 +19,15 @@ from benchmark.leaderboards.plots import (
     png_data_digest,
     render,
 )
-from benchmark.leaderboards.tables import PIXEL1, TASK_TITLES, TASKS, Table, generate_tables, split_records
+from benchmark.leaderboards.tables import (
+    PIXEL1,
+    TASK_TITLES,
+    TASKS,
+    Table,
+    evaluation_table,
+    generate_tables,
+    split_records,
+)
 
 # -- pages ----------------------------------------------------------------------------------------
 
@@ -30,7 +38,9 @@ HEADER = (
 LEGEND = (
     "Each row says where its numbers come from: **reported (source, table)** copies a paper table or "
     "a torchvision model card; **measured (dataset, device, runtime, commit)** is a record this suite "
-    "wrote. Rows measured on the suite's embedded generated data say **[synthetic]**: those numbers "
+    "wrote; **measured (data, weights, preset, commit)** is a `bench eval` record of given weights (an "
+    "official checkpoint) on real images, shown beside the same checkpoint's reported full-set number and "
+    "the official runtime's number on the same images. Rows measured on the suite's embedded generated data say **[synthetic]**: those numbers "
     "show the pipeline learns, they are not comparable with ImageNet/COCO/VOC numbers. *Counted* "
     "params/MAdds are the suite's own model of the same configuration (``bench profile``: "
     "torch.utils.flop_counter, 1 multiply-add = 2 FLOPs; params include BatchNorm affine weights); "
@@ -45,13 +55,25 @@ def table_block(table: Table, empty: str) -> str:
     return f"{table.markdown()}\n\n{link}\n"
 
 
-def task_page(task: str, reported: Table, measured: Table, plots: list[str]) -> str:
+EVAL_HINT = ("No evaluation records for this task yet: `bench eval --task TASK --weights FILE.tflite --data ROOT "
+             "--output DIR`, then `bench leaderboard --add DIR`.")  # fmt: skip
+
+
+def real_data_block(table: Table) -> str:
+    """Evaluation rows (a filtered ``real_data`` table; the CSV holds every task's)."""
+    if not table.rows:
+        return f"_{EVAL_HINT}_\n\nCSV: [real_data.csv](real_data.csv)\n"
+    return f"{table.markdown()}\n\nCSV: [real_data.csv](real_data.csv)\n"
+
+
+def task_page(task: str, reported: Table, measured: Table, plots: list[str], real_data: Table) -> str:
     plot_lines = "\n".join(f"![{name}]({PLOTS_DIR}/{name}.png)" for name in plots)
     hint = ("No measured records for this task yet: run `bench sweep --tier quick`, or add a run's "
             "record with `bench leaderboard --add runs/<run>/result.json`.")  # fmt: skip
     return (
         f"{HEADER}\n# {TASK_TITLES[task]} leaderboard\n\n{LEGEND}\n\n"
         f"## Measured by this suite\n\n{table_block(measured, hint)}\n"
+        f"## Official checkpoints on real data (`bench eval`)\n\n{real_data_block(real_data)}\n"
         f"## Reported, with the suite's counted params and MAdds\n\n"
         f"{table_block(reported, 'No reported rows.')}\n"
         f"## Plots\n\n{plot_lines}\n"
@@ -88,12 +110,16 @@ SWEEP_HELP = """\
   `--backbones`, `--widths`, `--resolutions`, `--runtimes`; pass trainer flags with
   `--run-args "--devices 8 --strategy ddp"`. Expect GPU-days for classification.
 - One run by hand: `bench run ... --output runs/x` then `bench leaderboard --add runs/x/result.json`.
+- Given weights on real data: `bench eval --task classification --weights FILE.tflite --data ROOT --output
+  runs/e` then `bench leaderboard --add runs/e` (the `real_data` table).
+- Records must come from a committed tree: `--add` refuses a record whose commit ends in `+dirty`, and
+  `bench leaderboard --check` fails while one is in `records/`.
 - Counted params/MAdds (the *counted* columns): `bench leaderboard --recount`.
 """
 
 
 def readme_page(counts: dict[str, int], tables: list[Table], plots: list[str]) -> str:
-    kinds = ", ".join(f"{counts.get(kind, 0)} {kind}" for kind in ("result", "latency", "profile"))
+    kinds = ", ".join(f"{counts.get(kind, 0)} {kind}" for kind in ("result", "evaluation", "latency", "profile"))
     pages = "\n".join(f"- [{TASK_TITLES.get(task, 'Latency')}]({task}.md)" for task in (*TASKS, "latency"))
     csvs = "\n".join(f"- [{t.name}.csv]({t.name}.csv): {len(t.rows)} rows" for t in tables)
     pngs = "\n".join(f"- [{name}.png]({PLOTS_DIR}/{name}.png)" for name in plots)
@@ -121,7 +147,9 @@ def generate(records: Sequence[dict[str, Any]], baselines: Baselines = BASELINES
         for name, spec in task_plots.items():
             files[f"{PLOTS_DIR}/{name}.png"] = render(spec)
         plots += list(task_plots)
-        page = task_page(task, tables[f"{task}_reported"], tables[f"{task}_measured"], list(task_plots))
+        evaluations = [r for r in kinds["evaluation"] if r["task"] == task]
+        page = task_page(task, tables[f"{task}_reported"], tables[f"{task}_measured"], list(task_plots),
+                         evaluation_table(evaluations))  # fmt: skip
         files[f"{task}.md"] = page.encode()
     files[f"{PLOTS_DIR}/latency_by_runtime.png"] = render(latency_by_runtime_spec(kinds["latency"]))
     plots.append("latency_by_runtime")

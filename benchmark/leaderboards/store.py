@@ -1,8 +1,11 @@
 """The records store: one JSON file per record under ``leaderboards/records/``, validated on load.
 
-Kinds: ``result`` (``bench run``), ``latency`` (``bench latency``) and ``profile`` (params and
-MAdds the suite counted for a reported network, cached so the leaderboard stays a fast, pure
-function of the files). File names are derived from the content, so adding the same record twice
+Kinds: ``result`` (``bench run``), ``evaluation`` (``bench eval``: given weights, e.g. an official
+checkpoint, on a real val split), ``latency`` (``bench latency``) and ``profile`` (params and MAdds
+the suite counted for a reported network, cached so the leaderboard stays a fast, pure function of
+the files). A measured record carries the commit it was made from; one made from a tree with
+uncommitted changes (commit ending in ``+dirty``) cannot be reproduced, so ``--add`` refuses it and
+``--check`` fails while one is in the store. File names are derived from the content, so adding the same record twice
 gives one file, and two different measurements never overwrite each other.
 """
 
@@ -18,7 +21,7 @@ from backbones.errors import UserError
 from benchmark.runs.records import read_record, write_json_atomic
 from tasks.facts import TASK_FACTS
 
-KINDS = ("result", "latency", "profile")
+KINDS = ("result", "evaluation", "latency", "profile")
 # The headline metric each task's result record must carry (percent).
 TASK_METRICS = {name: facts.metric for name, facts in TASK_FACTS.items()}
 
@@ -32,6 +35,18 @@ _REQUIRED: dict[str, dict[str, tuple[type, ...]]] = {
         "metrics": (dict,),
         "params": (int,),
         "madds": (int,),
+        "environment": (dict,),
+        "created": (str,),
+    },
+    "evaluation": {
+        "width": _NUMBER,
+        "resolution": (int,),
+        "num_classes": (int,),
+        "dataset": (dict,),
+        "metrics": (dict,),
+        "images": (int,),
+        "preset": (str,),
+        "weights": (dict,),
         "environment": (dict,),
         "created": (str,),
     },
@@ -83,13 +98,15 @@ def validate(record: dict[str, Any], path: str | Path) -> dict[str, Any]:
             expected = " or ".join(t.__name__ for t in types)
             got = "missing" if key not in record else f"{type(value).__name__} {value!r}"[:60]
             raise UserError(f"{path}: {kind} record field {key!r} must be {expected}, got {got}")
-    if kind == "result":
+    if kind in ("result", "evaluation"):
         metric = TASK_METRICS[task]
         value = record["metrics"].get(metric)
         if not isinstance(value, _NUMBER) or isinstance(value, bool):
-            raise UserError(f"{path}: {task} result record has no numeric metrics[{metric!r}]")
+            raise UserError(f"{path}: {task} {kind} record has no numeric metrics[{metric!r}]")
         if not isinstance(record["dataset"].get("synthetic"), bool):
-            raise UserError(f"{path}: result record field dataset.synthetic must be true or false")
+            raise UserError(f"{path}: {kind} record field dataset.synthetic must be true or false")
+    if kind == "evaluation" and not isinstance(record["weights"].get("source"), str):
+        raise UserError(f"{path}: evaluation record field weights.source must be a string")
     if kind == "latency" and record.get("accuracy") is not None and not isinstance(record["accuracy"], dict):
         raise UserError(f"{path}: latency record field 'accuracy' must be an object or null")
     return record
@@ -99,8 +116,8 @@ def load_record(path: str | Path) -> dict[str, Any]:
     return validate(read_record(path), path)
 
 
-def load_records(directory: str | Path) -> list[dict[str, Any]]:
-    """Every ``*.json`` under ``directory`` (recursively), validated, in file-name order.
+def load_store(directory: str | Path) -> list[tuple[Path, dict[str, Any]]]:
+    """Every ``*.json`` under ``directory`` (recursively) with its path, validated, in file-name order.
 
     A missing folder is an empty store (a fresh clone with no records yet).
     """
@@ -108,7 +125,25 @@ def load_records(directory: str | Path) -> list[dict[str, Any]]:
     if directory.exists() and not directory.is_dir():
         raise UserError(f"--records: {directory} is not a folder")
     paths = sorted(directory.rglob("*.json"), key=lambda p: p.relative_to(directory).as_posix())
-    return [load_record(path) for path in paths]
+    return [(path, load_record(path)) for path in paths]
+
+
+def load_records(directory: str | Path) -> list[dict[str, Any]]:
+    """The records of ``load_store`` without their paths."""
+    return [record for _, record in load_store(directory)]
+
+
+def dirty_reason(record: dict[str, Any]) -> str | None:
+    """Why a measured record cannot be traced to a commit (made from uncommitted changes), else None."""
+    environment = record.get("environment")
+    if not isinstance(environment, dict):
+        return None  # profile records: counts the leaderboard recomputes, no commit
+    commit = str(environment.get("commit") or "")
+    if commit.endswith("+dirty") or environment.get("dirty") is True:
+        return f"made from a tree with uncommitted changes (commit {commit or '?'})"
+    if not commit or commit == "unknown":
+        return "names no commit (made outside a git checkout)"
+    return None
 
 
 def _slug(text: str) -> str:
@@ -120,8 +155,21 @@ def content_digest(record: dict[str, Any]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()[:10]
 
 
+def weights_name(record: dict[str, Any]) -> str:
+    """The evaluated weights in a file name: the checkpoint's stem, or the source (``pretrained:torchvision``)."""
+    weights = record.get("weights") or {}
+    file = weights.get("file")
+    return Path(str(file)).stem if file else str(weights.get("source", "weights"))
+
+
+def dataset_slug(record: dict[str, Any]) -> str:
+    dataset = record.get("dataset") or {}
+    return str(dataset.get("name") or Path(str(dataset.get("root") or "data")).name)
+
+
 def record_name(record: dict[str, Any]) -> str:
-    """``<kind>-<task>-<backbone>-w<width>-r<res>[-<runtime>-t<threads>-b<batch>]-<digest>.json``.
+    """``<kind>-<task>-<backbone>-w<width>-r<res>[-<runtime>-t<threads>-b<batch>]-<digest>.json``;
+    evaluations: ``evaluation-<task>-<weights>-<preset>-<dataset>-n<images>[-<setting><value>]-<digest>.json``.
 
     Profile records are named by their key alone, so a recount replaces the old count.
     """
@@ -137,6 +185,9 @@ def record_name(record: dict[str, Any]) -> str:
     ]
     if kind == "latency":
         parts += [record["runtime"], f"t{record['threads']}", f"b{record['batch_size']}"]
+    if kind == "evaluation":
+        parts = [kind, record["task"], weights_name(record), record["preset"], dataset_slug(record),
+                 f"n{record['images']}", *[f"{k}{v}" for k, v in sorted((record.get("settings") or {}).items())]]  # fmt: skip
     return f"{_slug('-'.join(str(p) for p in parts))}-{content_digest(record)}.json"
 
 

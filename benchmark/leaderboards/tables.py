@@ -10,8 +10,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from benchmark.leaderboards.baselines import BASELINES, METRIC_LABELS, Baselines, Reported, number
-from benchmark.leaderboards.store import TASK_METRICS
+from benchmark.leaderboards.baselines import (
+    BASELINES,
+    FULL_VAL_IMAGES,
+    METRIC_LABELS,
+    Baselines,
+    Reported,
+    number,
+    official_checkpoint,
+)
+from benchmark.leaderboards.store import TASK_METRICS, weights_name
 from tasks.facts import TASK_FACTS, TASK_NAMES
 
 TASKS = TASK_NAMES
@@ -120,6 +128,44 @@ def latency_source(record: dict[str, Any]) -> str:
     return f"measured ({device_of(env)}, {runtime}, {env.get('commit', '?')})"
 
 
+# Dataset names as records store them -> as people write them.
+DATASET_NAMES = {"imagenet": "ImageNet", "coco": "COCO", "voc2012": "PASCAL VOC 2012", "voc2012+sbd": "PASCAL VOC 2012"}
+# Evaluation settings (record ``settings``) as words in a source label.
+SETTING_WORDS = {"max_detections": "{} detections per image", "nms_iou": "NMS IoU {}", "score_threshold": "score threshold {:g}"}
+
+
+def data_label(record: dict[str, Any]) -> str:
+    """``ImageNet val slice, 456 images``: a record on fewer images than the full val set says so."""
+    dataset = record["dataset"]
+    name = str(dataset.get("name") or "unknown dataset")
+    name = DATASET_NAMES.get(name.split(" ")[0].lower(), name) if not dataset.get("synthetic") else f"{name} [synthetic]"
+    images = record.get("images")
+    part = " slice" if isinstance(images, int) and images < FULL_VAL_IMAGES.get(record["task"], 0) else ""
+    return f"{name} {record.get('split', 'val')}{part}, {images} images"
+
+
+def weights_label(record: dict[str, Any]) -> str:
+    checkpoint = official_checkpoint(record)
+    if checkpoint is not None:
+        return checkpoint.label
+    weights = record["weights"]
+    if weights.get("file"):
+        return f"weights {weights_name(record)} ({weights['source']})"
+    return f"{weights['source']} weights"
+
+
+def settings_words(record: dict[str, Any]) -> list[str]:
+    settings = record.get("settings") or {}
+    return [SETTING_WORDS.get(key, key + " {}").format(value) for key, value in sorted(settings.items())]
+
+
+def evaluation_source(record: dict[str, Any]) -> str:
+    """``measured (ImageNet val slice, 456 images, official ... weights, tf-inception preset, commit abc)``."""
+    env = record["environment"]
+    parts = [data_label(record), weights_label(record), f"{record['preset']} preset", *settings_words(record)]
+    return f"measured ({', '.join(parts)}, PyTorch {env.get('torch', '?')}, commit {env.get('commit', '?')})"
+
+
 def reported_source(row: Reported) -> str:
     return f"reported ({row.source})"
 
@@ -130,6 +176,8 @@ def record_sort_key(record: dict[str, Any]) -> tuple:
         record["backbone"],
         width_of(record),
         record["resolution"],
+        str((record.get("weights") or {}).get("file", "")),
+        json.dumps(record.get("settings") or {}, sort_keys=True, default=str),
         json.dumps(record.get("config") or {}, sort_keys=True, default=str),
         str(record.get("runtime", "")),
         int(record.get("threads") or 0),
@@ -198,6 +246,50 @@ def measured_table(task: str, results: list[dict[str, Any]]) -> Table:
             result_source(record),
         ))  # fmt: skip
     return Table(f"{task}_measured", columns, tuple(rows))
+
+
+def evaluation_metrics(task: str) -> list[tuple[str, str]]:
+    """The two metrics an evaluation row shows: the headline one and the next (top-5, AP50, pixel acc)."""
+    return METRIC_COLUMNS[task][:1] + [m for m in METRIC_COLUMNS[task] if m[0] in ("top5", "map_50", "pixel_acc")]
+
+
+def _values(values: dict[str, Any], keys: list[str], decimals: int = 2) -> str:
+    return " / ".join(fmt_num(values.get(key), decimals) if not isinstance(values.get(key), str) else values[key]
+                      for key in keys)  # fmt: skip
+
+
+def evaluation_table(evaluations: list[dict[str, Any]], name: str = "real_data") -> Table:
+    """``bench eval`` records beside the same checkpoint's reported number and the official runtime's
+    number on the same images: the suite is judged against the runtime, not the full-set figure."""
+    columns = ("checkpoint", "suite model", "task", "metrics (%)", "measured by this suite", "95% CI (first metric)",
+               "official runtime, same images", "reported, full val set", "source")  # fmt: skip
+    rows = []
+    for record in evaluations:
+        metrics = evaluation_metrics(record["task"])
+        keys = [key for key, _ in metrics]
+        checkpoint = official_checkpoint(record)
+        reference = checkpoint.reference_for(record) if checkpoint else None
+        ci = (record.get("ci95") or {}).get(keys[0])
+        runtime = "–"
+        if reference is not None:
+            runtime = f"{_values(dict(reference.metrics), keys)} ({reference.runtime}; {reference.source})"
+        reported = "–"
+        if checkpoint is not None:
+            note = f"; {checkpoint.note}" if checkpoint.note else ""
+            printed = dict(checkpoint.reported)
+            reported = f"{' / '.join(printed.get(key, '–') for key in keys)} (reported: {checkpoint.source}{note})"
+        rows.append((
+            weights_name(record),
+            model_label(record),
+            record["task"],
+            " / ".join(title for _, title in metrics),
+            _values(record["metrics"], keys),
+            f"{fmt_num(ci[0])}–{fmt_num(ci[1])}" if isinstance(ci, list) and len(ci) == 2 else "–",
+            runtime,
+            reported,
+            evaluation_source(record),
+        ))  # fmt: skip
+    return Table(name, columns, tuple(rows))
 
 
 def accuracy_cell(accuracy: dict[str, Any] | None) -> str:
@@ -273,7 +365,7 @@ def reported_latency_table(rows: list[Reported]) -> Table:
 
 
 def split_records(records: Sequence[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
-    kinds: dict[str, list[dict[str, Any]]] = {"result": [], "latency": [], "profile": []}
+    kinds: dict[str, list[dict[str, Any]]] = {"result": [], "evaluation": [], "latency": [], "profile": []}
     for record in sorted(records, key=record_sort_key):
         kinds[record["kind"]].append(record)
     return kinds
@@ -288,6 +380,7 @@ def generate_tables(records: Sequence[dict[str, Any]], baselines: Baselines = BA
         results = [r for r in kinds["result"] if r["task"] == task]
         tables.append(measured_table(task, results))
         tables.append(reported_table(task, baselines.for_task(task), profiles))
+    tables.append(evaluation_table(kinds["evaluation"]))
     tables.append(latency_table(kinds["latency"]))
     tables.append(reported_latency_table(list(baselines.rows)))
     return tables
