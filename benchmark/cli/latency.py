@@ -130,7 +130,7 @@ def model_from_flags(task, args: argparse.Namespace, given: dict, checkpoint: st
         # Deployment choices a checkpoint does not fix: input size (the nets are fully convolutional) and data.
         cfg.update({k: given[k] for k in ("resolution", "data") if k in given})
         return cfg, model
-    if args.resolution is None and args.config is None:
+    if args.resolution is None and args.config is None and not given.get("weights"):  # a .tflite fixes its input size
         given = dict(given)
         given.setdefault("resolution", task.default_resolution)  # a training recipe's resolution is not a deployment's
     cfg = resolve_config(task, given, recipe=args.config)
