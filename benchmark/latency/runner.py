@@ -122,7 +122,9 @@ def measure_runtime(
         end_to_end = measure(lambda: task.postprocess(prepared(example), cfg), options.tier, clock=clock)
         postprocess = {"decode_nms": asdict(post), "end_to_end": asdict(end_to_end)}
     accuracy = None
-    mismatch = gate_class_mismatch(task.name, int(cfg["num_classes"]), images.num_classes)
+    # A label map (the official SSD's COCO 90-id map) ties the model's classes to the data's categories.
+    data_classes = None if cfg.get("label_map") else images.num_classes
+    mismatch = gate_class_mismatch(task.name, int(cfg["num_classes"]), data_classes)
     if options.accuracy_images > 0 and images.dataset is not None and mismatch:
         accuracy = GateResult(note=mismatch)
     elif options.accuracy_images > 0 and images.dataset is not None:
