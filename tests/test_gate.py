@@ -140,3 +140,19 @@ def test_gate_flags_a_broken_model_and_passes_a_faithful_one(task_name: str) -> 
     bad = run_gate(task, cfg, reference, broken, images)
     assert bad.verdict == FAIL and bad.flagged, bad
     assert bad.ratio < good.threshold
+
+
+@needs_realdata
+def test_latency_with_tflite_weights_keeps_the_files_input_size(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    import json
+
+    from benchmark.cli import main
+
+    ssd = REALDATA / "weights" / "ssd_mobilenet_v1_coco_quant.tflite"
+    code = main(["latency", "--task", "detection", "--weights", str(ssd), "--runtime", "eager", "--accuracy-images", "0",
+                 "--tier", "quick", "--warmup-runs", "1", "--warmup-seconds", "0", "--min-runs", "2", "--min-seconds", "0",
+                 "--json", "--output", str(tmp_path)])
+    assert code == 0
+    (record,) = json.loads(capsys.readouterr().out)
+    assert record["resolution"] == 300 and record["num_classes"] == 90  # the file's, not the task's default 320
+    assert record["weights"]["source"] == "tflite" and len(record["weights"]["sha256"]) == 64
