@@ -6,10 +6,21 @@ import argparse
 import sys
 
 from backbones.errors import UserError
-from benchmark.cli import evaluate, latency, leaderboard, listing, memory, predict, profile, run, sweep
+from benchmark.cli import (
+    evaluate,
+    export,
+    latency,
+    leaderboard,
+    listing,
+    memory,
+    predict,
+    profile,
+    run,
+    sweep,
+)
 from benchmark.cli.arguments import add_model_arguments, add_task_argument
 
-COMMANDS = [listing, profile, run, evaluate, predict, sweep, leaderboard, latency, memory]
+COMMANDS = [listing, profile, run, evaluate, predict, sweep, leaderboard, latency, export, memory]
 
 
 class OneLineParser(argparse.ArgumentParser):

@@ -39,6 +39,9 @@ def add_parser(sub, task_name: str) -> None:
     add("--max-seconds", type=float, help="stop the timed runs after this long even below --min-runs")
     add("--accuracy-images", type=int, default=256, help="validation images for the accuracy gate (0: no gate)")
     add("--calibration-images", type=int, default=32, help="images that calibrate static int8 quantization")
+    add("--tflite", action="append", default=[], metavar="FILE",
+        help="also time this .tflite file as its own row (litert-file, input in the file's own range) and, with "
+             "--data, gate it against eager fp32 (repeatable)")
     add("--json", action="store_true", help="print a JSON list, one object per runtime")
     add("--output", default=DEFAULT_OUTPUT, help=f"folder for the records (default {DEFAULT_OUTPUT})")
     parser.set_defaults(func=run)
@@ -46,20 +49,19 @@ def add_parser(sub, task_name: str) -> None:
 
 LATENCY_FLAGS = (
     "checkpoint", "runtime", "threads", "latency_batch_size", "tier", "warmup_runs", "warmup_seconds", "min_runs",
-    "min_seconds", "max_seconds", "accuracy_images", "calibration_images", "json", "output",
+    "min_seconds", "max_seconds", "accuracy_images", "calibration_images", "json", "output", "tflite",
 )
 
 
 def run(args: argparse.Namespace) -> int:
-    from backbones.errors import UserError
-    from benchmark.latency.record import record_file_name
+    from benchmark.latency.record import record_file_name, weights_provenance
     from benchmark.latency.runner import LatencyOptions, benchmark
     from benchmark.latency.runtimes import parse_runtimes
+    from benchmark.latency.runtimes.tflite_file import TfliteFileRuntime
     from benchmark.latency.timing import TIERS, custom_tier
-    from benchmark.runs.config import resolve_config
     from benchmark.runs.records import write_json_atomic
     from tasks import get_task
-    from tasks.base import load_checkpoint
+    from tasks.preprocessing import mean_std
 
     task = get_task(args.task)
     flags = command_values(args, LATENCY_FLAGS)
@@ -81,19 +83,13 @@ def run(args: argparse.Namespace) -> int:
         accuracy_images=flags["accuracy_images"],
         calibration_images=flags["calibration_images"],
     )
-    if flags["checkpoint"]:
-        for name in ("backbone", "width", "expansion", "output_stride", "num_classes", "config"):
-            if getattr(args, name, None) is not None:
-                flag = "--" + name.replace("_", "-")
-                raise UserError(f"{flag}: the checkpoint fixes the model; drop {flag} or --checkpoint")
-        cfg, model = load_checkpoint(flags["checkpoint"], task)
-        # Deployment choices a checkpoint does not fix: input size (the nets are fully convolutional) and data.
-        cfg.update({k: given[k] for k in ("resolution", "data") if k in given})
-    else:
-        if args.resolution is None and args.config is None:
-            given["resolution"] = task.default_resolution  # a training recipe's resolution is not a deployment's
-        cfg = resolve_config(task, given, recipe=args.config)
-        model = task.build_model(cfg)
+    files = [TfliteFileRuntime(path) for path in flags["tflite"]]
+    for runtime in files:
+        runtime.check_available()
+    cfg, model = model_from_flags(task, args, given, flags["checkpoint"])
+    for runtime in files:  # a given file is fed its own input range: the preset's normalisation undone
+        runtime.pixels = mean_std(cfg.get("preset") or "torchvision")
+    weights = weights_provenance(cfg, flags["checkpoint"])
     output = Path(flags["output"])
     as_json = flags["json"]
 
@@ -109,12 +105,36 @@ def run(args: argparse.Namespace) -> int:
             f"{options.threads} thread(s), tier {tier.name} (>= {tier.min_runs} runs and {tier.min_s:g} s)",
             file=sys.stderr,
         )
-    records = benchmark(task, cfg, model, options, on_record=save)
+    records = benchmark(task, cfg, model, options, on_record=save, extra_runtimes=files, weights=weights)
     if as_json:
         print(json.dumps([r.to_json() for r in records], sort_keys=True, default=str))
     else:
         print(format_table(records))
     return 0
+
+
+def model_from_flags(task, args: argparse.Namespace, given: dict, checkpoint: str | None):
+    """The config and model a deployment command measures or exports: a ``bench run`` checkpoint
+    (its config fixes the network; input size and data may change), else the flags (``--weights``
+    FILE.tflite included) at the task's deployment resolution."""
+    from backbones.errors import UserError
+    from benchmark.runs.config import resolve_config
+    from tasks.base import load_checkpoint
+
+    if checkpoint:
+        for name in ("backbone", "width", "expansion", "output_stride", "num_classes", "config", "weights"):
+            if getattr(args, name, None) is not None:
+                flag = "--" + name.replace("_", "-")
+                raise UserError(f"{flag}: the checkpoint fixes the model; drop {flag} or --checkpoint")
+        cfg, model = load_checkpoint(checkpoint, task)
+        # Deployment choices a checkpoint does not fix: input size (the nets are fully convolutional) and data.
+        cfg.update({k: given[k] for k in ("resolution", "data") if k in given})
+        return cfg, model
+    if args.resolution is None and args.config is None and not given.get("weights"):  # a .tflite fixes its input size
+        given = dict(given)
+        given.setdefault("resolution", task.default_resolution)  # a training recipe's resolution is not a deployment's
+    cfg = resolve_config(task, given, recipe=args.config)
+    return cfg, task.build_model(cfg)
 
 
 def format_row(record, baseline) -> str:
@@ -133,12 +153,16 @@ def format_accuracy(gate) -> str:
         return gate.note
     if gate.basis == "reference":
         return f"{gate.metric} {gate.value:.2f} (reference)"
+    if gate.value is None:
+        return "-"
     parts = [f"{gate.metric} {gate.value:.2f}"]
     parts.append(f"ratio {gate.ratio:.3f}" if gate.ratio is not None else "ratio n/a")
     if gate.agreement is not None:
         parts.append(f"agree {gate.agreement:.1f}%")
     parts.append(f"maxdiff {gate.max_abs_diff:.3g}")
-    if gate.flagged:
+    if gate.verdict:
+        parts.append(gate.verdict.upper() + (f" ({gate.reason})" if gate.reason else ""))
+    elif gate.flagged:
         parts.append("FLAGGED")
     return ", ".join(parts)
 

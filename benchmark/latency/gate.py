@@ -11,14 +11,12 @@ import torch
 from torch import nn
 from torch.utils import _pytree as pytree
 
-from tasks.facts import TASK_FACTS
+from tasks.facts import TASK_FACTS, weak_reference
+
 
 # --------------------------------------------------------------------------------------------
 # Accuracy gate: a runtime's outputs against eager fp32 on the task's validation data
 # --------------------------------------------------------------------------------------------
-MIN_REFERENCE = 1.0
-
-
 def tensor_leaves(outputs: Any) -> list[torch.Tensor]:
     return [leaf for leaf in pytree.tree_leaves(outputs) if isinstance(leaf, torch.Tensor)]
 
@@ -120,19 +118,38 @@ def fixed_batch(forward: Callable[[torch.Tensor], Any], batch_size: int) -> Call
     return run
 
 
+# Verdicts of a non-reference runtime: it passes only when every target is met against a reference
+# strong enough to judge; a weak reference gives "not judged", which never passes.
+PASS, FAIL, NOT_JUDGED, REFERENCE = "pass", "fail", "not judged", "reference"
+
+
 @dataclass(frozen=True)
 class GateResult:
-    metric: str | None
-    value: float | None
-    reference: float | None
+    metric: str | None = None
+    value: float | None = None
+    reference: float | None = None
+    ratio: float | None = None
+    threshold: float | None = None
+    agreement: float | None = None
+    max_abs_diff: float | None = None
+    images: int | None = None
+    # True unless the runtime passed (a failed target, or no judgement): a flagged row never passes.
+    flagged: bool | None = None
+    basis: str | None = None
+    note: str | None = None
+    verdict: str | None = None
+    agreement_target: float | None = None
+    # Why the runtime failed or was not judged (the targets it missed, the weak reference).
+    reason: str | None = None
+
+
+@dataclass(frozen=True)
+class Verdict:
     ratio: float | None
-    threshold: float | None
-    agreement: float | None
-    max_abs_diff: float | None
-    images: int | None
+    verdict: str | None
     flagged: bool | None
     basis: str | None
-    note: str | None = None
+    reason: str | None = None
 
 
 def gate_target(task_name: str) -> float | None:
@@ -141,18 +158,29 @@ def gate_target(task_name: str) -> float | None:
     return facts.gate_target if facts else None
 
 
-def gate_verdict(task_name: str, metric: str, value: float, reference: float, agreement: float | None) -> tuple[float | None, bool | None, str | None]:
-    """Ratio to fp32 and the flag: the metric ratio when the reference means something, else label
-    agreement with eager (untrained models on synthetic data score ~0, so a ratio is undefined)."""
-    threshold = gate_target(task_name)
-    ratio = value / reference if reference >= MIN_REFERENCE else None
-    if threshold is None:
-        return ratio, None, None
-    if ratio is not None:
-        return ratio, ratio < threshold, f"{metric} ratio"
-    if agreement is not None:
-        return None, agreement < 100.0 * threshold, "agreement"
-    return None, None, None
+def gate_verdict(
+    task_name: str, metric: str, value: float, reference: float, agreement: float | None, num_classes: int
+) -> Verdict:
+    """Judge a runtime: its metric ratio to eager fp32 AND its label agreement with eager must reach the
+    task's targets (detection: the COCO mAP ratio alone). Against a reference too weak to mean
+    anything (``tasks.facts.weak_reference``: below a floor or 2x chance) the row is not judged."""
+    facts = TASK_FACTS.get(task_name)
+    ratio = value / reference if reference > 0 else None
+    if facts is None:
+        return Verdict(ratio, None, None, None)
+    basis = f"{metric} ratio" + (" and agreement" if facts.agreement_target is not None else "")
+    weak = weak_reference(task_name, reference, num_classes)
+    if weak:
+        return Verdict(ratio, NOT_JUDGED, True, basis, weak)
+    missed = []
+    if ratio is None or ratio < facts.gate_target:
+        missed.append(f"{metric} ratio {ratio:.3f} < {facts.gate_target:g}" if ratio is not None else f"{metric} ratio undefined")
+    if facts.agreement_target is not None:
+        if agreement is None:
+            missed.append("agreement not measured")
+        elif agreement < facts.agreement_target:
+            missed.append(f"agreement {agreement:.1f} % < {facts.agreement_target:g} %")
+    return Verdict(ratio, FAIL if missed else PASS, bool(missed), basis, "; ".join(missed) or None)
 
 
 def gate_class_mismatch(task_name: str, model_classes: int, data_classes: int | None) -> str | None:
@@ -182,7 +210,8 @@ def run_gate(
             reference.metrics = task.evaluate_callable(reference.recording_forward(), cfg, max_images)
         if forward is None:
             value = float(reference.metrics[metric])
-            return GateResult(metric, value, value, None, None, None, None, reference.metrics.get("images"), False, "reference")
+            return GateResult(metric, value, value, None, None, None, None, reference.metrics.get("images"), False,
+                              REFERENCE, verdict=REFERENCE)
         facts = TASK_FACTS.get(task.name)
         comparison = OutputComparison(facts.class_dim if facts else None)
         index = iter(range(1 << 62))
@@ -195,13 +224,13 @@ def run_gate(
 
         metrics = task.evaluate_callable(paired, cfg, max_images)
     except NotImplementedError:
-        return GateResult(None, None, None, None, None, None, None, None, None, None, f"task {task.name!r} has no evaluate_callable")
+        return GateResult(note=f"task {task.name!r} has no evaluate_callable")
     value, ref = float(metrics[metric]), float(reference.metrics[metric])
     agreement = comparison.agreement()
-    ratio, flagged, basis = gate_verdict(task.name, metric, value, ref, agreement)
+    judged = gate_verdict(task.name, metric, value, ref, agreement, int(cfg.get("num_classes") or 0))
+    facts = TASK_FACTS.get(task.name)
     return GateResult(
-        metric, value, ref, ratio, gate_target(task.name), agreement, comparison.max_abs_diff,
-        metrics.get("images"), flagged, basis,
+        metric, value, ref, judged.ratio, gate_target(task.name), agreement, comparison.max_abs_diff,
+        metrics.get("images"), judged.flagged, judged.basis, verdict=judged.verdict,
+        agreement_target=facts.agreement_target if facts else None, reason=judged.reason,
     )
-
-

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 import random
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
 from benchmark.latency.gate import GateResult
@@ -42,6 +44,8 @@ class LatencyRecord:
     memory: dict[str, Any]
     details: dict[str, Any]
     environment: dict[str, Any]
+    # What was timed: {"source": "tflite" | "checkpoint" | "torchvision" | "random init", "file", "sha256"}.
+    weights: dict[str, Any] | None = None
     created: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
 
     def to_json(self) -> dict[str, Any]:
@@ -54,3 +58,25 @@ class LatencyRecord:
 def record_file_name(record: LatencyRecord) -> str:
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
     return f"{record.task}-{record.backbone}-{record.runtime}-{stamp}-{random.randbytes(3).hex()}.json"
+
+
+def file_sha256(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def weights_provenance(cfg: dict[str, Any], checkpoint: str | None = None) -> dict[str, Any]:
+    """Where the timed weights came from, with the file's sha256: a ``bench run`` checkpoint, an
+    official ``.tflite``, torchvision's ImageNet weights, or the backbone's random initialisation."""
+    if checkpoint:
+        return {"source": "checkpoint", "file": Path(checkpoint).name, "sha256": file_sha256(checkpoint)}
+    weights = cfg.get("weights") or cfg.get("pretrained")
+    if weights in (None, "none"):
+        return {"source": "random init", "file": None, "sha256": None}
+    if Path(str(weights)).is_file():
+        source = "tflite" if Path(weights).suffix == ".tflite" else "checkpoint"
+        return {"source": source, "file": Path(weights).name, "sha256": file_sha256(weights)}
+    return {"source": str(weights), "file": None, "sha256": None}

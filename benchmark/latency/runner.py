@@ -15,7 +15,7 @@ from backbones.errors import UserError
 from benchmark.latency.gate import EagerReference, GateResult, fixed_batch, gate_class_mismatch, run_gate
 from benchmark.latency.inputs import TaskImages, calibration_batches, load_task_images
 from benchmark.latency.record import LatencyRecord
-from benchmark.latency.runtimes import get_runtime
+from benchmark.latency.runtimes import Runtime, get_runtime
 from benchmark.latency.timing import TIERS, Clock, Tier, measure
 from benchmark.memory import peak as memory
 from benchmark.runs.records import environment
@@ -55,18 +55,21 @@ def benchmark(
     *,
     clock: Clock = time.perf_counter,
     on_record: Callable[[LatencyRecord], None] | None = None,
+    extra_runtimes: Sequence[Runtime] = (),
+    weights: dict[str, Any] | None = None,
 ) -> list[LatencyRecord]:
-    """Measure ``model`` under each runtime of ``options``; records come back in the same order."""
-    runtimes = [get_runtime(name) for name in options.runtimes]
+    """Measure ``model`` under each runtime of ``options`` and then each of ``extra_runtimes`` (a given
+    ``.tflite`` file); records come back in the same order, each naming the ``weights`` timed."""
+    runtimes = [get_runtime(name) for name in options.runtimes] + list(extra_runtimes)
     threads_before = torch.get_num_threads()
     torch.set_num_threads(options.threads)
     try:
-        return _benchmark(task, cfg, model.eval(), runtimes, options, clock, on_record)
+        return _benchmark(task, cfg, model.eval(), runtimes, options, clock, on_record, weights)
     finally:
         torch.set_num_threads(threads_before)
 
 
-def _benchmark(task, cfg, model, runtimes, options, clock, on_record) -> list[LatencyRecord]:
+def _benchmark(task, cfg, model, runtimes, options, clock, on_record, weights) -> list[LatencyRecord]:
     images = load_task_images(task, cfg, options.batch_size)
     needs_calibration = any(r.needs_calibration for r in runtimes)
     calibration, calibration_info = (
@@ -77,7 +80,7 @@ def _benchmark(task, cfg, model, runtimes, options, clock, on_record) -> list[La
     for runtime in runtimes:
         record = measure_runtime(
             runtime, task, cfg, model, images, options, reference,
-            calibration=calibration, calibration_info=calibration_info, clock=clock,
+            calibration=calibration, calibration_info=calibration_info, clock=clock, weights=weights,
         )
         records.append(record)
         if on_record is not None:
@@ -98,6 +101,7 @@ def measure_runtime(
     calibration: Sequence[torch.Tensor] = (),
     calibration_info: dict[str, Any] | None = None,
     clock: Clock = time.perf_counter,
+    weights: dict[str, Any] | None = None,
 ) -> LatencyRecord:
     """Prepare one runtime (timed as init), time it, time post-processing, run the accuracy gate."""
     example = images.example
@@ -118,9 +122,11 @@ def measure_runtime(
         end_to_end = measure(lambda: task.postprocess(prepared(example), cfg), options.tier, clock=clock)
         postprocess = {"decode_nms": asdict(post), "end_to_end": asdict(end_to_end)}
     accuracy = None
-    mismatch = gate_class_mismatch(task.name, int(cfg["num_classes"]), images.num_classes)
+    # A label map (the official SSD's COCO 90-id map) ties the model's classes to the data's categories.
+    data_classes = None if cfg.get("label_map") else images.num_classes
+    mismatch = gate_class_mismatch(task.name, int(cfg["num_classes"]), data_classes)
     if options.accuracy_images > 0 and images.dataset is not None and mismatch:
-        accuracy = GateResult(*[None] * 10, note=mismatch)
+        accuracy = GateResult(note=mismatch)
     elif options.accuracy_images > 0 and images.dataset is not None:
         gate_cfg = dict(cfg, num_workers=0, batch_size=max(options.batch_size, 8))
         forward = None if runtime.is_reference else prepared
@@ -154,4 +160,5 @@ def measure_runtime(
         memory={"inference_peak_mb": peak.growth_mb, "init_mb": init_memory, "method": peak.method},
         details=details,
         environment=environment(prepared.device),
+        weights=weights,
     )

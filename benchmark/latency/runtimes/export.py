@@ -7,7 +7,9 @@ from ``bench export`` is the one the leaderboard measured.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sys
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -121,7 +123,8 @@ def convert_openvino(
 
         _require_calibration("openvino", calibration)
         batches = rebatch(calibration, example.shape[0])
-        with warnings.catch_warnings():
+        # NNCF draws its progress bars on stdout, which would corrupt `bench latency --json`.
+        with warnings.catch_warnings(), contextlib.redirect_stdout(sys.stderr):
             warnings.simplefilter("ignore")
             ov_model = nncf.quantize(
                 ov_model,

@@ -73,13 +73,50 @@ def _output_order(interpreter: Any) -> list[int]:
     return [detail["index"] for detail in interpreter.get_output_details()]
 
 
-def prepare_tflite_file(path: str | Path, threads: int = 1, *, spec: pytree.TreeSpec | None = None) -> Prepared:
+def input_converter(
+    detail: dict[str, Any], path: Path, pixels: tuple[tuple[float, ...], tuple[float, ...]] | None = None
+) -> Callable[[torch.Tensor], np.ndarray]:
+    """The suite's NCHW float batch -> the array the file's input (``detail``) takes (see
+    ``prepare_tflite_file`` for the ranges)."""
+    shape = tuple(int(s) for s in detail["shape"])
+    nhwc = len(shape) == 4 and shape[-1] in (1, 3) and shape[1] not in (1, 3)
+    in_dtype = np.dtype(detail["dtype"])
+    in_scale, in_zero = detail["quantization"]
+
+    def to_input(x: torch.Tensor) -> np.ndarray:
+        x = x.detach().cpu().float()
+        if nhwc:
+            x = x.permute(0, 2, 3, 1)
+        if tuple(x.shape) != shape:
+            raise UserError(f"{path}: the model takes input shape {list(shape)}, got {list(x.shape)}")
+        array = x.contiguous().numpy()
+        if pixels is not None and in_dtype == np.uint8:
+            mean, std = (np.asarray(v, np.float32) for v in pixels)
+            return np.ascontiguousarray(np.clip(np.round((array * std + mean) * 255.0), 0, 255).astype(np.uint8))
+        if in_dtype.kind in "iu" and in_scale:
+            limits = np.iinfo(in_dtype)
+            array = np.clip(np.round(array / in_scale) + in_zero, limits.min, limits.max)
+        return np.ascontiguousarray(array.astype(in_dtype))
+
+    return to_input
+
+
+def prepare_tflite_file(
+    path: str | Path,
+    threads: int = 1,
+    *,
+    spec: pytree.TreeSpec | None = None,
+    pixels: tuple[tuple[float, ...], tuple[float, ...]] | None = None,
+) -> Prepared:
     """A ``.tflite`` file as a timed callable on the suite's NCHW float batch.
 
     The float input is taken to be in the file's float domain; a quantized input (the official
     uint8 checkpoints) is quantized with the file's scale and zero point, an NHWC input gets the
-    batch transposed, and quantized outputs are dequantized. Outputs: ``spec``'s structure, else
-    one tensor or a tuple. ``bind`` times copying the prepared input in plus ``invoke``.
+    batch transposed, and quantized outputs are dequantized. ``pixels`` (the preset's mean and std
+    on the 0..1 scale): the batch is the suite's normalised image, and a uint8 input gets the
+    rounded 0..255 pixels back (the file's own range, as its publisher feeds it). Outputs:
+    ``spec``'s structure, else one tensor or a tuple. ``bind`` times copying the prepared input in
+    plus ``invoke``.
     """
     from ai_edge_litert.interpreter import Interpreter
 
@@ -95,23 +132,11 @@ def prepare_tflite_file(path: str | Path, threads: int = 1, *, spec: pytree.Tree
         raise UserError(f"{path}: the model has {len(inputs)} inputs; only single-image models can be timed")
     (detail,) = inputs
     shape = tuple(int(s) for s in detail["shape"])
-    nhwc = len(shape) == 4 and shape[-1] in (1, 3) and shape[1] not in (1, 3)
     in_dtype = np.dtype(detail["dtype"])
     in_scale, in_zero = detail["quantization"]
+    to_input = input_converter(detail, path, pixels)
     order = _output_order(interpreter)
     out_quant = {d["index"]: d["quantization"] for d in interpreter.get_output_details()}
-
-    def to_input(x: torch.Tensor) -> np.ndarray:
-        x = x.detach().cpu().float()
-        if nhwc:
-            x = x.permute(0, 2, 3, 1)
-        if tuple(x.shape) != shape:
-            raise UserError(f"{path}: the model takes input shape {list(shape)}, got {list(x.shape)}")
-        array = x.contiguous().numpy()
-        if in_dtype.kind in "iu" and in_scale:
-            limits = np.iinfo(in_dtype)
-            array = np.clip(np.round(array / in_scale) + in_zero, limits.min, limits.max)
-        return np.ascontiguousarray(array.astype(in_dtype))
 
     def read(index: int) -> torch.Tensor:
         value = interpreter.get_tensor(index)
