@@ -308,7 +308,10 @@ def accuracy_cell(accuracy: dict[str, Any] | None) -> str:
     if isinstance(accuracy.get("agreement"), int | float):
         parts.append(f"agree {accuracy['agreement']:.1f}%")
     text = ", ".join(parts)
-    return text + (" FLAGGED" if accuracy.get("flagged") else "")
+    verdict = accuracy.get("verdict")  # records before the judging gate carry only ``flagged``
+    if verdict in ("fail", "not judged"):
+        return f"{text} {verdict.upper()}" + (f" ({accuracy['reason']})" if accuracy.get("reason") else "")
+    return text + (" FLAGGED" if accuracy.get("flagged") and verdict is None else "")
 
 
 def postprocess_cell(value: Any) -> str:
