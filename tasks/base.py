@@ -150,6 +150,9 @@ class BenchDataModule(L.LightningDataModule):
     """A datamodule over a dataset root or, with ``root=None``, the task's embedded synthetic set;
     it can say what data it holds (for records and 'synthetic' labels)."""
 
+    # Seeds the training order and augmentation (``tasks.resumable``); ``bench run`` sets the run's --seed.
+    seed: int = 0
+
     def __init__(
         self, root: str | None, *, resolution: int, batch_size: int, num_workers: int, on_bad_sample: str = "error"
     ) -> None:
@@ -195,18 +198,20 @@ class BenchDataModule(L.LightningDataModule):
 
     def loader(self, dataset: Any, *, train: bool, collate_fn: Any) -> torch.utils.data.DataLoader:
         """The DataLoader of every task: training shuffled, its last short batch dropped (BatchNorm never
-        sees a batch of 1); evaluation in order, split across DDP ranks without padding (``eval_sampler``)."""
-        return torch.utils.data.DataLoader(
-            dataset,
-            batch_size=self.batch_size,
-            shuffle=train,
-            sampler=None if train else eval_sampler(dataset),
-            num_workers=self.num_workers,
-            pin_memory=torch.cuda.is_available(),
-            persistent_workers=self.num_workers > 0,
-            drop_last=train and len(dataset) > self.batch_size,
-            collate_fn=collate_fn,
-        )
+        sees a batch of 1) and resumable mid-epoch (``tasks.resumable``); evaluation in order, split across
+        DDP ranks without padding (``eval_sampler``)."""
+        options = {
+            "batch_size": self.batch_size,
+            "num_workers": self.num_workers,
+            "pin_memory": torch.cuda.is_available(),
+            "persistent_workers": self.num_workers > 0,
+            "collate_fn": collate_fn,
+        }
+        if train:
+            from tasks.resumable import ResumableLoader
+
+            return ResumableLoader(dataset, seed=self.seed, drop_last=len(dataset) > self.batch_size, **options)
+        return torch.utils.data.DataLoader(dataset, sampler=eval_sampler(dataset), **options)
 
     def dataset_info(self) -> dict[str, Any]:
         """``{"name", "root", "synthetic", "splits": {split: size}}``; call after ``setup``."""

@@ -43,6 +43,8 @@ GENERAL_DEFAULTS: dict[str, Any] = {
     "ema_decay": None,
     "label_smoothing": 0.0,
     "seed": 0,
+    # torch.use_deterministic_algorithms (Lightning's Trainer(deterministic=True)): bit-reproducible runs.
+    "deterministic": False,
     "devices": 1,
     "accelerator": "auto",
     "strategy": "auto",

@@ -19,6 +19,7 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from backbones.errors import UserError
 from benchmark.runs.records import SCHEMA_VERSION, environment, write_json_atomic, write_text_atomic
+from tasks.resumable import ResumeState
 
 LOGGERS = ("wandb", "csv", "tensorboard", "none")
 
@@ -109,6 +110,7 @@ def make_trainer(cfg: dict[str, Any], **options: Any) -> L.Trainer:
             strategy=cfg["strategy"],
             num_nodes=cfg["num_nodes"],
             precision=cfg["precision"],
+            deterministic=bool(cfg.get("deterministic")),
             **options,
         )
     except (ValueError, TypeError, MisconfigurationException) as error:
@@ -197,6 +199,8 @@ def run(cfg: dict[str, Any]) -> dict[str, Any]:
         ModelCheckpoint(dirpath=checkpoints, filename="best", monitor=monitor, mode="max", save_last=True),
         ModelCheckpoint(dirpath=checkpoints, filename="step", every_n_train_steps=cfg.get("checkpoint_every") or 50),
         OnExceptionCheckpoint(dirpath=checkpoints, filename=INTERRUPTED),
+        # The data loader's position and the RNG states, so --resume repeats the uninterrupted run.
+        ResumeState(),
     ]
     trainer = make_trainer(
         cfg,
@@ -211,6 +215,7 @@ def run(cfg: dict[str, Any]) -> dict[str, Any]:
     L.seed_everything(cfg["seed"], workers=True, verbose=False)
 
     datamodule = task.build_datamodule(cfg)
+    datamodule.seed = cfg["seed"]
     datamodule.prepare_data()
     datamodule.setup("fit")
     if not cfg.get("num_classes_given"):
