@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import random
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
@@ -12,6 +11,7 @@ from typing import Any
 from benchmark.latency.gate import GateResult
 from benchmark.latency.timing import LatencyStats
 from benchmark.runs.records import SCHEMA_VERSION
+from tasks.weights.tflite_import import sha256_of
 
 
 # --------------------------------------------------------------------------------------------
@@ -60,23 +60,15 @@ def record_file_name(record: LatencyRecord) -> str:
     return f"{record.task}-{record.backbone}-{record.runtime}-{stamp}-{random.randbytes(3).hex()}.json"
 
 
-def file_sha256(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def weights_provenance(cfg: dict[str, Any], checkpoint: str | None = None) -> dict[str, Any]:
     """Where the timed weights came from, with the file's sha256: a ``bench run`` checkpoint, an
     official ``.tflite``, torchvision's ImageNet weights, or the backbone's random initialisation."""
     if checkpoint:
-        return {"source": "checkpoint", "file": Path(checkpoint).name, "sha256": file_sha256(checkpoint)}
+        return {"source": "checkpoint", "file": Path(checkpoint).name, "sha256": sha256_of(checkpoint)}
     weights = cfg.get("weights") or cfg.get("pretrained")
     if weights in (None, "none"):
         return {"source": "random init", "file": None, "sha256": None}
     if Path(str(weights)).is_file():
         source = "tflite" if Path(weights).suffix == ".tflite" else "checkpoint"
-        return {"source": source, "file": Path(weights).name, "sha256": file_sha256(weights)}
+        return {"source": source, "file": Path(weights).name, "sha256": sha256_of(weights)}
     return {"source": str(weights), "file": None, "sha256": None}

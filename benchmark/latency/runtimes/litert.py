@@ -73,6 +73,20 @@ def _output_order(interpreter: Any) -> list[int]:
     return [detail["index"] for detail in interpreter.get_output_details()]
 
 
+def dequantizing_reader(interpreter: Any, details: list[dict[str, Any]]) -> Callable[[int], torch.Tensor]:
+    """``read(tensor index)``: the interpreter's tensor as float32, dequantized where it is 8-bit."""
+    quantization = {d["index"]: d["quantization"] for d in details}
+
+    def read(index: int) -> torch.Tensor:
+        value = interpreter.get_tensor(index)
+        scale, zero = quantization[index]
+        if value.dtype.kind in "iu" and scale:
+            return torch.from_numpy((value.astype(np.float32) - zero) * scale)
+        return torch.from_numpy(value.astype(np.float32, copy=True))
+
+    return read
+
+
 def input_converter(
     detail: dict[str, Any], path: Path, pixels: tuple[tuple[float, ...], tuple[float, ...]] | None = None
 ) -> Callable[[torch.Tensor], np.ndarray]:
@@ -136,14 +150,7 @@ def prepare_tflite_file(
     in_scale, in_zero = detail["quantization"]
     to_input = input_converter(detail, path, pixels)
     order = _output_order(interpreter)
-    out_quant = {d["index"]: d["quantization"] for d in interpreter.get_output_details()}
-
-    def read(index: int) -> torch.Tensor:
-        value = interpreter.get_tensor(index)
-        scale, zero = out_quant[index]
-        if value.dtype.kind in "iu" and scale:
-            return torch.from_numpy((value.astype(np.float32) - zero) * scale)
-        return torch.from_numpy(value.astype(np.float32, copy=True))
+    read = dequantizing_reader(interpreter, interpreter.get_output_details())
 
     def forward(x: torch.Tensor) -> Any:
         interpreter.set_tensor(detail["index"], to_input(x))

@@ -24,7 +24,7 @@ from torch.utils import _pytree as pytree
 from backbones.errors import UserError
 from benchmark.latency.runtimes.base import Prepared, Runtime, output_spec
 from benchmark.latency.runtimes.export import missing_extra
-from benchmark.latency.runtimes.litert import input_converter, prepare_tflite_file
+from benchmark.latency.runtimes.litert import dequantizing_reader, input_converter, prepare_tflite_file
 from tasks.detection.tflite_import import TF_TO_SUITE_CODES
 
 # Final ops whose inputs are the raw outputs the suite's evaluation takes.
@@ -106,7 +106,7 @@ class TfliteFileRuntime(Runtime):
     def prepare(self, model: nn.Module, example: torch.Tensor, *, threads: int = 1, calibration=()) -> Prepared:
         from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
-        from benchmark.latency.record import file_sha256
+        from tasks.weights.tflite_import import sha256_of
 
         timed = prepare_tflite_file(self.path, threads, pixels=self.pixels)
         with torch.no_grad():
@@ -121,15 +121,8 @@ class TfliteFileRuntime(Runtime):
         gate.allocate_tensors()
         (input_detail,) = gate.get_input_details()
         raw, final_op = raw_output_tensors(gate._get_ops_details(), {d["index"] for d in gate.get_output_details()})
-        quantization = {d["index"]: d["quantization"] for d in gate.get_tensor_details()}
+        read = dequantizing_reader(gate, gate.get_tensor_details())
         to_input = input_converter(input_detail, self.path, self.pixels)
-
-        def read(index: int) -> torch.Tensor:
-            value = gate.get_tensor(index)
-            scale, zero = quantization[index]
-            if value.dtype.kind in "iu" and scale:
-                return torch.from_numpy((value.astype(np.float32) - zero) * scale)
-            return torch.from_numpy(value.astype(np.float32, copy=True))
 
         def forward(x: torch.Tensor) -> Any:
             gate.set_tensor(input_detail["index"], to_input(x))
@@ -139,7 +132,7 @@ class TfliteFileRuntime(Runtime):
         forward(example)  # a file that does not match the suite's model fails here, as a one-line error
         details = dict(timed.details)
         details.update(
-            tflite_sha256=file_sha256(self.path),
+            tflite_sha256=sha256_of(self.path),
             gate_reads="inputs of " + final_op if final_op else "the file's outputs",
             gate_kernels="TFLite builtin (no delegate), all tensors kept",
         )
