@@ -20,6 +20,7 @@ from torch import nn
 
 from backbones.errors import UserError
 from benchmark.latency.runtimes.base import FlatOutputs, fold_batchnorm, missing_package
+from benchmark.latency.runtimes.int8_weights import prepare_int8_weights
 from benchmark.latency.runtimes.onnxruntime import OnnxRuntime, export_onnx
 from benchmark.runs.records import git_commit, write_json_atomic
 
@@ -72,13 +73,16 @@ def export_tflite(
     import litert_torch
 
     flat = FlatOutputs(fold_batchnorm(model)).eval()
+    if int8:
+        _require_calibration("tflite", calibration)
+        prepare_int8_weights(flat, calibration)
     float_path = path.with_name(path.stem + ".fp32.tflite") if int8 else path
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         litert_torch.convert(flat, (example,)).export(str(float_path))
     details: dict[str, Any] = {"converter": "litert-torch", "tflite_bytes_fp32": float_path.stat().st_size}
     if int8:
-        _require_calibration("tflite", calibration)
+        details["weight_preparation"] = "dead channels lifted for the int32 bias; bias corrected for weight rounding"
         details.update(quantize_tflite(float_path, path, rebatch(calibration, example.shape[0])))
         float_path.unlink()
     details["tflite_bytes"] = path.stat().st_size
