@@ -82,16 +82,17 @@ def test_official_tflite_file_and_its_weights_in_the_suite_model() -> None:
     if not root:
         pytest.skip("BENCH_REALDATA is not set")
     needs("litert")
-    from benchmark.latency.deploy_compare import OFFICIAL, load_images
-    from tasks.weights.tflite_import import import_tflite
+    from benchmark.latency.deploy_compare import SUBJECTS, prepare_subject
 
-    images = load_images(Path(root))[::57]  # 8 images over many classes
-    official = prepare_tflite_file(Path(root) / OFFICIAL, threads=1)
+    subject = SUBJECTS["mnv2-224"]
+    data = prepare_subject(subject, Path(root))  # the suite's model with the file's weights, its preset's images
+    images = data.check[::25]  # 8 images over many classes
+    official = prepare_tflite_file(Path(root) / subject.weights, threads=1)
     assert official.details["input"]["dtype"] == "uint8" and official.static_batch == 1
     probabilities = torch.cat([official(images[i : i + 1]) for i in range(images.shape[0])])
     assert probabilities.shape == (8, 1001) and ((probabilities.sum(1) - 1).abs() < 0.1).all()  # uint8 softmax, 1/256 steps
     with torch.no_grad():
-        logits = import_tflite(Path(root) / OFFICIAL, task="classification")[0](images)
+        logits = data.model(images)
     # The suite drops the file's background logit 0: suite class i is file logit i + 1.
     assert (logits.argmax(1) + 1 == probabilities.argmax(1)).float().mean() >= 7 / 8
 

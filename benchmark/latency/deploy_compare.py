@@ -1,15 +1,20 @@
 """Side by side: the suite's CPU runtimes against the deployment tools used plainly, one process.
 
-``python -m benchmark.latency.deploy_compare [--threads 2] [--rounds 5] [--runs 30]``
+``python -m benchmark.latency.deploy_compare [--subject mnv2-224,ssdlite-mnv2-320,deeplabv3-mnv2-513]
+[--threads 2] [--rounds 3] [--round-seconds 1]``
 
-MobileNetV2 1.0 at 224, batch 1. The suite's runtimes run the suite's model (with the official
-TFLite checkpoint's weights when ``BENCH_REALDATA`` or ``/work/shared/realdata`` holds them, else
-random weights); the outside baselines are torchvision's ``mobilenet_v2`` through each tool's
-plain path (``torch.onnx.export`` + ONNX Runtime, ``openvino.convert_model`` + the latency hint,
-``litert_torch.convert`` + the LiteRT interpreter). Runtimes are timed in interleaved rounds so
-that load from other processes hits all of them alike; p50 over all rounds. Prints the issue 12
-acceptance ratios: fastest suite fp32 / fastest outside baseline (target <= 1.0) and fastest suite
-int8 / fastest suite fp32 (target <= 0.6, with >= 95 % top-1 agreement with fp32 on real images).
+The issue 12 acceptance, for each subject model at batch 1: the suite's runtimes run the suite's model
+(with the official TFLite checkpoint's weights and real images when ``BENCH_REALDATA`` or
+``/work/shared/realdata`` holds them, else random weights and the embedded generated images); the
+outside baselines run the same model through each tool's documented plain path (``torch.onnx.export``
++ ONNX Runtime, ``openvino.convert_model`` + the latency hint, ``litert_torch.convert`` + the LiteRT
+interpreter). Runtimes are timed in interleaved rounds so that load from other processes hits all of
+them alike; p50 over all rounds. Prints, per subject: fastest suite fp32 / fastest plain tool (target
+<= 1.0) and fastest suite int8 / fastest suite fp32 (target <= 0.6), with each runtime's agreement
+with eager fp32 (top-1 for classification, pixels for segmentation) on real images the int8
+calibration did not see. SSDLite-MNv2-320 has no trained weights offline: timed with random weights,
+agreement not judged (the detection int8 gate is ``bench latency --task detection --weights`` with
+the official SSD file).
 """
 
 from __future__ import annotations
@@ -21,52 +26,104 @@ import tempfile
 import time
 import warnings
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
-import torchvision
 from torch import nn
 
+from backbones.errors import UserError
 from benchmark.latency import runtimes
-from benchmark.latency.runtimes.base import fold_batchnorm
+from benchmark.latency.gate import OutputComparison
+from benchmark.latency.inputs import load_task_images
+from benchmark.latency.runtimes.base import FlatOutputs
 from benchmark.latency.runtimes.litert import prepare_tflite_file
-from tasks.weights.tflite_import import import_tflite
+from benchmark.runs.config import resolve_config
+from tasks import get_task
 
 SUITE = ("eager", "onnxruntime", "litert", "openvino", "onnxruntime-int8", "litert-int8", "openvino-int8")
-OFFICIAL = "weights/mobilenet_v2_1.0_224_quant.tflite"
+
+
+@dataclass(frozen=True)
+class Subject:
+    label: str
+    task: str
+    config: dict[str, Any]
+    # Under the real-data root: the official checkpoint (None: random weights) and the image folder.
+    weights: str | None
+    data: str
+    calibration_images: int = 32
+    agreement_images: int = 200
+    # Output dimension holding the classes, for agreement; None: not judged (untrained model).
+    class_dim: int | None = 1
+
+
+SUBJECTS = {
+    "mnv2-224": Subject(
+        "MobileNetV2 1.0, 224", "classification", {"backbone": "mnv2", "resolution": 224},
+        "weights/mobilenet_v2_1.0_224_quant.tflite", "imagenet",
+    ),
+    "ssdlite-mnv2-320": Subject(
+        "SSDLite MobileNetV2 1.0, 320", "detection", {"backbone": "mnv2", "resolution": 320},
+        None, "coco", class_dim=None,
+    ),
+    "deeplabv3-mnv2-513": Subject(
+        "Mobile DeepLabv3 MobileNetV2 1.0 (OS 16), 513", "segmentation", {"backbone": "mnv2", "resolution": 513},
+        "weights/deeplabv3_mnv2_pascal_quant.tflite", "voc", calibration_images=16,
+    ),
+}  # fmt: skip
 
 
 def realdata_root() -> Path | None:
     for candidate in (os.environ.get("BENCH_REALDATA"), "/work/shared/realdata"):
-        if candidate and (Path(candidate) / OFFICIAL).is_file():
+        if candidate and (Path(candidate) / SUBJECTS["mnv2-224"].weights).is_file():
             return Path(candidate)
     return None
 
 
-def load_images(root: Path, size: int = 224) -> torch.Tensor:
-    """ImageNet validation images as the official checkpoint reads them: central 87.5 % crop,
-    bilinear resize, ``pixel / 127.5 - 1``."""
-    from PIL import Image
+@dataclass
+class Prepared:
+    model: nn.Module
+    example: torch.Tensor
+    calibration: list[torch.Tensor]
+    check: torch.Tensor | None
+    source: str
 
-    images = []
-    for path in sorted((root / "imagenet" / "val").glob("*/*.JPEG")):
-        image = Image.open(path).convert("RGB")
-        w, h = image.size
-        box = (w * 0.0625, h * 0.0625, w * 0.9375, h * 0.9375)
-        image = image.crop(box).resize((size, size), Image.BILINEAR)
-        images.append(torch.from_numpy(np.asarray(image, dtype=np.float32) / 127.5 - 1).permute(2, 0, 1))
-    return torch.stack(images)
+
+def prepare_subject(subject: Subject, root: Path | None) -> Prepared:
+    """The subject's model, its example input, calibration batches and held-out agreement images
+    (the same evenly spread calibration choice as ``bench latency``)."""
+    task = get_task(subject.task)
+    given = dict(subject.config)
+    if root is not None:
+        given["data"] = str(root / subject.data)
+        if subject.weights:
+            given["weights"] = str(root / subject.weights)
+    cfg = resolve_config(task, given, shipped_recipes=False)
+    model = task.build_model(cfg).eval()
+    images = load_task_images(task, cfg, 1)
+    total = len(images)
+    if total == 0:
+        return Prepared(model, images.example, [images.example], None, images.description)
+    count = min(subject.calibration_images, total)
+    step = total / count
+    chosen = [int(step * i + step / 2) for i in range(count)]
+    calibration = [images.images(chosen[i : i + 8]) for i in range(0, count, 8)]
+    rest = [i for i in range(total) if i not in set(chosen)][: subject.agreement_images]
+    check = images.images(rest) if rest and root is not None and subject.class_dim is not None else None
+    weights = f"official weights {subject.weights}" if root is not None and subject.weights else "random weights"
+    data = f"{len(rest)} held-out real images of {root / subject.data}" if check is not None else "agreement not judged"
+    return Prepared(model, images.example, calibration, check, f"{weights}; {count} calibration images; {data}")
 
 
 # --------------------------------------------------------------------------------------------
-# Outside baselines: each tool's documented plain path on torchvision's model
+# Outside baselines: each tool's documented plain path on the same model (no folding, no options)
 # --------------------------------------------------------------------------------------------
 def plain_onnxruntime(model: nn.Module, example: torch.Tensor, threads: int, folder: Path) -> Callable[[], Any]:
     import onnxruntime
 
-    path = folder / "tv.onnx"
+    path = folder / "plain.onnx"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         torch.onnx.export(model, (example,), str(path), dynamo=False, input_names=["input"])
@@ -93,7 +150,7 @@ def plain_litert(model: nn.Module, example: torch.Tensor, threads: int, folder: 
     os.environ.setdefault("LITERT_TORCH_SHOW_PROGRESS", "n")
     import litert_torch
 
-    path = folder / "tv.tflite"
+    path = folder / "plain.tflite"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         litert_torch.convert(model, (example,)).export(str(path))
@@ -104,53 +161,45 @@ BASELINES = {"plain onnxruntime": plain_onnxruntime, "plain openvino": plain_ope
 
 
 # --------------------------------------------------------------------------------------------
-def time_interleaved(calls: dict[str, Callable[[], Any]], rounds: int, runs: int) -> dict[str, float]:
-    """p50 in ms of every call, timed round-robin: each round runs each call ``runs`` times."""
+def time_interleaved(calls: dict[str, Callable[[], Any]], rounds: int, round_seconds: float) -> dict[str, float]:
+    """p50 in ms of every call, timed round-robin: each round runs each call for ``round_seconds``
+    (at least 3 calls), after 3 warm-up calls each."""
     samples: dict[str, list[float]] = {name: [] for name in calls}
     for call in calls.values():
-        for _ in range(5):
+        for _ in range(3):
             call()
     for _ in range(rounds):
         for name, call in calls.items():
-            for _ in range(runs):
+            began = time.perf_counter()
+            while len(samples[name]) < 3 or time.perf_counter() - began < round_seconds:
                 start = time.perf_counter()
                 call()
                 samples[name].append(time.perf_counter() - start)
     return {name: statistics.median(values) * 1000 for name, values in samples.items()}
 
 
-def top1_agreement(forward: Callable[[torch.Tensor], Any], images: torch.Tensor, reference: torch.Tensor) -> float:
-    predictions = torch.cat([forward(images[i : i + 1]).argmax(1) for i in range(images.shape[0])])
-    return float((predictions == reference).float().mean())
+def agreement(forward: Callable[[torch.Tensor], Any], model: nn.Module, images: torch.Tensor, class_dim: int) -> float:
+    """Percent of eager fp32's top classes (per image or per pixel) the runtime also ranks first."""
+    comparison = OutputComparison(class_dim)
+    with torch.no_grad():
+        for i in range(images.shape[0]):
+            x = images[i : i + 1]
+            comparison.update(model(x), forward(x))
+    return comparison.agreement()
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmark.latency.deploy_compare", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--runs", type=int, default=30, help="timed calls per runtime per round")
-    parser.add_argument("--calibration-images", type=int, default=32)
-    parser.add_argument("--agreement-images", type=int, default=200)
-    args = parser.parse_args(argv)
-    torch.set_num_threads(args.threads)
+@dataclass
+class Acceptance:
+    label: str
+    fp32_vs_plain: float
+    int8_vs_fp32: float | None
+    int8_agreement: float | None
 
-    root = realdata_root()
-    if root is not None:
-        model = import_tflite(root / OFFICIAL, task="classification")[0]
-        images = load_images(root)
-        step = images.shape[0] / args.calibration_images
-        calibration_index = [int(step * i + step / 2) for i in range(args.calibration_images)]
-        rest = [i for i in range(images.shape[0]) if i not in set(calibration_index)][: args.agreement_images]
-        calibration = list(images[calibration_index].split(8))
-        check = images[rest]
-        source = f"official MobileNetV2 TFLite weights, {len(rest)} real ImageNet images ({root})"
-    else:
-        model = fold_batchnorm(torchvision.models.mobilenet_v2()).eval()
-        calibration, check = [torch.rand(8, 3, 224, 224) * 2 - 1], None
-        source = "random weights (no real data found: set BENCH_REALDATA); agreement not measured"
-    example = (check[:1] if check is not None else calibration[0][:1]).contiguous()
-    print(f"MobileNetV2 1.0 224, batch 1, {args.threads} threads; {source}")
 
+def compare(subject: Subject, root: Path | None, threads: int, rounds: int, round_seconds: float) -> Acceptance:
+    data = prepare_subject(subject, root)
+    example = data.example.contiguous()
+    print(f"\n== {subject.label}, batch 1, {threads} threads; {data.source}")
     calls: dict[str, Callable[[], Any]] = {}
     forwards: dict[str, Callable[[torch.Tensor], Any]] = {}
     for name in SUITE:
@@ -160,41 +209,67 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  skip {name}: {reason}")
             continue
         start = time.perf_counter()
-        prepared = runtime.prepare(model, example, threads=args.threads, calibration=calibration)
-        print(f"  prepared {name} in {time.perf_counter() - start:.1f} s")
+        prepared = runtime.prepare(data.model, example, threads=threads, calibration=data.calibration)
+        print(f"  prepared {name} in {time.perf_counter() - start:.1f} s", flush=True)
         calls[name], forwards[name] = prepared.bind(example), prepared.forward
-    tv_model = torchvision.models.mobilenet_v2().eval()
     with tempfile.TemporaryDirectory(prefix="deploy-compare-") as folder:
+        plain_model = FlatOutputs(data.model).eval()
         for name, build in BASELINES.items():
             try:
-                calls[name] = build(tv_model, example, args.threads, Path(folder))
+                calls[name] = build(plain_model, example, threads, Path(folder))
             except Exception as error:  # noqa: BLE001 - a missing tool skips its baseline, said so
                 print(f"  skip {name}: {type(error).__name__}: {error}")
-        p50 = time_interleaved(calls, args.rounds, args.runs)
+        p50 = time_interleaved(calls, rounds, round_seconds)
 
-    agreement: dict[str, float] = {}
-    if check is not None:
-        with torch.no_grad():
-            reference = torch.cat([model(check[i : i + 1]).argmax(1) for i in range(check.shape[0])])
-        agreement = {name: top1_agreement(forward, check, reference) for name, forward in forwards.items()}
-
+    agree: dict[str, float] = {}
+    if data.check is not None and subject.class_dim is not None:
+        agree = {n: agreement(f, data.model, data.check, subject.class_dim) for n, f in forwards.items() if n != "eager"}
     outside = {n: v for n, v in p50.items() if n in BASELINES}
     suite_fp32 = {n: v for n, v in p50.items() if n in forwards and not n.endswith("-int8")}
     suite_int8 = {n: v for n, v in p50.items() if n.endswith("-int8")}
     best_outside = min(outside.values()) if outside else float("nan")
     best_fp32 = min(suite_fp32.values())
-    print(f"\n{'runtime':<20} {'p50 ms':>8} {'/best plain':>11} {'/best fp32':>10} {'top-1 agree':>11}")
+    print(f"\n{'runtime':<20} {'p50 ms':>8} {'/best plain':>11} {'/best fp32':>10} {'agreement':>10}")
     for name, value in p50.items():
-        agree = f"{100 * agreement[name]:.1f} %" if name in agreement else "-"
-        print(f"{name:<20} {value:8.2f} {value / best_outside:11.2f} {value / best_fp32:10.2f} {agree:>11}")
+        shown = f"{agree[name]:.1f} %" if name in agree else "-"
+        print(f"{name:<20} {value:8.2f} {value / best_outside:11.2f} {value / best_fp32:10.2f} {shown:>10}")
     fastest_fp32 = min(suite_fp32, key=suite_fp32.get)
-    print(f"\nfastest suite fp32: {fastest_fp32} {best_fp32:.2f} ms = {best_fp32 / best_outside:.2f}x the fastest plain tool "
-          f"({min(outside, key=outside.get) if outside else '-'}); target <= 1.0")
+    print(f"fastest suite fp32: {fastest_fp32} {best_fp32:.2f} ms = {best_fp32 / best_outside:.2f}x the fastest plain "
+          f"tool ({min(outside, key=outside.get) if outside else '-'}); target <= 1.0")
+    result = Acceptance(subject.label, best_fp32 / best_outside, None, None)
     if suite_int8:
         fastest_int8 = min(suite_int8, key=suite_int8.get)
-        agree = f", top-1 agreement with fp32 {100 * agreement[fastest_int8]:.1f} % (target >= 95 %)" if agreement else ""
-        print(f"fastest suite int8: {fastest_int8} {suite_int8[fastest_int8]:.2f} ms = "
-              f"{suite_int8[fastest_int8] / best_fp32:.2f}x the fastest suite fp32 (target <= 0.6){agree}")
+        result.int8_vs_fp32, result.int8_agreement = suite_int8[fastest_int8] / best_fp32, agree.get(fastest_int8)
+        shown = f", agreement with eager fp32 {agree[fastest_int8]:.1f} %" if fastest_int8 in agree else ", agreement not judged"
+        print(f"fastest suite int8: {fastest_int8} {suite_int8[fastest_int8]:.2f} ms = {result.int8_vs_fp32:.2f}x the "
+              f"fastest suite fp32 (target <= 0.6){shown}")
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmark.latency.deploy_compare", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--subject", default=",".join(SUBJECTS), help=f"comma-separated, from: {', '.join(SUBJECTS)}")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--round-seconds", type=float, default=1.0, help="timed seconds per runtime per round")
+    args = parser.parse_args(argv)
+    names = [name.strip() for name in args.subject.split(",") if name.strip()]
+    for name in names:
+        if name not in SUBJECTS:
+            raise SystemExit(f"--subject: unknown subject {name!r}; choose from {', '.join(SUBJECTS)}")
+    torch.set_num_threads(args.threads)
+    root = realdata_root()
+    if root is None:
+        print("no real data found (set BENCH_REALDATA): random weights, embedded generated images, agreement not judged")
+    try:
+        results = [compare(SUBJECTS[name], root, args.threads, args.rounds, args.round_seconds) for name in names]
+    except UserError as error:
+        raise SystemExit(f"deploy_compare: {error}") from None
+    print(f"\n{'subject':<48} {'fp32/plain':>10} {'int8/fp32':>10} {'int8 agreement':>15}")
+    for r in results:
+        int8 = f"{r.int8_vs_fp32:.2f}" if r.int8_vs_fp32 is not None else "-"
+        agree = f"{r.int8_agreement:.1f} %" if r.int8_agreement is not None else "not judged"
+        print(f"{r.label:<48} {r.fp32_vs_plain:10.2f} {int8:>10} {agree:>15}")
     return 0
 
 
