@@ -415,3 +415,26 @@ def test_committed_records_are_all_from_committed_trees() -> None:
 
     dirty = [path.name for path, record in load_store(COMMITTED / "records") if dirty_reason(record)]
     assert dirty == []
+
+
+def test_latency_points_pair_with_the_evaluation_of_their_weights_or_the_trained_model() -> None:
+    """A row that timed an official checkpoint takes that checkpoint's evaluation (same input size);
+    another pairs with the newest trained run of its model and width, both input sizes stated."""
+    from benchmark.leaderboards.plots import accuracy_vs_latency_spec
+
+    evaluation = _evaluation()
+    timed_official = json.loads((RECORDS / "latency-classification-mnv2-onnxruntime.json").read_text())
+    timed_official["weights"] = {"source": "tflite", "sha256": evaluation["weights"]["sha256"]}
+    timed_trained = json.loads((RECORDS / "latency-classification-mnv2-eager.json").read_text())
+    timed_trained.pop("weights", None)
+    trained = json.loads((RECORDS / "result-classification-mnv2-synthetic.json").read_text())
+    trained["resolution"] = 64
+    spec = accuracy_vs_latency_spec("classification", [trained], [timed_official, timed_trained], BASELINES, [evaluation])
+    points = {n: (x, y) for series in spec["panels"][1]["series"] for x, y, n in zip(series["x"], series["y"], series["names"], strict=True)}
+    official = next(name for name in points if name.startswith("mobilenet_v2_1.0_224_quant"))
+    gate = timed_official["accuracy"]
+    expected = gate["value"] if gate.get("metric") == "top1" else evaluation["metrics"]["top1"]
+    assert points[official] == (timed_official["p50_ms"], expected)
+    other = next(name for name in points if f"trained @64, timed @{timed_trained['resolution']}" in name)
+    assert other.startswith("mnv2 1.0 eager")
+    assert len(points) == 2

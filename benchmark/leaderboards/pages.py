@@ -139,16 +139,14 @@ def generate(records: Sequence[dict[str, Any]], baselines: Baselines = BASELINES
     plots: list[str] = []
     for task in TASKS:
         results = [r for r in kinds["result"] if r["task"] == task]
+        evaluations = [r for r in kinds["evaluation"] if r["task"] == task]
         task_plots = {
             f"{task}_accuracy_vs_madds": accuracy_vs_madds_spec(task, results, baselines),
-            f"{task}_accuracy_vs_latency": accuracy_vs_latency_spec(
-                task, results, kinds["latency"], baselines
-            ),
+            f"{task}_accuracy_vs_latency": accuracy_vs_latency_spec(task, results, kinds["latency"], baselines, evaluations),
         }
         for name, spec in task_plots.items():
             files[f"{PLOTS_DIR}/{name}.png"] = render(spec)
         plots += list(task_plots)
-        evaluations = [r for r in kinds["evaluation"] if r["task"] == task]
         page = task_page(task, tables[f"{task}_reported"], tables[f"{task}_measured"], list(task_plots),
                          evaluation_table(evaluations))  # fmt: skip
         files[f"{task}.md"] = page.encode()

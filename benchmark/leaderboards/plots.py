@@ -15,6 +15,7 @@ import io
 import json
 import struct
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 from benchmark.leaderboards.baselines import METRIC_LABELS, Baselines, Reported, number
@@ -109,13 +110,36 @@ def accuracy_vs_madds_spec(task: str, results: list[dict[str, Any]], baselines: 
 
 
 def latest_results(results: list[dict[str, Any]]) -> dict[tuple, dict[str, Any]]:
-    """The newest result per (task, backbone, width, resolution): what a latency row is paired with."""
+    """The newest result per (task, backbone, width): the trained model a latency row is paired with
+    (the model is the same at any input size; the point's label states both sizes)."""
     latest: dict[tuple, dict[str, Any]] = {}
     for record in results:
-        key = (record["task"], record["backbone"], width_of(record), record["resolution"])
+        key = (record["task"], record["backbone"], width_of(record))
         if key not in latest or str(record["created"]) >= str(latest[key]["created"]):
             latest[key] = record
     return latest
+
+
+def weights_sha256(record: dict[str, Any]) -> str | None:
+    weights = record.get("weights")
+    return weights.get("sha256") if isinstance(weights, dict) else None
+
+
+def paired_accuracy(
+    latency: dict[str, Any], by_weights: dict[str, dict[str, Any]], latest: dict[tuple, dict[str, Any]]
+) -> tuple[dict[str, Any], str] | None:
+    """What a latency row's accuracy comes from, and its label: the evaluation of the very weights it
+    timed (official checkpoints, same input size), else the newest trained run of that model."""
+    sha = weights_sha256(latency)
+    if sha in by_weights:
+        evaluation = by_weights[sha]
+        name = Path(str(evaluation["weights"].get("file", "official"))).stem
+        return evaluation, f"{name} @{latency['resolution']} {latency['runtime']} t{latency['threads']}"
+    result = latest.get((latency["task"], latency["backbone"], width_of(latency)))
+    if result is None:
+        return None
+    sizes = f"trained @{result['resolution']}, timed @{latency['resolution']}"
+    return result, f"{latency['backbone']} {width_of(latency)} {latency['runtime']} t{latency['threads']} ({sizes})"
 
 
 def runtime_accuracy(latency: dict[str, Any], result: dict[str, Any], task: str) -> float:
@@ -127,7 +151,11 @@ def runtime_accuracy(latency: dict[str, Any], result: dict[str, Any], task: str)
 
 
 def accuracy_vs_latency_spec(
-    task: str, results: list[dict[str, Any]], latency: list[dict[str, Any]], baselines: Baselines
+    task: str,
+    results: list[dict[str, Any]],
+    latency: list[dict[str, Any]],
+    baselines: Baselines,
+    evaluations: list[dict[str, Any]] = (),
 ) -> dict[str, Any]:
     metric = METRIC_LABELS[TASK_METRICS[task]]
     reported_rows = [r for r in baselines.for_task(task) if r.cpu_ms is not None and r.value is not None]
@@ -135,13 +163,13 @@ def accuracy_vs_latency_spec(
                        [(float(r.cpu_ms), float(r.value), r.model) for r in reported_rows], marker="D")] \
         if reported_rows else []  # fmt: skip
     latest = latest_results(results)
+    by_weights = {sha: e for e in evaluations if (sha := weights_sha256(e))}
     groups: dict[str, list[tuple[float, float, str]]] = {}
     for record in latency:
-        key = (record["task"], record["backbone"], width_of(record), record["resolution"])
-        if record["task"] != task or key not in latest:
+        paired = paired_accuracy(record, by_weights, latest) if record["task"] == task else None
+        if paired is None:
             continue
-        result = latest[key]
-        name = f"{record['backbone']} {width_of(record)} {record['runtime']} t{record['threads']}"
+        result, name = paired
         point = (float(record["p50_ms"]), runtime_accuracy(record, result, task), name)
         groups.setdefault(dataset_label(result["dataset"]), []).append(point)
     measured = [series(f"measured on {name}", sorted(points)) for name, points in sorted(groups.items())]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from backbones.errors import UserError
@@ -38,7 +39,8 @@ DEFAULT_RUN_METRICS = {
     "detection": ("map", "map_50", "map_75", "mar_100"),
     "segmentation": ("miou", "pixel_acc"),
 }
-RUNTIME_ORDER = ("eager", "eager-cl", "compile", "onnxruntime", "onnxruntime-int8", "executorch")
+RUNTIME_ORDER = ("eager", "eager-cl", "compile", "onnxruntime", "onnxruntime-int8", "litert", "litert-int8", "openvino",
+                 "openvino-int8", "litert-file", "executorch")
 
 
 # -- default runs ---------------------------------------------------------------------------------
@@ -102,11 +104,19 @@ def default_run_table(results: Sequence[dict[str, Any]], backbone: str = "mnv2")
 # -- latency --------------------------------------------------------------------------------------
 
 
+def timed_model_label(record: dict[str, Any]) -> str:
+    """``mnv2 1.0 @224``, plus the official file when its weights were timed (a row of its own: its
+    runtimes were gated on real images, the others on the embedded data)."""
+    weights = record.get("weights") or {}
+    official = weights.get("source") == "tflite" and weights.get("file")
+    return model_label(record) + (f" ({Path(str(weights['file'])).stem})" if official else "")
+
+
 def latency_summary(latency: Sequence[dict[str, Any]]) -> Table:
     """p50 (ms) per model and runtime; the newest record where one cell has several."""
     cells: dict[tuple, dict[str, dict[str, Any]]] = {}
     for record in latency:
-        key = (record["task"], model_label(record), record["threads"], record["batch_size"])
+        key = (record["task"], timed_model_label(record), record["threads"], record["batch_size"])
         current = cells.setdefault(key, {}).get(record["runtime"])
         if current is None or str(record["created"]) >= str(current["created"]):
             cells[key][record["runtime"]] = record
