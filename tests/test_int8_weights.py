@@ -1,9 +1,11 @@
 """Weights made ready for min/max int8 quantizers: bias correction and the dead-channel floor."""
 
+import numpy as np
 import torch
 from torch import nn
 
 from benchmark.latency.runtimes.int8_weights import (
+    channel_scales,
     lift_dead_channels,
     prepare_int8_weights,
     round_per_channel,
@@ -48,3 +50,17 @@ def test_dead_channel_gets_a_weight_scale_its_int32_bias_fits():
     assert bias_steps.abs() < 2**31 - 1  # the int32 bias no longer saturates
     assert torch.equal(lifted[0], weight[0]) and torch.equal(lifted[2], weight[2])  # live / zero-bias channels kept
     assert lifted[1].abs().max() * float(x.max()) < 1e-4 * bias[1]  # its effect is far below one int8 step
+
+
+def test_channel_scales_keep_a_checkpoints_grid_and_fall_back_to_min_max():
+    """A row imported from a quantized checkpoint ((q - zero point) * scale, asymmetric) keeps its own
+    step, so int8 holds it exactly; a float-trained row gets max|w| / 127."""
+    grid = (torch.arange(-40, 90, 3, dtype=torch.float32) * 0.0137).numpy()  # multiples of 0.0137, |k| <= 127
+    trained = torch.randn(50, generator=torch.Generator().manual_seed(0)).numpy()
+    too_wide = (torch.arange(-200, 60, 7, dtype=torch.float32) * 0.01).numpy()  # on a grid, but |k| > 127
+    scales = channel_scales(np.stack([grid[:40], trained[:40], too_wide[:37].repeat(2)[:40]]), 127)
+    assert abs(scales[0] - 0.0137) < 1e-7
+    assert abs(scales[1] - np.abs(trained[:40]).max() / 127) < 1e-9
+    assert abs(scales[2] - 2.0 / 127) < 1e-9
+    weight = torch.from_numpy(np.stack([grid[:40], trained[:40]])).float()
+    assert torch.allclose(round_per_channel(weight, 127)[0], weight[0], rtol=0, atol=1e-5)  # exact on its own grid (to float32)
