@@ -62,5 +62,7 @@ def test_channel_scales_keep_a_checkpoints_grid_and_fall_back_to_min_max():
     assert abs(scales[0] - 0.0137) < 1e-7
     assert abs(scales[1] - np.abs(trained[:40]).max() / 127) < 1e-9
     assert abs(scales[2] - 2.0 / 127) < 1e-9
+    dead = channel_scales(np.zeros((1, 9)), 127)[0]
+    assert dead == 1 / 127  # zeros at a plain scale: a tiny one makes XNNPACK reject the op
     weight = torch.from_numpy(np.stack([grid[:40], trained[:40]])).float()
     assert torch.allclose(round_per_channel(weight, 127)[0], weight[0], rtol=0, atol=1e-5)  # exact on its own grid (to float32)

@@ -31,7 +31,10 @@ def channel_scales(rows: np.ndarray, qmax: int) -> np.ndarray:
     coarse, so it gets min/max, as from any quantizer. ``litert-int8``'s quantizer and the bias
     correction both use this rule."""
     rows = np.asarray(rows, dtype=np.float64).reshape(len(rows), -1)
-    minmax = np.maximum(np.abs(rows).max(axis=1), np.finfo(np.float32).tiny) / qmax
+    # All-zero rows (dead channels) hold zeros at any scale: 1 / qmax, not a tiny one, which would put the
+    # requantization multiplier below 2**-32 and make XNNPACK leave the whole op to the slow kernels.
+    absmax = np.abs(rows).max(axis=1)
+    minmax = np.where(absmax > 0, absmax, 1.0) / qmax
     levels = np.sort(np.hstack([np.abs(rows), np.zeros((len(rows), 1))]), axis=1)
     gaps = np.diff(levels, axis=1)
     step = np.where(gaps > 1e-9, gaps, np.inf).min(axis=1)
