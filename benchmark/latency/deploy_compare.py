@@ -83,7 +83,7 @@ def realdata_root() -> Path | None:
 
 
 @dataclass
-class Prepared:
+class SubjectInputs:
     model: nn.Module
     example: torch.Tensor
     calibration: list[torch.Tensor]
@@ -91,7 +91,7 @@ class Prepared:
     source: str
 
 
-def prepare_subject(subject: Subject, root: Path | None) -> Prepared:
+def prepare_subject(subject: Subject, root: Path | None) -> SubjectInputs:
     """The subject's model, its example input, calibration batches and held-out agreement images
     (the same evenly spread calibration choice as ``bench latency``)."""
     task = get_task(subject.task)
@@ -105,7 +105,7 @@ def prepare_subject(subject: Subject, root: Path | None) -> Prepared:
     images = load_task_images(task, cfg, 1)
     total = len(images)
     if total == 0:
-        return Prepared(model, images.example, [images.example], None, images.description)
+        return SubjectInputs(model, images.example, [images.example], None, images.description)
     count = min(subject.calibration_images, total)
     step = total / count
     chosen = [int(step * i + step / 2) for i in range(count)]
@@ -114,7 +114,7 @@ def prepare_subject(subject: Subject, root: Path | None) -> Prepared:
     check = images.images(rest) if rest and root is not None and subject.class_dim is not None else None
     weights = f"official weights {subject.weights}" if root is not None and subject.weights else "random weights"
     data = f"{len(rest)} held-out real images of {root / subject.data}" if check is not None else "agreement not judged"
-    return Prepared(model, images.example, calibration, check, f"{weights}; {count} calibration images; {data}")
+    return SubjectInputs(model, images.example, calibration, check, f"{weights}; {count} calibration images; {data}")
 
 
 # --------------------------------------------------------------------------------------------

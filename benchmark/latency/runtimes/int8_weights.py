@@ -57,8 +57,6 @@ def prepare_int8_weights(
     calibration: Sequence[torch.Tensor],
     *,
     qmax: int = 127,
-    correct_bias: bool = True,
-    skip: Sequence[nn.Module] = (),
 ) -> nn.Module:
     """``model`` (BatchNorm already folded; changed in place, so give it a copy) with its conv and
     linear biases absorbing the mean output shift of rounding their weights, measured on
@@ -67,13 +65,10 @@ def prepare_int8_weights(
     One forward pass over all calibration images: each layer measures its shift on inputs that already
     went through the corrected, rounded layers before it (so the corrections compound as they will
     in the int8 model), then passes on its own rounded output. Weights stay fp32 (the quantizer
-    rounds them); only biases change, plus ``lift_dead_channels``. ``correct_bias=False``: only the
-    lift (for a quantizer that corrects biases itself, NNCF). Layers in ``skip`` stay fp32 in the
-    deployed model: left alone.
+    rounds them); only biases change, plus ``lift_dead_channels``.
     """
-    skipped = {id(module) for module in skip}
-    layers = [m for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear)) and id(m) not in skipped]
-    handles = [layer.register_forward_hook(_round_and_correct(qmax, correct_bias)) for layer in layers]
+    layers = [m for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    handles = [layer.register_forward_hook(_round_and_correct(qmax)) for layer in layers]
     try:
         model.eval()(torch.cat(list(calibration)))
     finally:
@@ -86,9 +81,10 @@ def lift_dead_channels(weight: torch.Tensor, bias: torch.Tensor, x: torch.Tensor
     """``weight`` with a floor on each output channel's largest magnitude, so that the int32 bias
     (scale = input scale x the channel's weight scale) can hold the channel's bias.
 
-    Channels whose weights are all zero (the official MobileNetV2 has such dead channels) get the
-    quantizer's minimum scale (about 1e-11), their bias overflows int32 and saturates, and the channel
-    outputs garbage instead of its constant (TF's own converter widens the weight scale for this).
+    Channels whose weights are (near) zero (the official MobileNetV2 has dead channels) would get a
+    scale from their tiny largest weight (ai-edge-quantizer's own min/max: about 1e-11), their bias would
+    overflow int32 and saturate, and the channel would output garbage instead of its constant (TF's own
+    converter widens the weight scale for this).
     One weight of such a channel is set to the smallest magnitude that fits (with a 4x margin): its
     effect on the output is below 1e-4 of the bias, far under one int8 step.
     """
@@ -104,7 +100,7 @@ def lift_dead_channels(weight: torch.Tensor, bias: torch.Tensor, x: torch.Tensor
     return weight
 
 
-def _round_and_correct(qmax: int, correct_bias: bool):
+def _round_and_correct(qmax: int):
     def hook(layer: nn.Module, args: tuple[torch.Tensor, ...], output: torch.Tensor) -> torch.Tensor:
         x = args[0]
         weight = layer.weight.data
@@ -112,9 +108,6 @@ def _round_and_correct(qmax: int, correct_bias: bool):
             layer.bias = nn.Parameter(torch.zeros(weight.shape[0], dtype=weight.dtype))
         bias = layer.bias.data.clone()
         weight = lift_dead_channels(weight, bias, x, qmax)
-        if not correct_bias:
-            layer.weight.data = weight
-            return layer.forward(x)
         rounded = round_per_channel(weight, qmax)
         layer.weight.data, layer.bias.data = rounded - weight, torch.zeros_like(bias)
         shift = layer.forward(x)
