@@ -343,16 +343,19 @@ def test_cli_writes_one_record_per_runtime_and_prints_json(tmp_path: Path, capsy
     assert records["eager"]["resolution"] == 64 and records["eager"]["width"] == 0.35 and records["eager"]["tier"] == "custom"
 
 
-def test_default_resolution_is_the_tasks_not_the_training_recipes(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_default_model_is_the_published_one_not_the_training_recipes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The embedded-data recipes train smaller models (classification at 96, detection 0.35 @160,
+    segmentation 0.5 @112); latency and export time the papers' model unless told otherwise."""
     import benchmark.latency.runner
 
     seen = {}
     monkeypatch.setattr(benchmark.latency.runner, "benchmark", lambda task, cfg, model, options, **kw: seen.update(cfg) or [])
-    assert main(["latency", "--backbone", "mnv2", "--width", "0.35", "--runtime", "eager"]) == 0
-    # the synthetic classification recipe trains at 96; latency measures at the task's 224
-    assert seen["resolution"] == 224 and seen["recipe"].endswith("classification_synthetic.yaml")
+    for task, resolution in (("classification", 224), ("detection", 320), ("segmentation", 513)):
+        seen.clear()
+        assert main(["latency", "--task", task, "--backbone", "mnv2", "--runtime", "eager"]) == 0
+        assert (seen["resolution"], seen["width"] or 1.0, seen.get("recipe")) == (resolution, 1.0, None), task
     assert main(["latency", "--backbone", "mnv2", "--width", "0.35", "--resolution", "96", "--runtime", "eager"]) == 0
-    assert seen["resolution"] == 96
+    assert (seen["resolution"], seen["width"]) == (96, 0.35)
 
 
 def one_line_error(capsys: pytest.CaptureFixture, argv: list[str]) -> str:

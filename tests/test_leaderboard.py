@@ -410,11 +410,40 @@ def test_dirty_records_fail_check_and_are_refused_by_add(tmp_path: Path, capsys)
     assert "made from a tree with uncommitted changes (commit b1be50caaaa3+dirty)" in out
 
 
-def test_committed_records_are_all_from_committed_trees() -> None:
-    from benchmark.leaderboards.store import dirty_reason, load_store
+def test_segmentation_latency_below_the_normal_tier_fails_check_and_is_refused_by_add(tmp_path: Path, capsys) -> None:
+    """Issue 13.7: segmentation rows are timed at the normal tier; a quick-tier one cannot enter the leaderboard."""
+    records = tmp_path / "records"
+    shutil.copytree(RECORDS, records)
+    assert _leaderboard(tmp_path, records) == 0
+    quick = json.loads((RECORDS / "latency-classification-mnv2-eager.json").read_text())
+    quick.update(task="segmentation", resolution=513, tier="quick")
+    quick_file = tmp_path / "quick.json"
+    quick_file.write_text(json.dumps(quick))
+    capsys.readouterr()
+    assert _leaderboard(tmp_path, records, "--add", str(quick_file)) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "quick.json" in err
+    assert "segmentation latency timed at the quick tier; its rows need --tier normal" in err
+    # Copied in by hand (or by an old sweep): the pages can be regenerated, --check still fails.
+    quick_path, _ = add_record(quick, records)
+    assert _leaderboard(tmp_path, records) == 0
+    assert "warning:" in capsys.readouterr().out
+    assert _leaderboard(tmp_path, records, "--check") == 1
+    assert "its rows need --tier normal; remove it from the committed records" in capsys.readouterr().out
+    # The same record at the normal tier is taken, and its tier is on the page.
+    normal_file = tmp_path / "normal.json"
+    normal_file.write_text(json.dumps(dict(quick, tier="normal", runs=1024)))
+    quick_path.unlink()
+    assert _leaderboard(tmp_path, records, "--add", str(normal_file)) == 0
+    page = (tmp_path / "out" / "latency.md").read_text()
+    assert _line_with(page, "| mnv2 1.0 @513 | segmentation | eager |", "| 1024 | normal |") is not None
 
-    dirty = [path.name for path, record in load_store(COMMITTED / "records") if dirty_reason(record)]
-    assert dirty == []
+
+def test_committed_records_are_all_from_committed_trees_and_timed_long_enough() -> None:
+    from benchmark.leaderboards.store import load_store, refusal_reason
+
+    refused = [path.name for path, record in load_store(COMMITTED / "records") if refusal_reason(record)]
+    assert refused == []
 
 
 def test_latency_points_pair_with_the_evaluation_of_their_weights_or_the_trained_model() -> None:

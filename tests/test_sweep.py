@@ -32,6 +32,19 @@ def test_quick_tier_matrix() -> None:
     assert "--max-epochs" not in plan.run_args and plan.latency_args[:2] == ("--tier", "quick")
 
 
+def test_quick_tier_times_segmentation_at_the_normal_tier(tmp_path: Path) -> None:
+    """The leaderboard refuses quick-tier segmentation latency (issue 13.7), so the sweep never makes one."""
+    from benchmark.sweeps.jobs import latency_command
+
+    plan = make_plan(QUICK, tasks="classification,segmentation", backbones="mnv2", registered_tasks=ALL_TASKS,
+                     gpu=False)  # fmt: skip
+    tiers = {}
+    for cell in plan.cells:
+        call = latency_command(cell, "eager", plan, tmp_path, None)
+        tiers[cell.task] = [call[i + 1] for i, flag in enumerate(call) if flag == "--tier"][-1]
+    assert tiers == {"classification": "quick", "segmentation": "normal"}
+
+
 def test_full_tier_needs_real_data_and_narrows() -> None:
     with pytest.raises(UserError, match="--data classification=ROOT --data detection=ROOT"):
         make_plan(FULL, tasks="classification,detection", registered_tasks=ALL_TASKS, gpu=True)

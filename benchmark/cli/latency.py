@@ -116,7 +116,8 @@ def run(args: argparse.Namespace) -> int:
 def model_from_flags(task, args: argparse.Namespace, given: dict, checkpoint: str | None):
     """The config and model a deployment command measures or exports: a ``bench run`` checkpoint
     (its config fixes the network; input size and data may change), else the flags (``--weights``
-    FILE.tflite included) at the task's deployment resolution."""
+    FILE.tflite included) over the published model: the task's deployment resolution and width 1.0,
+    not the embedded-data recipes' smaller ones (a recipe named with --config still applies)."""
     from backbones.errors import UserError
     from benchmark.runs.config import resolve_config
     from tasks.base import load_checkpoint
@@ -130,10 +131,7 @@ def model_from_flags(task, args: argparse.Namespace, given: dict, checkpoint: st
         # Deployment choices a checkpoint does not fix: input size (the nets are fully convolutional) and data.
         cfg.update({k: given[k] for k in ("resolution", "data") if k in given})
         return cfg, model
-    if args.resolution is None and args.config is None and not given.get("weights"):  # a .tflite fixes its input size
-        given = dict(given)
-        given.setdefault("resolution", task.default_resolution)  # a training recipe's resolution is not a deployment's
-    cfg = resolve_config(task, given, recipe=args.config)
+    cfg = resolve_config(task, given, recipe=args.config, shipped_recipes=False)
     return cfg, task.build_model(cfg)
 
 

@@ -22,7 +22,7 @@ def add_parser(sub, task_name: str) -> None:
         "--check",
         action="store_true",
         help="change nothing; exit 1 if the committed files or README tables differ from the records, "
-        "or a record was made from a dirty tree",
+        "or a record was made from a dirty tree or timed below its task's tier",
     )
     add(
         "--add",
@@ -141,12 +141,12 @@ def record_files(source: str) -> list[Path]:
 
 
 def add_records(sources: list[str], records_dir: Path) -> None:
-    """Copy records into the store under their descriptive names; a dirty-tree record is refused."""
-    from benchmark.leaderboards.store import dirty_reason, import_record_file, load_record
+    """Copy records into the store under their descriptive names; a dirty-tree or too-brief record is refused."""
+    from benchmark.leaderboards.store import import_record_file, load_record, refusal_reason
 
     for source in sources:
         for path in record_files(source):
-            reason = dirty_reason(load_record(path))
+            reason = refusal_reason(load_record(path))
             if reason:
                 raise UserError(f"--add: {path}: {reason}; commit, then measure again")
             target, changed = import_record_file(path, records_dir)
@@ -180,7 +180,7 @@ def readme_update(path: Path | None, records) -> tuple[str, str] | None:
 
 def run(args: argparse.Namespace) -> int:
     from benchmark.leaderboards.pages import generate
-    from benchmark.leaderboards.store import dirty_reason, load_store
+    from benchmark.leaderboards.store import load_store, refusal_reason
     from benchmark.leaderboards.tables import generate_tables
 
     out = Path(args.out)
@@ -195,7 +195,7 @@ def run(args: argparse.Namespace) -> int:
             print(line)
     store = load_store(records_dir)
     records = [record for _, record in store]
-    dirty = [f"{path}: {reason}" for path, record in store if (reason := dirty_reason(record))]
+    refused = [f"{path}: {reason}" for path, record in store if (reason := refusal_reason(record))]
     files = generate(records)
     readme = readme_path(args, out)
     readme_text = readme_update(readme, records)
@@ -203,7 +203,7 @@ def run(args: argparse.Namespace) -> int:
         diffs = differences(out, files)
         if readme_text is not None and readme_text[0] != readme_text[1]:
             diffs.append(f"{readme}: its generated tables differ from the records ({readme_diff(*readme_text)})")
-        diffs += [f"{line}; remove it from the committed records or measure again" for line in dirty]
+        diffs += [f"{line}; remove it from the committed records or measure again" for line in refused]
         if diffs:
             print(
                 f"{out}/ does not match {records_dir}/ ({len(diffs)} problem(s)); run `bench leaderboard`:"
@@ -223,7 +223,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"{out}/: {len(files)} files from {len(records)} records; {len(changed)} changed")
     for name in changed:
         print(f"  {name}")
-    for line in dirty:
+    for line in refused:
         print(f"warning: {line} (bench leaderboard --check fails while it is in {records_dir}/)")
     if args.wandb:
         folder = log_to_wandb(generate_tables(records), args.wandb_project)

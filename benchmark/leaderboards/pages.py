@@ -101,7 +101,7 @@ SWEEP_HELP = """\
   (mobilenet_v3_large, mobilenet_v3_small) at width 1.0, trained on the embedded synthetic data
   with its recipes (minutes per model on 2 CPU cores), each trained checkpoint then timed with
   every CPU runtime (`eager`, `eager-cl`, `compile`, `onnxruntime`, `onnxruntime-int8`; `--tier
-  quick` latency, 2 threads). Sized for CI on 2 CPU cores (`--run-args "--max-epochs 2"` for a
+  quick` latency, 2 threads; segmentation at `--tier normal`, the least its rows take). Sized for CI on 2 CPU cores (`--run-args "--max-epochs 2"` for a
   shorter smoke run). Records land in `records/`; then run `bench leaderboard`.
 - `bench sweep --tier full --data classification=/data/imagenet --data detection=/data/coco
   --data segmentation=/data/voc`: the papers' matrix on real data (every backbone; MobileNet widths
@@ -114,7 +114,8 @@ SWEEP_HELP = """\
 - Given weights on real data: `bench eval --task classification --weights FILE.tflite --data ROOT --output
   runs/e` then `bench leaderboard --add runs/e` (the `real_data` table).
 - Records must come from a committed tree: `--add` refuses a record whose commit ends in `+dirty`, and
-  `bench leaderboard --check` fails while one is in `records/`.
+  `bench leaderboard --check` fails while one is in `records/`. The same holds for a segmentation latency
+  record timed below `--tier normal` (the quick tier's 50 runs of a 513x513 forward last seconds).
 - Counted params/MAdds (the *counted* columns): `bench leaderboard --recount`.
 """
 

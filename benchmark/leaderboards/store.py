@@ -4,7 +4,8 @@ Kinds: ``result`` (``bench run``), ``evaluation`` (``bench eval``: given weights
 checkpoint, on a real val split), ``latency`` (``bench latency``) and ``profile`` (params and MAdds
 the suite counted for a reported network, cached so the leaderboard stays a fast, pure function of
 the files). A measured record carries the commit it was made from; one made from a tree with
-uncommitted changes (commit ending in ``+dirty``) cannot be reproduced, so ``--add`` refuses it and
+uncommitted changes (commit ending in ``+dirty``) cannot be reproduced, and a latency record below its
+task's minimum tier (``MIN_LATENCY_TIER``) is too short to rank, so ``--add`` refuses either and
 ``--check`` fails while one is in the store. File names are derived from the content, so adding the same record twice
 gives one file, and two different measurements never overwrite each other.
 """
@@ -144,6 +145,28 @@ def dirty_reason(record: dict[str, Any]) -> str | None:
     if not commit or commit == "unknown":
         return "names no commit (made outside a git checkout)"
     return None
+
+
+# A 513x513 segmentation forward takes 60-250 ms on 2 cores, so the quick tier's 50 runs last seconds and
+# its p50 is not a figure to rank runtimes by; those rows are timed at the normal tier (issue 13.7).
+MIN_LATENCY_TIER = {"segmentation": "normal"}
+_TIER_ORDER = ("quick", "normal")
+
+
+def tier_reason(record: dict[str, Any]) -> str | None:
+    """Why a latency record was timed too briefly for the leaderboard (below its task's tier), else None."""
+    needed = MIN_LATENCY_TIER.get(str(record.get("task")))
+    if record.get("kind") != "latency" or needed is None:
+        return None
+    tier = str(record.get("tier"))
+    if tier in _TIER_ORDER and _TIER_ORDER.index(tier) >= _TIER_ORDER.index(needed):
+        return None
+    return f"{record['task']} latency timed at the {tier} tier; its rows need --tier {needed}"
+
+
+def refusal_reason(record: dict[str, Any]) -> str | None:
+    """Why the leaderboard cannot take a record (dirty tree, too short a timing), else None."""
+    return dirty_reason(record) or tier_reason(record)
 
 
 def _slug(text: str) -> str:

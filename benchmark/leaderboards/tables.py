@@ -333,7 +333,7 @@ def gated_on_synthetic(record: dict[str, Any]) -> bool:
 
 def latency_table(latency: list[dict[str, Any]]) -> Table:
     columns = ("model", "task", "runtime", "precision", "layout", "threads", "batch", "p50 (ms)", "p90 (ms)",
-               "mean ± std (ms)", "min (ms)", "runs", "init (ms)", "post-process p50 (ms)", "accuracy vs eager fp32",
+               "mean ± std (ms)", "min (ms)", "runs", "tier", "init (ms)", "post-process p50 (ms)", "accuracy vs eager fp32",
                "peak memory (MB)", "source")  # fmt: skip
     rows = []
     for record in latency:
@@ -350,6 +350,7 @@ def latency_table(latency: list[dict[str, Any]]) -> Table:
             f"{fmt_num(record['mean_ms'])} ± {fmt_num(record['std_ms'])}",
             fmt_num(record["min_ms"]),
             str(record["runs"]),
+            str(record.get("tier") or "–"),
             fmt_num(record.get("init_ms"), 0),
             postprocess_cell(record.get("postprocess")),
             accuracy_cell(record.get("accuracy")) + (" [synthetic]" if gated_on_synthetic(record) else ""),

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from backbones.errors import UserError
 from benchmark.leaderboards.baselines import BASELINES, Baselines
-from benchmark.leaderboards.store import add_record, import_record_file, load_record
+from benchmark.leaderboards.store import MIN_LATENCY_TIER, add_record, import_record_file, load_record
 from benchmark.sweeps.counting import recount
 from benchmark.sweeps.plan import Cell, Plan
 
@@ -69,8 +69,11 @@ def latency_command(cell: Cell, runtime: str, plan: Plan, output: Path, checkpoi
     """Time ``cell`` with one runtime; a trained run's checkpoint fixes the model (and the gate's weights)."""
     model = ["--task", cell.task, "--checkpoint", checkpoint] if checkpoint else cell.model_flags()
     data = ["--data", plan.data[cell.task]] if cell.task in plan.data else []
+    # A task whose rows need a longer timing gets it whatever the sweep's tier (the last --tier wins),
+    # so the sweep never stores a record `bench leaderboard --check` refuses.
+    floor = ["--tier", MIN_LATENCY_TIER[cell.task]] if cell.task in MIN_LATENCY_TIER else []
     return bench_command(
-        "latency", *model, *data, "--runtime", runtime, *plan.latency_args, "--output", str(output)
+        "latency", *model, *data, "--runtime", runtime, *plan.latency_args, *floor, "--output", str(output)
     )
 
 
