@@ -467,3 +467,14 @@ def test_latency_points_pair_with_the_evaluation_of_their_weights_or_the_trained
     other = next(name for name in points if f"trained @64, timed @{timed_trained['resolution']}" in name)
     assert other.startswith("mnv2 1.0 eager")
     assert len(points) == 2
+
+
+def test_latency_page_names_the_official_file_it_timed() -> None:
+    """Rows that timed an official checkpoint are told apart from the suite's own models of that shape."""
+    from benchmark.leaderboards.tables import latency_table
+
+    own = json.loads((RECORDS / "latency-classification-mnv2-eager.json").read_text())
+    own.pop("weights", None)
+    official = dict(own, weights={"source": "tflite", "file": "/x/mobilenet_v2_1.0_224_quant.tflite", "sha256": "0" * 64})
+    labels = [row[0] for row in latency_table([own, official]).rows]
+    assert labels == ["mnv2 1.0 @96", "mnv2 1.0 @96 (mobilenet_v2_1.0_224_quant)"]

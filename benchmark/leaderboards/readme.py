@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 from backbones.errors import UserError
@@ -22,6 +21,7 @@ from benchmark.leaderboards.tables import (
     fmt_num,
     model_label,
     split_records,
+    timed_model_label,
 )
 
 BLOCKS = ("default-runs", "latency", "real-data")
@@ -102,14 +102,6 @@ def default_run_table(results: Sequence[dict[str, Any]], backbone: str = "mnv2")
 
 
 # -- latency --------------------------------------------------------------------------------------
-
-
-def timed_model_label(record: dict[str, Any]) -> str:
-    """``mnv2 1.0 @224``, plus the official file when its weights were timed (a row of its own: its
-    runtimes were gated on real images, the others on the embedded data)."""
-    weights = record.get("weights") or {}
-    official = weights.get("source") == "tflite" and weights.get("file")
-    return model_label(record) + (f" ({Path(str(weights['file'])).stem})" if official else "")
 
 
 def latency_summary(latency: Sequence[dict[str, Any]]) -> Table:

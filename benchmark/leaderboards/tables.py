@@ -8,6 +8,7 @@ import io
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from benchmark.leaderboards.baselines import (
@@ -99,6 +100,14 @@ def model_label(record: dict[str, Any]) -> str:
         f"{key}={config[key]}" for key in MODEL_OPTIONS.get(record["task"], ()) if config.get(key) is not None
     ]
     return label + (f" ({', '.join(options)})" if options else "")
+
+
+def timed_model_label(record: dict[str, Any]) -> str:
+    """``mnv2 1.0 @224``, plus the official file when its weights were timed (a row of its own: its
+    runtimes were gated on real images, the others on the embedded data)."""
+    weights = record.get("weights") or {}
+    official = weights.get("source") == "tflite" and weights.get("file")
+    return model_label(record) + (f" ({Path(str(weights['file'])).stem})" if official else "")
 
 
 def device_of(environment: dict[str, Any]) -> str:
@@ -338,7 +347,7 @@ def latency_table(latency: list[dict[str, Any]]) -> Table:
     rows = []
     for record in latency:
         rows.append((
-            model_label(record),
+            timed_model_label(record),
             record["task"],
             record["runtime"],
             record["precision"],
