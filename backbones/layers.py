@@ -36,15 +36,26 @@ def tf_same_padding(size: int, kernel: int, stride: int, dilation: int) -> tuple
 
 
 @torch.fx.wrap
-def pad_tf_same(
-    x: torch.Tensor, kernel: tuple[int, int], stride: tuple[int, int], dilation: tuple[int, int]
+def conv2d_tf_same(
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None,
+    stride: tuple[int, int],
+    dilation: tuple[int, int],
+    groups: int,
 ) -> torch.Tensor:
-    """Zero-pad ``x`` [.., H, W] as TF "SAME" would before a conv (a leaf under torch.fx tracing)."""
-    top, bottom = tf_same_padding(int(x.shape[-2]), kernel[0], stride[0], dilation[0])
-    left, right = tf_same_padding(int(x.shape[-1]), kernel[1], stride[1], dilation[1])
-    if top == bottom and left == right and top == left == 0:
-        return x
-    return F.pad(x, (left, right, top, bottom))
+    """A conv with TF "SAME" padding for ``x``'s size (a leaf under torch.fx tracing).
+
+    Where that padding is symmetric (odd sizes such as 513 under stride 2) the conv pads itself: an
+    exported graph then keeps one Conv, where an explicit Pad made ONNX Runtime leave its blocked
+    (NCHWc) layout around each one (Pad and the layout reorders took 22 % of DeepLab's time at 513).
+    """
+    kernel = weight.shape[-2:]
+    top, bottom = tf_same_padding(int(x.shape[-2]), int(kernel[0]), stride[0], dilation[0])
+    left, right = tf_same_padding(int(x.shape[-1]), int(kernel[1]), stride[1], dilation[1])
+    if top == bottom and left == right:
+        return F.conv2d(x, weight, bias, stride, (top, left), dilation, groups)
+    return F.conv2d(F.pad(x, (left, right, top, bottom)), weight, bias, stride, 0, dilation, groups)
 
 
 class Conv2dTFSame(nn.Conv2d):
@@ -60,8 +71,7 @@ class Conv2dTFSame(nn.Conv2d):
         super().__init__(*args, **kwargs)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = pad_tf_same(x, self.kernel_size, self.stride, self.dilation)
-        return self._conv_forward(x, self.weight, self.bias)
+        return conv2d_tf_same(x, self.weight, self.bias, self.stride, self.dilation, self.groups)
 
 
 def conv2d(

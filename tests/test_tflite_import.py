@@ -6,6 +6,8 @@ reader is checked against known weights, quantization and options.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -34,7 +36,7 @@ def test_tf_same_padding_matches_tf_rule(size, kernel, stride, dilation, expecte
     assert tf_same_padding(size, kernel, stride, dilation) == expected
 
 
-@pytest.mark.parametrize("size", [(224, 224), (225, 160), (7, 8)])
+@pytest.mark.parametrize("size", [(224, 224), (225, 160), (7, 8), (65, 65)])
 def test_tf_conv_equals_explicit_pad_then_valid_conv(size) -> None:
     torch.manual_seed(0)
     conv = Conv2dTFSame(4, 6, 3, stride=2, bias=True)
@@ -48,6 +50,19 @@ def test_tf_conv_equals_explicit_pad_then_valid_conv(size) -> None:
     if size[0] % 2 == 0:  # asymmetric there: differs from PyTorch's symmetric padding
         symmetric = F.conv2d(x, conv.weight, conv.bias, stride=2, padding=1)
         assert not torch.allclose(out, symmetric)
+
+
+@pytest.mark.parametrize(("size", "pads"), [(65, 0), (64, 1)])
+def test_symmetric_tf_padding_exports_as_one_conv(tmp_path: Path, size: int, pads: int) -> None:
+    """At odd sizes (DeepLab's 513) TF pads symmetrically and the conv pads itself: no Pad node,
+    which kept ONNX Runtime from fusing and cost DeepLab a fifth of its time."""
+    import onnx
+
+    from benchmark.latency.runtimes.onnxruntime import export_onnx
+
+    export_onnx(Conv2dTFSame(4, 6, 3, stride=2).eval(), torch.randn(1, 4, size, size), tmp_path / "conv.onnx")
+    ops = [node.op_type for node in onnx.load(str(tmp_path / "conv.onnx")).graph.node]
+    assert ops.count("Conv") == 1 and ops.count("Pad") == pads
 
 
 def test_tf_padding_keeps_state_dict_keys_and_only_strided_convs_change() -> None:
