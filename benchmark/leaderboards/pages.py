@@ -101,8 +101,8 @@ SWEEP_HELP = """\
   (mobilenet_v3_large, mobilenet_v3_small) at width 1.0, trained on the embedded synthetic data
   with its recipes (minutes per model on 2 CPU cores), each trained checkpoint then timed with
   every CPU runtime (`eager`, `eager-cl`, `compile`, `onnxruntime`, `onnxruntime-int8`; `--tier
-  quick` latency, 2 threads; segmentation at `--tier normal`, the least its rows take). Sized for CI on 2 CPU cores (`--run-args "--max-epochs 2"` for a
-  shorter smoke run). Records land in `records/`; then run `bench leaderboard`.
+  quick` latency, 2 threads; segmentation at `--tier normal`, the least its rows take). Sized for CI
+  on 2 CPU cores (`--run-args "--max-epochs 2"` for a shorter smoke run). Records land in `records/`; then run `bench leaderboard`.
 - `bench sweep --tier full --data classification=/data/imagenet --data detection=/data/coco
   --data segmentation=/data/voc`: the papers' matrix on real data (every backbone; MobileNet widths
   0.35-1.4 and resolutions 96-224 for classification, 320 for detection, 513 for segmentation), the

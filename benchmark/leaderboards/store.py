@@ -147,8 +147,9 @@ def dirty_reason(record: dict[str, Any]) -> str | None:
     return None
 
 
-# A 513x513 segmentation forward takes 60-250 ms on 2 cores, so the quick tier's 50 runs last seconds and
-# its p50 is not a figure to rank runtimes by; those rows are timed at the normal tier (issue 13.7).
+# A 513x513 segmentation forward takes 18-250 ms on 2 cores (onnxruntime-int8 to eager), so the quick
+# tier's 50 runs last seconds and its p50 is not a figure to rank runtimes by; those rows are timed at the
+# normal tier (issue 13.7). The tier names are benchmark.latency.timing.TIERS' (a sibling layer: not imported).
 MIN_LATENCY_TIER = {"segmentation": "normal"}
 _TIER_ORDER = ("quick", "normal")
 
