@@ -139,8 +139,8 @@ def test_slurm_sweep_array_and_scancel_resumes(tmp_path: Path, recipe: Path, uni
     assert done.returncode == 0, done.stdout[-3000:]
     manifest = json.loads((work / "sweep" / "sweep.json").read_text())
     first = [entry["job_ids"][0] for entry in manifest["jobs"].values()]
-    # Three cells, MaxArraySize=2: an array of two tasks and one of a single task.
-    assert sorted(j.split("_")[1] for j in first) == ["0", "0", "1"] and len({j.split("_")[0] for j in first}) == 2
+    # Three cells, MaxArraySize=2: an array of two tasks, then the third alone (submitit: a plain job).
+    assert sorted(j.partition("_")[2] for j in first) == ["", "0", "1"] and len({j.split("_")[0] for j in first}) == 2
     assert len(manifest["jobs"]["run classification mnv2 w0.35 @64"]["job_ids"]) == 2, done.stdout
     check_sweep(work, done.stdout, uninterrupted)
     print(f"slurm executor: 3-cell sweep {seconds:.1f} s")
