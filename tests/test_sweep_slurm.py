@@ -171,8 +171,8 @@ def test_completed_cell_without_its_record(tmp_path: Path, recipe: Path, capsys)
     """submitit says the job succeeded, but the cell's result.json is gone: one line, exit 2."""
     import pickle
 
-    from benchmark.sweeps.scheduled import MANIFEST, grid_fingerprint
     from benchmark.sweeps.plan import QUICK, make_plan
+    from benchmark.sweeps.scheduled import MANIFEST, grid_fingerprint
 
     sweep = tmp_path / "sweep"
     plan = make_plan(QUICK, tasks="classification", backbones="mnv2", widths="0.35", resolutions="64", stages="run",
