@@ -21,7 +21,6 @@ def add_parser(sub, task_name: str) -> None:
     add = parser.add_argument
     add(
         "--tier",
-        required=True,
         choices=sorted(TIERS),
         help="quick (embedded data, CI) or full (real data, GPUs)",
     )
@@ -38,10 +37,58 @@ def add_parser(sub, task_name: str) -> None:
     add("--workdir", help="keep each job's run folder here (default: a temporary folder, removed after)")
     add("--timeout-s", type=float, help="per-job time limit in seconds (default: the tier's)")
     add("--dry-run", action="store_true", help="print the jobs without running them")
+    add_executor_arguments(parser)
     parser.set_defaults(func=run)
 
 
+def add_executor_arguments(parser) -> None:
+    """submitit executors: each cell a job (local processes or Slurm), followed, requeued, collected."""
+    add = parser.add_argument
+    add("--executor", choices=["local", "slurm"], help="run the cells as submitit jobs (needs --workdir)")
+    add("--status", metavar="DIR", help="show every cell of the sweep folder DIR and exit")
+    add("--partition", help="Slurm partition")
+    add("--account", help="Slurm account")
+    add("--qos", help="Slurm QOS")
+    add("--gpus-per-job", type=int, help="GPUs per job (DDP over them, ranks from SLURM)")
+    add("--nodes", type=int, help="nodes per job")
+    add("--cpus", type=int, help="CPUs per task")
+    add("--mem-gb", type=float, help="memory per node in GB")
+    add("--time-min", type=int, help="time limit per job in minutes")
+    add("--array-parallelism", type=int, help="training jobs of an array running at once")
+    add("--sbatch", action="append", default=[], metavar="--KEY=VALUE", help="an extra sbatch line (repeatable)")
+    add("--slurm-config", metavar="YAML", help="a YAML file with a slurm: block of the settings above")
+    add("--retries", type=int, default=2, help="resubmissions of a failed cell (it resumes), default 2")
+    add("--no-wait", action="store_true", help="submit and exit; run the same command again to collect")
+
+
+def slurm_options(args: argparse.Namespace):
+    from benchmark.sweeps.executors import SlurmOptions, load_slurm_yaml
+
+    values = load_slurm_yaml(args.slurm_config) if args.slurm_config else {}
+    flags = {"partition": args.partition, "account": args.account, "qos": args.qos,
+             "gpus_per_job": args.gpus_per_job, "nodes": args.nodes, "cpus": args.cpus, "mem_gb": args.mem_gb,
+             "time_min": args.time_min, "array_parallelism": args.array_parallelism}
+    values.update({k: v for k, v in flags.items() if v is not None})
+    values["sbatch_lines"] = list(values.get("sbatch_lines", [])) + list(args.sbatch)
+    return SlurmOptions(**values)
+
+
 def run(args: argparse.Namespace) -> int:
+    from backbones.errors import UserError
+
+    if args.status:
+        from benchmark.sweeps.scheduled import format_status, sweep_status
+
+        print(format_status(sweep_status(Path(args.status))))
+        return 0
+    if not args.tier:
+        raise UserError("--tier: required (quick or full), unless --status DIR")
+    if args.executor and not args.workdir:
+        raise UserError("--executor: give --workdir DIR (the sweep folder: jobs, logs, run folders, sweep.json)")
+    return run_plan(args)
+
+
+def run_plan(args: argparse.Namespace) -> int:
     from benchmark.sweeps.jobs import earlier_checkpoint, latency_command, run_command, run_sweep
     from benchmark.sweeps.plan import TIERS, make_plan
 
@@ -73,6 +120,21 @@ def run(args: argparse.Namespace) -> int:
                 checkpoint = earlier_checkpoint(folder, plan)
                 print(" ".join(latency_command(cell, ",".join(plan.runtimes), plan, folder / "latency", checkpoint)))
         return 0
+    if args.executor:
+        import shlex
+        import sys
+
+        from benchmark.sweeps.scheduled import run_scheduled
+
+        folder = Path(args.workdir)
+        final = run_scheduled(plan, records, folder, args.executor, slurm_options(args), name=folder.resolve().name,
+                              command=shlex.join(["bench", *sys.argv[1:]]), retries=args.retries,
+                              wait=not args.no_wait)
+        failed = [s for s in final if s.state == "failed"]
+        for state in failed:
+            print(f"  failed: {state.name}: {state.message} (log {state.log})")
+        print("next: bench leaderboard")
+        return 1 if failed else 0
     if args.workdir:
         reports = run_sweep(plan, records, Path(args.workdir))
     else:
