@@ -120,6 +120,11 @@ class Task(ABC):
         """Run a trained checkpoint on image files and write pictures to ``out_dir``; returns their paths."""
         raise UserError(f"--task {self.name}: bench predict is not available for this task")
 
+    def draw_validation(self, checkpoint: str, out_dir: str, count: int = 4) -> list[str]:
+        """Pictures of a few validation images with the trained model's predictions and the truth
+        (written at the end of ``bench run``); tasks without pictures write none."""
+        return []
+
     @abstractmethod
     def build_module(self, cfg: Config, model: nn.Module) -> BenchModule: ...
 

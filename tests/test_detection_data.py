@@ -235,7 +235,13 @@ def test_cli_run_writes_a_record_and_predict_draws_boxes(coco: Path, tmp_path: P
     out = tmp_path / "run"
     code = main(["run", "--task", "detection", "--backbone", "mnv2", "--width", "0.35", "--data", str(coco), *TINY,
                  "--max-steps", "2", "--logger", "wandb", "--output", str(out)])
-    assert code == 0, capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert code == 0, err
+    # The run ends with validation images, predicted and true boxes drawn, and prints where they are.
+    drawn = sorted((out / "validation-pictures").glob("*_pred_and_true.png"))
+    assert drawn and f"boxes: {out / 'validation-pictures'}" in err
+    truth = np.asarray(Image.open(drawn[0]).convert("RGB"))
+    assert ((truth == 255).all(-1)).any()  # the white true boxes
     # W&B (offline in tests) got validation pictures with predicted and true boxes.
     boxes = list(out.glob("wandb/offline-run-*/files/media/metadata/boxes2D/val/examples_*.boxes2D.json"))
     groups = [json.loads(path.read_text()) for path in boxes]

@@ -61,6 +61,7 @@ def run(args: argparse.Namespace) -> int:
     if record.get("environment") and _is_rank_zero():
         print_summary(record)
         print(f"result record: {cfg['output']}/result.json", file=sys.stderr)
+        _draw_validation(task, cfg)
         if record.get("wandb_offline_dir"):
             print(f"W&B ran offline; upload later with: wandb sync {record['wandb_offline_dir']}", file=sys.stderr)
     return 0
@@ -70,3 +71,16 @@ def _is_rank_zero() -> bool:
     import os
 
     return int(os.environ.get("LOCAL_RANK", "0")) == 0 and int(os.environ.get("NODE_RANK", "0")) == 0
+
+
+def _draw_validation(task, cfg: dict) -> None:
+    """A few validation images with the trained model's predicted and true boxes, for the eye."""
+    from pathlib import Path
+
+    checkpoint = Path(cfg["output"]) / "checkpoints" / "last.ckpt"
+    if not checkpoint.is_file():
+        return
+    pictures = task.draw_validation(str(checkpoint), str(Path(cfg["output"]) / "validation-pictures"))
+    if pictures:
+        print(f"{len(pictures)} validation images with predicted (coloured, score >= 0.5) and true (white) boxes: "
+              f"{Path(pictures[0]).parent}", file=sys.stderr)

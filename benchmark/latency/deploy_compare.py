@@ -9,8 +9,10 @@ The issue 12 acceptance, for each subject model at batch 1: the suite's runtimes
 outside baselines run the same model through each tool's documented plain path (``torch.onnx.export``
 + ONNX Runtime, ``openvino.convert_model`` + the latency hint, ``litert_torch.convert`` + the LiteRT
 interpreter). Runtimes are timed in interleaved rounds so that load from other processes hits all of
-them alike; p50 over all rounds. Prints, per subject: fastest suite fp32 / fastest plain tool (target
-<= 1.0) and fastest suite int8 / fastest suite fp32 (target <= 0.6), with each runtime's agreement
+them alike; p50 over all rounds. Every row states the precision it really ran in (a plain tool's is
+read back from the tool: plain OpenVINO picks bf16 by itself on CPUs with AVX-512 BF16 / AMX), and
+ratios compare like with like. Prints, per subject: fastest suite fp32 / fastest plain fp32 tool (target
+<= 1.0), bf16 rows apart (suite bf16 runtimes where the CPU has native bf16) and fastest suite int8 / fastest suite fp32 (target <= 0.6), with each runtime's agreement
 with eager fp32 (top-1 for classification, pixels for segmentation) on real images the int8
 calibration did not see. SSDLite-MNv2-320 has no trained weights offline: timed with random weights,
 agreement not judged (the detection int8 gate is ``bench latency --task detection --weights`` with
@@ -39,10 +41,14 @@ from benchmark.latency.gate import OutputComparison
 from benchmark.latency.inputs import load_task_images
 from benchmark.latency.runtimes.base import FlatOutputs
 from benchmark.latency.runtimes.litert import prepare_tflite_file
+from benchmark.latency.runtimes.openvino import precision_name
 from benchmark.runs.config import resolve_config
 from tasks import get_task
 
-SUITE = ("eager", "onnxruntime", "litert", "openvino", "onnxruntime-int8", "litert-int8", "openvino-int8")
+SUITE = (
+    "eager", "onnxruntime", "litert", "openvino", "eager-bf16", "openvino-bf16",
+    "onnxruntime-int8", "litert-int8", "openvino-int8",
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -120,7 +126,11 @@ def prepare_subject(subject: Subject, root: Path | None) -> SubjectInputs:
 # --------------------------------------------------------------------------------------------
 # Outside baselines: each tool's documented plain path on the same model (no folding, no options)
 # --------------------------------------------------------------------------------------------
-def plain_onnxruntime(model: nn.Module, example: torch.Tensor, threads: int, folder: Path) -> Callable[[], Any]:
+# Each returns the timed call and the precision the tool really runs in.
+Baseline = tuple[Callable[[], Any], str]
+
+
+def plain_onnxruntime(model: nn.Module, example: torch.Tensor, threads: int, folder: Path) -> Baseline:
     import onnxruntime
 
     path = folder / "plain.onnx"
@@ -131,10 +141,10 @@ def plain_onnxruntime(model: nn.Module, example: torch.Tensor, threads: int, fol
     options.intra_op_num_threads = threads
     session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     array = example.numpy()
-    return lambda: session.run(None, {"input": array})
+    return (lambda: session.run(None, {"input": array})), "fp32"  # CPUExecutionProvider keeps float32
 
 
-def plain_openvino(model: nn.Module, example: torch.Tensor, threads: int, folder: Path) -> Callable[[], Any]:
+def plain_openvino(model: nn.Module, example: torch.Tensor, threads: int, folder: Path) -> Baseline:
     import openvino
 
     with warnings.catch_warnings():
@@ -143,10 +153,10 @@ def plain_openvino(model: nn.Module, example: torch.Tensor, threads: int, folder
     compiled = openvino.Core().compile_model(ov_model, "CPU", {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": threads})
     request = compiled.create_infer_request()
     tensor = openvino.Tensor(example.numpy())
-    return lambda: request.infer({0: tensor})
+    return (lambda: request.infer({0: tensor})), precision_name(str(compiled.get_property("INFERENCE_PRECISION_HINT")))
 
 
-def plain_litert(model: nn.Module, example: torch.Tensor, threads: int, folder: Path) -> Callable[[], Any]:
+def plain_litert(model: nn.Module, example: torch.Tensor, threads: int, folder: Path) -> Baseline:
     os.environ.setdefault("LITERT_TORCH_SHOW_PROGRESS", "n")
     import litert_torch
 
@@ -154,7 +164,7 @@ def plain_litert(model: nn.Module, example: torch.Tensor, threads: int, folder: 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         litert_torch.convert(model, (example,)).export(str(path))
-    return prepare_tflite_file(path, threads).bind(example)
+    return prepare_tflite_file(path, threads).bind(example), "fp32"  # a float32 .tflite, no delegate
 
 
 BASELINES = {"plain onnxruntime": plain_onnxruntime, "plain openvino": plain_openvino, "plain litert": plain_litert}
@@ -188,6 +198,28 @@ def agreement(forward: Callable[[torch.Tensor], Any], model: nn.Module, images: 
     return comparison.agreement()
 
 
+@dataclass(frozen=True)
+class PrecisionGroups:
+    """p50 (ms) of the suite's and the plain tools' rows, by the precision each really ran in."""
+
+    suite: dict[str, dict[str, float]]
+    plain: dict[str, dict[str, float]]
+
+    def fastest(self, side: str, precision: str) -> tuple[str, float] | None:
+        rows = getattr(self, side).get(precision, {})
+        return min(rows.items(), key=lambda item: item[1]) if rows else None
+
+
+def group_by_precision(p50: dict[str, float], precisions: dict[str, str], plain: set[str]) -> PrecisionGroups:
+    """Rows split into suite / plain, then by precision, so that a ratio never mixes precisions."""
+    suite_groups: dict[str, dict[str, float]] = {}
+    plain_groups: dict[str, dict[str, float]] = {}
+    for name, value in p50.items():
+        groups = plain_groups if name in plain else suite_groups
+        groups.setdefault(precisions[name], {})[name] = value
+    return PrecisionGroups(suite_groups, plain_groups)
+
+
 @dataclass
 class Acceptance:
     label: str
@@ -202,6 +234,7 @@ def compare(subject: Subject, root: Path | None, threads: int, rounds: int, roun
     print(f"\n== {subject.label}, batch 1, {threads} threads; {data.source}")
     calls: dict[str, Callable[[], Any]] = {}
     forwards: dict[str, Callable[[torch.Tensor], Any]] = {}
+    precisions: dict[str, str] = {}
     for name in SUITE:
         runtime = runtimes.get_runtime(name)
         reason = runtime.unavailable_reason()
@@ -212,11 +245,14 @@ def compare(subject: Subject, root: Path | None, threads: int, rounds: int, roun
         prepared = runtime.prepare(data.model, example, threads=threads, calibration=data.calibration)
         print(f"  prepared {name} in {time.perf_counter() - start:.1f} s", flush=True)
         calls[name], forwards[name] = prepared.bind(example), prepared.forward
+        # OpenVINO's rows state what it compiled to; the others run in their declared precision.
+        real = prepared.details.get("inference_precision")
+        precisions[name] = precision_name(real) if real and runtime.precision != "int8" else runtime.precision
     with tempfile.TemporaryDirectory(prefix="deploy-compare-") as folder:
         plain_model = FlatOutputs(data.model).eval()
         for name, build in BASELINES.items():
             try:
-                calls[name] = build(plain_model, example, threads, Path(folder))
+                calls[name], precisions[name] = build(plain_model, example, threads, Path(folder))
             except Exception as error:  # noqa: BLE001 - a missing tool skips its baseline, said so
                 print(f"  skip {name}: {type(error).__name__}: {error}")
         p50 = time_interleaved(calls, rounds, round_seconds)
@@ -224,19 +260,28 @@ def compare(subject: Subject, root: Path | None, threads: int, rounds: int, roun
     agree: dict[str, float] = {}
     if data.check is not None and subject.class_dim is not None:
         agree = {n: agreement(f, data.model, data.check, subject.class_dim) for n, f in forwards.items() if n != "eager"}
-    outside = {n: v for n, v in p50.items() if n in BASELINES}
-    suite_fp32 = {n: v for n, v in p50.items() if n in forwards and not n.endswith("-int8")}
-    suite_int8 = {n: v for n, v in p50.items() if n.endswith("-int8")}
-    best_outside = min(outside.values()) if outside else float("nan")
-    best_fp32 = min(suite_fp32.values())
-    print(f"\n{'runtime':<20} {'p50 ms':>8} {'/best plain':>11} {'/best fp32':>10} {'agreement':>10}")
+    groups = group_by_precision(p50, precisions, set(BASELINES))
+    plain_fp32 = groups.fastest("plain", "fp32")
+    suite_fp32 = groups.fastest("suite", "fp32")
+    if suite_fp32 is None:
+        raise UserError(f"{subject.label}: no suite fp32 runtime could run here")
+    best_outside = plain_fp32[1] if plain_fp32 else float("nan")
+    best_fp32 = suite_fp32[1]
+    print(f"\n{'runtime':<20} {'precision':>9} {'p50 ms':>8} {'/plain fp32':>11} {'/best fp32':>10} {'agreement':>10}")
     for name, value in p50.items():
         shown = f"{agree[name]:.1f} %" if name in agree else "-"
-        print(f"{name:<20} {value:8.2f} {value / best_outside:11.2f} {value / best_fp32:10.2f} {shown:>10}")
-    fastest_fp32 = min(suite_fp32, key=suite_fp32.get)
-    print(f"fastest suite fp32: {fastest_fp32} {best_fp32:.2f} ms = {best_fp32 / best_outside:.2f}x the fastest plain "
-          f"tool ({min(outside, key=outside.get) if outside else '-'}); target <= 1.0")
+        print(f"{name:<20} {precisions[name]:>9} {value:8.2f} {value / best_outside:11.2f} {value / best_fp32:10.2f} "
+              f"{shown:>10}")
+    print(f"fastest suite fp32: {suite_fp32[0]} {best_fp32:.2f} ms = {best_fp32 / best_outside:.2f}x the fastest plain "
+          f"fp32 tool ({plain_fp32[0] if plain_fp32 else '-'}); target <= 1.0")
     result = Acceptance(subject.label, best_fp32 / best_outside, None, None)
+    plain_bf16, suite_bf16 = groups.fastest("plain", "bf16"), groups.fastest("suite", "bf16")
+    if plain_bf16 or suite_bf16:
+        suite_text = f"{suite_bf16[0]} {suite_bf16[1]:.2f} ms" if suite_bf16 else "no suite bf16 runtime ran"
+        plain_text = f"{plain_bf16[0]} {plain_bf16[1]:.2f} ms" if plain_bf16 else "no plain tool ran bf16"
+        ratio = f" = {suite_bf16[1] / plain_bf16[1]:.2f}x" if suite_bf16 and plain_bf16 else ""
+        print(f"bf16, apart from fp32: fastest suite {suite_text}{ratio} the fastest plain bf16 ({plain_text})")
+    suite_int8 = groups.suite.get("int8", {})
     if suite_int8:
         fastest_int8 = min(suite_int8, key=suite_int8.get)
         result.int8_vs_fp32, result.int8_agreement = suite_int8[fastest_int8] / best_fp32, agree.get(fastest_int8)
@@ -265,11 +310,11 @@ def main(argv: list[str] | None = None) -> int:
         results = [compare(SUBJECTS[name], root, args.threads, args.rounds, args.round_seconds) for name in names]
     except UserError as error:
         raise SystemExit(f"deploy_compare: {error}") from None
-    print(f"\n{'subject':<48} {'fp32/plain':>10} {'int8/fp32':>10} {'int8 agreement':>15}")
+    print(f"\n{'subject':<48} {'fp32/plain fp32':>15} {'int8/fp32':>10} {'int8 agreement':>15}")
     for r in results:
         int8 = f"{r.int8_vs_fp32:.2f}" if r.int8_vs_fp32 is not None else "-"
         agree = f"{r.int8_agreement:.1f} %" if r.int8_agreement is not None else "not judged"
-        print(f"{r.label:<48} {r.fp32_vs_plain:10.2f} {int8:>10} {agree:>15}")
+        print(f"{r.label:<48} {r.fp32_vs_plain:15.2f} {int8:>10} {agree:>15}")
     return 0
 
 

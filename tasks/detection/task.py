@@ -181,9 +181,6 @@ class DetectionTask(Task):
         from pathlib import Path
 
         from tasks.base import load_model
-        from tasks.detection.coco import eval_transform
-        from tasks.detection.drawing import draw_detections
-        from tasks.detection.module import to_original_size
         from tasks.images import load_rgb
 
         cfg, model = load_model(checkpoint, self)
@@ -193,24 +190,54 @@ class DetectionTask(Task):
             if getattr(args, key, None) is not None:
                 cfg[key] = getattr(args, key)
         detection_options(cfg)
-        names = cfg.get("class_names") or []
-        transform = eval_transform(cfg["resolution"], cfg.get("preset") or "torchvision")
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
         written = []
         for path in images:
-            pixels = load_rgb(path)
-            tensor = transform(image=pixels)["image"][None]
-            detections = self.postprocess(model(tensor), cfg)
-            original = torch.tensor([pixels.shape[:2]])
-            detection = to_original_size(detections, tuple(tensor.shape[-2:]), original)[0]
-            picture = draw_detections(
-                pixels, detection["boxes"].numpy(), detection["labels"].numpy(), detection["scores"].numpy(), names
-            )
+            picture = self._picture(model, cfg, load_rgb(path))
             target = out / f"{Path(path).stem}_pred.png"
             picture.save(target)
             written.append(str(target))
         return written
+
+    @torch.no_grad()
+    def draw_validation(self, checkpoint: str, out_dir: str, count: int = 4) -> list[str]:
+        """The first ``count`` validation images with objects, predicted boxes (score >= 0.5) and
+        true boxes (white) drawn: what a trained run detects, to look at (``bench run`` ends with it)."""
+        from pathlib import Path
+
+        from tasks.base import load_model
+        from tasks.detection.coco import load_split
+        from tasks.detection.drawing import draw_truth
+        from tasks.images import load_rgb
+
+        cfg, model = load_model(checkpoint, self)
+        cfg["score_threshold"] = PREDICT_SCORE_THRESHOLD
+        datamodule = self.build_datamodule(dict(cfg, num_workers=0))
+        records = [r for r in load_split(datamodule.dataset_root(), "val").images if len(r.boxes)][:count]
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        names = cfg.get("class_names") or []
+        written = []
+        for record in records:
+            picture = draw_truth(self._picture(model, cfg, load_rgb(record.path)), record.boxes, record.labels, names)
+            target = out / f"{Path(record.path).stem}_pred_and_true.png"
+            picture.save(target)
+            written.append(str(target))
+        return written
+
+    def _picture(self, model: nn.Module, cfg: Config, pixels) -> Any:
+        """``pixels`` (HxWx3 uint8) with ``model``'s detections drawn, in its own pixels."""
+        from tasks.detection.coco import eval_transform
+        from tasks.detection.drawing import draw_detections
+        from tasks.detection.module import to_original_size
+
+        transform = eval_transform(cfg["resolution"], cfg.get("preset") or "torchvision")
+        tensor = transform(image=pixels)["image"][None]
+        detections = self.postprocess(model(tensor), cfg)
+        detection = to_original_size(detections, tuple(tensor.shape[-2:]), torch.tensor([pixels.shape[:2]]))[0]
+        return draw_detections(pixels, detection["boxes"].numpy(), detection["labels"].numpy(),
+                               detection["scores"].numpy(), cfg.get("class_names") or [])
 
 
 @dataclass(frozen=True)

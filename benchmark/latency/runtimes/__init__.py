@@ -10,7 +10,7 @@ from backbones.errors import UserError
 from benchmark.latency.runtimes.base import Prepared, Runtime
 from benchmark.latency.runtimes.compile import CompileRuntime
 from benchmark.latency.runtimes.cuda import CudaRuntime
-from benchmark.latency.runtimes.eager import EagerRuntime
+from benchmark.latency.runtimes.eager import EagerBf16Runtime, EagerRuntime
 from benchmark.latency.runtimes.executorch import ExecuTorchRuntime
 from benchmark.latency.runtimes.litert import LiteRtRuntime
 from benchmark.latency.runtimes.onnxruntime import OnnxRuntime
@@ -21,6 +21,7 @@ RUNTIMES: dict[str, Runtime] = {
     for runtime in (
         EagerRuntime(),
         EagerRuntime(channels_last=True),
+        EagerBf16Runtime(),
         CompileRuntime(),
         OnnxRuntime(),
         OnnxRuntime(int8=True),
@@ -32,6 +33,7 @@ RUNTIMES: dict[str, Runtime] = {
         LiteRtRuntime(),
         LiteRtRuntime(int8=True),
         OpenVinoRuntime(),
+        OpenVinoRuntime(bf16=True),
         OpenVinoRuntime(int8=True),
     )
 }

@@ -1,5 +1,5 @@
-"""OpenVINO on the CPU: the suite's model converted with ``openvino.convert_model``, fp32 or NNCF
-static int8, compiled with the latency hint.
+"""OpenVINO on the CPU: the suite's model converted with ``openvino.convert_model``, fp32, bf16 (CPUs
+with native bf16 only) or NNCF static int8, compiled with the latency hint.
 
 Registered in ``benchmark.latency.runtimes.RUNTIMES``.
 """
@@ -15,24 +15,37 @@ from typing import Any
 import torch
 from torch.utils import _pytree as pytree
 
+from backbones.errors import UserError
 from benchmark.latency.runtimes import export
 from benchmark.latency.runtimes.base import Prepared, Runtime, output_spec
+from benchmark.latency.runtimes.cpu_bf16 import bf16_unavailable_reason
+
+# The INFERENCE_PRECISION_HINT each float precision asks for (int8 graphs keep OpenVINO's default).
+PRECISION_HINTS = {"fp32": "f32", "bf16": "bf16"}
+
+
+def precision_name(hint: str) -> str:
+    """OpenVINO's compiled INFERENCE_PRECISION_HINT (``f32``, ``bf16``, ``f16``) as the suite's label."""
+    return {"f32": "fp32", "bf16": "bf16", "f16": "fp16"}.get(hint.lower(), hint.lower())
 
 
 class OpenVinoRuntime(Runtime):
-    def __init__(self, *, int8: bool = False) -> None:
-        self.int8 = int8
-        self.name = "openvino-int8" if int8 else "openvino"
-        self.precision = "int8" if int8 else "fp32"
+    def __init__(self, *, int8: bool = False, bf16: bool = False) -> None:
+        self.int8, self.bf16 = int8, bf16
+        self.precision = "int8" if int8 else "bf16" if bf16 else "fp32"
+        self.name = "openvino" if self.precision == "fp32" else f"openvino-{self.precision}"
         self.needs_calibration = int8
-        self.description = (
-            "OpenVINO CPU, NNCF post-training static int8 calibrated on the task's images, latency hint"
-            if int8
-            else "OpenVINO CPU, openvino.convert_model with BatchNorm folded, fp32 (inference precision f32), latency hint"
-        )
+        self.description = {
+            "int8": "OpenVINO CPU, NNCF post-training static int8 calibrated on the task's images, latency hint",
+            "bf16": "OpenVINO CPU, openvino.convert_model with BatchNorm folded, inference precision bf16, latency hint",
+            "fp32": "OpenVINO CPU, openvino.convert_model with BatchNorm folded, fp32 (inference precision f32), latency hint",
+        }[self.precision]
 
     def unavailable_reason(self) -> str | None:
-        return export.format_unavailable("openvino", self.int8)
+        reason = export.format_unavailable("openvino", self.int8)
+        if reason is None and self.bf16:
+            reason = bf16_unavailable_reason()
+        return reason
 
     def version(self) -> str:
         import openvino
@@ -51,10 +64,14 @@ class OpenVinoRuntime(Runtime):
             path = Path(folder) / "model.xml"
             details = export.export_model(model, example, "openvino", int8=self.int8, calibration=calibration, out_path=path)
             ov_model = core.read_model(str(path))
-            # fp32 asks for f32 explicitly: on CPUs with bf16/fp16 units OpenVINO would otherwise
-            # lower the precision on its own, and the fp32 row would not be fp32.
-            config = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": threads, "INFERENCE_PRECISION_HINT": "f32"}
+            # The float precision is asked for explicitly: on CPUs with bf16/fp16 units OpenVINO would
+            # otherwise lower it on its own, and the fp32 row would not be fp32.
+            hint = PRECISION_HINTS.get(self.precision, "f32")
+            config = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": threads, "INFERENCE_PRECISION_HINT": hint}
             compiled = core.compile_model(ov_model, "CPU", config)
+        real = precision_name(str(compiled.get_property("INFERENCE_PRECISION_HINT")))
+        if self.bf16 and real != "bf16":
+            raise UserError(f"--runtime {self.name}: OpenVINO compiled the model in {real}, not bf16, on this CPU")
         request = compiled.create_infer_request()
 
         def forward(x: torch.Tensor) -> Any:
