@@ -58,7 +58,10 @@ def test_same_records_give_byte_identical_files(tmp_path: Path, fixture_files: d
         render_cached.cache_clear()  # draw every plot again, not from the memo
         assert main(["leaderboard", "--records", str(RECORDS), "--out", str(out)]) == 0
     trees = [{p.relative_to(o).as_posix(): p.read_bytes() for p in o.rglob("*") if p.is_file()} for o in outs]
-    assert trees[0] == trees[1] == fixture_files
+    from benchmark.leaderboards.site import generate_site
+
+    site = {f"site/{name}": data for name, data in generate_site(load_records(RECORDS)).items()}
+    assert trees[0] == trees[1] == {**fixture_files, **site}
     assert sum(name.endswith(".png") for name in trees[0]) == 7
 
 

@@ -404,7 +404,7 @@ def _draw_pareto(figure, spec: dict[str, Any]) -> None:
             texts.append(ax.text(x, y, str(number_), fontsize=6, color=colour))
             key.append(f"{number_:>2} {name}" + ("" if reported else f" [{runtime}]"))
         _spread_labels(ax, texts)
-        ax.legend(loc="upper left", bbox_to_anchor=(1.02, 0.0), fontsize=6, frameon=False, borderaxespad=0)
+        ax.legend(loc="lower left", bbox_to_anchor=(1.02, 0.0), fontsize=6, frameon=False, borderaxespad=0)
         _key(ax, key[:40] + ([f"... {len(key) - 40} more"] if len(key) > 40 else []))
     figure.tight_layout(rect=(0, 0, 0.62, 0.97))
 
@@ -437,7 +437,7 @@ def _draw_scatter(figure, spec: dict[str, Any]) -> None:
                     key.append(f"{len(key) + 1:>2} {name}")
                     texts.append(ax.text(x, y, str(len(key)), fontsize=6, color=color))
         _spread_labels(ax, texts)
-        ax.legend(loc="upper left", bbox_to_anchor=(1.02, 0.0), fontsize=6, frameon=False, borderaxespad=0)
+        ax.legend(loc="lower left", bbox_to_anchor=(1.02, 0.0), fontsize=6, frameon=False, borderaxespad=0)
         if key:
             _key(ax, key[:40] + ([f"... {len(key) - 40} more"] if len(key) > 40 else []))
     figure.tight_layout(rect=(0, 0, 0.62, 0.97))

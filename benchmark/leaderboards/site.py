@@ -176,7 +176,7 @@ def latency_chart(host: str, rows: list[tuple[dict[str, Any], dict[str, str]]], 
             hoverinfo="text",
         ))  # fmt: skip
     figure.update_layout(title={"text": html.escape(f"p50 latency on {host} (whisker: p90)")},
-                         height=160 + 26 * len(categories), margin={"l": 330, "r": 20, "t": 50, "b": 50},
+                         height=max(380, 160 + 26 * len(categories)), margin={"l": 330, "r": 20, "t": 50, "b": 50},
                          xaxis={"title": {"text": "latency (ms, log scale)"}, "type": "log"},
                          yaxis={"title": {"text": "model"}, "categoryorder": "array", "categoryarray": categories[::-1]},
                          legend={"title": {"text": "runtime"}}, template="plotly_white", hoverlabel={"align": "left"})  # fmt: skip
