@@ -19,7 +19,7 @@ from benchmark.leaderboards.plots import (
     png_data_digest,
     render,
 )
-from benchmark.leaderboards.site import SITE_DIR, is_site_file
+from benchmark.leaderboards.site import SCREENSHOT, SITE_DIR, is_site_file
 from benchmark.leaderboards.tables import (
     PIXEL1,
     TASK_TITLES,
@@ -169,7 +169,8 @@ def is_generated(relative: str) -> bool:
         return is_site_file(parts[1])
     if len(parts) == 1:
         return parts[0].endswith((".md", ".csv"))
-    return len(parts) == 2 and parts[0] == PLOTS_DIR and parts[1].endswith(".png")
+    # The site's screenshot (``--screenshot``, taken in a browser) sits beside the PNGs but is not drawn here.
+    return len(parts) == 2 and parts[0] == PLOTS_DIR and parts[1].endswith(".png") and parts[1] != SCREENSHOT
 
 
 def same_content(relative: str, old: bytes, new: bytes) -> bool:

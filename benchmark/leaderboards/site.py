@@ -40,6 +40,7 @@ from benchmark.leaderboards.tables import (
 
 SITE_DIR = "site"
 PLOTLY_ASSET = "plotly.min.js"
+SCREENSHOT = "site-latency.png"  # in leaderboards/plots/, by `bench leaderboard --screenshot`
 COLUMNS = ("task", "model", "backbone", "width", "resolution", "runtime", "precision", "threads",
            "host or device", "data", "p50 (ms)", "p90 (ms)", "metric (%)", "source")  # fmt: skip
 FILTERS = ("task", "runtime", "host or device", "data")
