@@ -36,22 +36,27 @@ def add_parser(sub, task_name: str) -> None:
         help="README whose <!-- bench:begin NAME --> blocks are generated (default: README.md beside the "
         "--out folder, when it has such blocks)",
     )
+    add("--site", metavar="DIR", help="write (with --check: check) only the static HTML site, into DIR; without "
+        "--site the site is part of the leaderboards, in <out>/site")
+    add("--screenshot", metavar="PNG", help="then open the site's latency page in headless Chromium, offline, "
+        "and save a screenshot (e.g. leaderboards/plots/site-latency.png)")
     add("--recount", action="store_true", help="count the suite models' params/MAdds (profile records) first")
     add("--wandb", action="store_true", help="also log every table to Weights & Biases as a wandb.Table")
     add("--wandb-project", default="mobile-vision-bench", help="W&B project (default mobile-vision-bench)")
     parser.set_defaults(func=run)
 
 
-def existing_generated(out: Path) -> set[str]:
+def existing_generated(out: Path, site_only: bool = False) -> set[str]:
     from benchmark.leaderboards.pages import is_generated
+    from benchmark.leaderboards.site import is_site_file
 
     if not out.is_dir():
         return set()
     names = {p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()}
-    return {name for name in names if is_generated(name)}
+    return {name for name in names if (is_site_file(name) if site_only else is_generated(name))}
 
 
-def differences(out: Path, files: dict[str, bytes]) -> list[str]:
+def differences(out: Path, files: dict[str, bytes], site_only: bool = False) -> list[str]:
     """One line per file that differs from what the records give."""
     from benchmark.leaderboards.pages import same_content
 
@@ -75,7 +80,7 @@ def differences(out: Path, files: dict[str, bytes]) -> list[str]:
         ]  # fmt: skip
         first = next((line for line in changed), "")
         lines.append(f"{out / name}: {len(changed)} changed line(s), first: {first[:100]}")
-    for name in sorted(existing_generated(out) - set(files)):
+    for name in sorted(existing_generated(out, site_only) - set(files)):
         lines.append(f"{out / name}: not generated from the records (stale)")
     return lines
 
@@ -88,7 +93,7 @@ def readme_diff(old: str, new: str) -> str:
     return f"{len(changed)} changed line(s), first: {changed[0][:100] if changed else ''}"
 
 
-def write_files(out: Path, files: dict[str, bytes]) -> list[str]:
+def write_files(out: Path, files: dict[str, bytes], site_only: bool = False) -> list[str]:
     """Write what changed; remove generated files the records no longer give. Returns changed names."""
     from benchmark.leaderboards.pages import same_content
 
@@ -99,7 +104,7 @@ def write_files(out: Path, files: dict[str, bytes]) -> list[str]:
             continue
         write_bytes_atomic(path, data)
         changed.append(name)
-    for name in sorted(existing_generated(out) - set(files)):
+    for name in sorted(existing_generated(out, site_only) - set(files)):
         (out / name).unlink()
         changed.append(f"{name} (removed)")
     return changed
@@ -178,8 +183,35 @@ def readme_update(path: Path | None, records) -> tuple[str, str] | None:
     return text, replace_blocks(text, render_blocks(records), str(path))
 
 
+def take_screenshot(args: argparse.Namespace, site: Path) -> None:
+    if args.screenshot:
+        from benchmark.leaderboards.browser import screenshot
+
+        print(f"screenshot: {screenshot(site, Path(args.screenshot))}")
+
+
+def run_site(args: argparse.Namespace, site: Path, files: dict[str, bytes], count: int, refused: list[str]) -> int:
+    """``--site DIR``: write or check the HTML site alone (leaderboards/*.md and the README untouched)."""
+    if args.check:
+        diffs = differences(site, files, site_only=True) + [f"{line}; remove it or measure again" for line in refused]
+        if diffs:
+            print(f"{site}/ does not match the {count} records ({len(diffs)} problem(s)); run `bench leaderboard --site {site}`:")
+            for line in diffs[:20]:
+                print(f"  {line}")
+            return 1
+        print(f"{site}/ matches its {count} records ({len(files)} files)")
+        return 0
+    changed = write_files(site, files, site_only=True)
+    print(f"{site}/: {len(files)} site files from {count} records; {len(changed)} changed")
+    for name in changed:
+        print(f"  {name}")
+    take_screenshot(args, site)
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     from benchmark.leaderboards.pages import generate
+    from benchmark.leaderboards.site import SITE_DIR, generate_site
     from benchmark.leaderboards.store import load_store, refusal_reason
     from benchmark.leaderboards.tables import generate_tables
 
@@ -187,6 +219,8 @@ def run(args: argparse.Namespace) -> int:
     records_dir = Path(args.records) if args.records else out / "records"
     if args.check and (args.add or args.recount):
         raise UserError("--check changes nothing: run --add/--recount without --check first")
+    if args.check and args.screenshot:
+        raise UserError("--check changes nothing: run --screenshot without --check")
     add_records(args.add, records_dir)
     if args.recount:
         from benchmark.sweeps.counting import recount
@@ -196,7 +230,10 @@ def run(args: argparse.Namespace) -> int:
     store = load_store(records_dir)
     records = [record for _, record in store]
     refused = [f"{path}: {reason}" for path, record in store if (reason := refusal_reason(record))]
-    files = generate(records)
+    site = generate_site(records)
+    if args.site:
+        return run_site(args, Path(args.site), site, len(records), refused)
+    files = {**generate(records), **{f"{SITE_DIR}/{name}": data for name, data in site.items()}}
     readme = readme_path(args, out)
     readme_text = readme_update(readme, records)
     if args.check:
@@ -225,6 +262,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"  {name}")
     for line in refused:
         print(f"warning: {line} (bench leaderboard --check fails while it is in {records_dir}/)")
+    take_screenshot(args, out / SITE_DIR)
     if args.wandb:
         folder = log_to_wandb(generate_tables(records), args.wandb_project)
         print(f"W&B: logged {len(generate_tables(records))} tables ({folder})")

@@ -19,6 +19,7 @@ from benchmark.leaderboards.plots import (
     png_data_digest,
     render,
 )
+from benchmark.leaderboards.site import SCREENSHOT, SITE_DIR, is_site_file
 from benchmark.leaderboards.tables import (
     PIXEL1,
     TASK_TITLES,
@@ -164,9 +165,12 @@ def generate(records: Sequence[dict[str, Any]], baselines: Baselines = BASELINES
 def is_generated(relative: str) -> bool:
     """Files ``bench leaderboard`` owns in the output folder (records/ and anything else are left alone)."""
     parts = relative.split("/")
+    if len(parts) == 2 and parts[0] == SITE_DIR:
+        return is_site_file(parts[1])
     if len(parts) == 1:
         return parts[0].endswith((".md", ".csv"))
-    return len(parts) == 2 and parts[0] == PLOTS_DIR and parts[1].endswith(".png")
+    # The site's screenshot (``--screenshot``, taken in a browser) sits beside the PNGs but is not drawn here.
+    return len(parts) == 2 and parts[0] == PLOTS_DIR and parts[1].endswith(".png") and parts[1] != SCREENSHOT
 
 
 def same_content(relative: str, old: bytes, new: bytes) -> bool:

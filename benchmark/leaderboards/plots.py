@@ -33,7 +33,7 @@ from benchmark.leaderboards.tables import (
 PLOTS_DIR = "plots"
 PNG_HASH_KEY = "leaderboard-data-sha256"
 # Bumped when the drawing code changes, so a plot redrawn differently counts as changed.
-PLOT_STYLE_VERSION = "1"
+PLOT_STYLE_VERSION = "2"
 # -- plots: data specs, then one renderer ---------------------------------------------------------
 
 
@@ -84,29 +84,30 @@ def reported_accuracy_series(task: str, baselines: Baselines) -> list[dict[str, 
     return out
 
 
-def measured_series(results: list[dict[str, Any]], task: str) -> list[dict[str, Any]]:
-    """Accuracy vs MAdds of result records: one series per dataset (synthetic labelled)."""
+def measured_series(results: list[dict[str, Any]], task: str) -> dict[str, list[dict[str, Any]]]:
+    """Accuracy vs MAdds of result records: ``{dataset label: [series]}`` (synthetic labelled), so each
+    dataset gets its own axis."""
     groups: dict[str, list[tuple[float, float, str]]] = {}
     for record in results:
         point = (record["madds"] / 1e6, float(record["metrics"][TASK_METRICS[task]]), model_label(record))
         groups.setdefault(dataset_label(record["dataset"]), []).append(point)
-    return [series(f"measured on {name}", sorted(points)) for name, points in sorted(groups.items())]
+    return {name: [series(f"measured on {name}", sorted(points))] for name, points in sorted(groups.items())}
 
 
 def accuracy_vs_madds_spec(task: str, results: list[dict[str, Any]], baselines: Baselines) -> dict[str, Any]:
-    metric = METRIC_LABELS[TASK_METRICS[task]]
+    """Reported rows, then one panel per measured dataset; one x scale for the whole figure."""
+    metric = f"{METRIC_LABELS[TASK_METRICS[task]]} (%)"
+    xlog = task != "classification"
+    panels = [{"title": f"reported ({REPORTED_DATASET[task]})", "xlabel": "MAdds (millions)", "ylabel": metric,
+               "xlog": xlog, "series": reported_accuracy_series(task, baselines), "empty": "no reported rows"}]  # fmt: skip
     measured = measured_series(results, task)
-    return {
-        "kind": "scatter",
-        "title": f"{TASK_TITLES[task]}: accuracy vs multiply-adds",
-        "panels": [
-            {"title": f"reported ({REPORTED_DATASET[task]})", "xlabel": "MAdds (millions)", "ylabel": metric,
-             "xlog": task != "classification", "series": reported_accuracy_series(task, baselines),
-             "empty": "no reported rows"},
-            {"title": "measured by this suite", "xlabel": "MAdds (millions)", "ylabel": metric, "xlog": False,
-             "series": measured, "empty": "no measured records yet"},
-        ],
-    }  # fmt: skip
+    for name, items in measured.items():
+        panels.append({"title": f"measured by this suite on {name}", "xlabel": "MAdds (millions)", "ylabel": metric,
+                       "xlog": xlog, "series": items, "empty": "no measured records yet"})  # fmt: skip
+    if not measured:
+        panels.append({"title": "measured by this suite", "xlabel": "MAdds (millions)", "ylabel": metric,
+                       "xlog": xlog, "series": [], "empty": "no measured records yet"})  # fmt: skip
+    return {"kind": "scatter", "title": f"{TASK_TITLES[task]}: accuracy vs multiply-adds", "panels": panels}
 
 
 def latest_results(results: list[dict[str, Any]]) -> dict[tuple, dict[str, Any]]:
@@ -150,6 +151,69 @@ def runtime_accuracy(latency: dict[str, Any], result: dict[str, Any], task: str)
     return float(result["metrics"][TASK_METRICS[task]])
 
 
+# One colour per runtime, the same in every PNG and on the site: Okabe-Ito's eight colour-blind-safe
+# colours, then Paul Tol's muted scheme for runtimes beyond them (unknown runtimes take the spares in
+# name order).
+RUNTIME_COLOURS = {
+    "eager": "#0072B2", "eager-cl": "#56B4E9", "compile": "#009E73", "onnxruntime": "#E69F00",
+    "onnxruntime-int8": "#D55E00", "litert": "#CC79A7", "litert-int8": "#882255", "openvino": "#332288",
+    "openvino-int8": "#44AA99", "litert-file": "#999933", "executorch": "#000000",
+}  # fmt: skip
+SPARE_COLOURS = ("#CC6677", "#DDCC77", "#117733", "#88CCEE", "#AA4499", "#F0E442")
+REPORTED_COLOUR = "#777777"
+
+
+def runtime_colours(runtimes: Iterable[str]) -> dict[str, str]:
+    """The fixed colour of each runtime; runtimes outside the table take the spare colours in name order."""
+    unknown = sorted(set(runtimes) - set(RUNTIME_COLOURS))
+    spares = {name: SPARE_COLOURS[i % len(SPARE_COLOURS)] for i, name in enumerate(unknown)}
+    return {**RUNTIME_COLOURS, **spares}
+
+
+def host_label(record: dict[str, Any]) -> str:
+    """Where a latency record was timed: its on-device target (``Pixel 7 (adb)``) when it names one,
+    else the host CPU it ran on."""
+    target = record.get("target")
+    if isinstance(target, dict) and target.get("model"):
+        transport = target.get("transport")
+        return f"{target['model']} ({transport})" if transport else str(target["model"])
+    return device_of(record["environment"])
+
+
+def data_kind(dataset: dict[str, Any]) -> str:
+    return "synthetic" if dataset.get("synthetic") else "real"
+
+
+def latency_points(
+    task: str,
+    results: list[dict[str, Any]],
+    latency: list[dict[str, Any]],
+    evaluations: Iterable[dict[str, Any]] = (),
+) -> list[dict[str, Any]]:
+    """Each latency record of ``task`` that has an accuracy to pair with: ``{"latency", "accuracy_record",
+    "accuracy", "label"}`` (the PNGs and the site plot exactly these)."""
+    latest = latest_results(results)
+    by_weights = {sha: e for e in evaluations if (sha := weights_sha256(e))}
+    points = []
+    for record in latency:
+        paired = paired_accuracy(record, by_weights, latest) if record["task"] == task else None
+        if paired is None:
+            continue
+        result, name = paired
+        points.append({"latency": record, "accuracy_record": result, "accuracy": runtime_accuracy(record, result, task),
+                       "label": name})  # fmt: skip
+    return points
+
+
+def pareto_front(points: Iterable[tuple[float, float]]) -> list[tuple[float, float]]:
+    """The points no other point beats on both latency (lower) and accuracy (higher), by latency."""
+    front: list[tuple[float, float]] = []
+    for x, y in sorted(points, key=lambda p: (p[0], -p[1])):
+        if not front or y > front[-1][1]:
+            front.append((x, y))
+    return front
+
+
 def accuracy_vs_latency_spec(
     task: str,
     results: list[dict[str, Any]],
@@ -157,56 +221,63 @@ def accuracy_vs_latency_spec(
     baselines: Baselines,
     evaluations: list[dict[str, Any]] = (),
 ) -> dict[str, Any]:
+    """One panel per (host or device, data kind): real and synthetic accuracies never share an axis,
+    two hosts never share a chart; points coloured by runtime, numbered, with the key beside them."""
     metric = METRIC_LABELS[TASK_METRICS[task]]
     reported_rows = [r for r in baselines.for_task(task) if r.cpu_ms is not None and r.value is not None]
-    reported = [series(f"{_source_group(reported_rows[0])}, {PIXEL1}",
-                       [(float(r.cpu_ms), float(r.value), r.model) for r in reported_rows], marker="D")] \
-        if reported_rows else []  # fmt: skip
-    latest = latest_results(results)
-    by_weights = {sha: e for e in evaluations if (sha := weights_sha256(e))}
-    groups: dict[str, list[tuple[float, float, str]]] = {}
-    for record in latency:
-        paired = paired_accuracy(record, by_weights, latest) if record["task"] == task else None
-        if paired is None:
-            continue
-        result, name = paired
-        point = (float(record["p50_ms"]), runtime_accuracy(record, result, task), name)
-        groups.setdefault(dataset_label(result["dataset"]), []).append(point)
-    measured = [series(f"measured on {name}", sorted(points)) for name, points in sorted(groups.items())]
+    panels = []
+    if reported_rows:
+        points = [(float(r.cpu_ms), float(r.value), r.model, "reported") for r in reported_rows]
+        panels.append({"title": f"reported: {_source_group(reported_rows[0])}, {PIXEL1} ({REPORTED_DATASET[task]})",
+                       "xlabel": "latency (ms)", "ylabel": f"{metric} (%)", "points": points})  # fmt: skip
+    groups: dict[tuple[str, str], list] = {}
+    for point in latency_points(task, results, latency, evaluations):
+        record, paired = point["latency"], point["accuracy_record"]
+        key = (host_label(record), dataset_label(paired["dataset"]))
+        groups.setdefault(key, []).append(
+            (float(record["p50_ms"]), point["accuracy"], point["label"], record["runtime"])
+        )
+    for (host, dataset), points in sorted(groups.items()):
+        panels.append({"title": f"measured on {dataset}, {host}", "xlabel": "p50 latency (ms)",
+                       "ylabel": f"{metric} (%)", "points": sorted(points)})  # fmt: skip
     return {
-        "kind": "scatter",
-        "title": f"{TASK_TITLES[task]}: accuracy vs latency (p50, batch as recorded)",
-        "panels": [
-            {"title": f"reported ({REPORTED_DATASET[task]}, {PIXEL1})", "xlabel": "latency (ms)", "ylabel": metric,
-             "xlog": False, "series": reported, "empty": "no reported latency"},
-            {"title": "measured: each runtime's accuracy (its gate, else the run's) vs latency", "xlabel": "p50 latency (ms)",
-             "ylabel": metric, "xlog": True, "series": measured, "empty": "no result + latency records yet"},
-        ],
-    }  # fmt: skip
+        "kind": "pareto",
+        "title": f"{TASK_TITLES[task]}: accuracy vs latency (each runtime's own accuracy: its gate, else the run's)",
+        "panels": panels,
+        "colours": runtime_colours(p[3] for panel in panels for p in panel["points"]),
+        "empty": "no result + latency records yet",
+    }
 
 
 def latency_by_runtime_spec(latency: list[dict[str, Any]]) -> dict[str, Any]:
-    categories: list[str] = []
-    runtimes = sorted({r["runtime"] for r in latency})
-    values: dict[tuple[str, str], tuple[float, float]] = {}
+    """p50 bars (p90 whiskers) per model and runtime, one panel per host or device: two machines'
+    timings never share an axis."""
+    by_host: dict[str, list[dict[str, Any]]] = {}
     for record in latency:
-        env = record["environment"]
-        category = (f"{record['task']} {record['backbone']} {width_of(record)} @{record['resolution']} "
-                    f"b{record['batch_size']} t{record['threads']} [{device_of(env)[:28]}]")  # fmt: skip
-        if category not in categories:
-            categories.append(category)
-        values[(category, record["runtime"])] = (float(record["p50_ms"]), float(record["p90_ms"]))
-    groups = [
-        {"label": runtime, "values": [values.get((c, runtime), (None, None))[0] for c in categories],
-         "p90": [values.get((c, runtime), (None, None))[1] for c in categories]}
-        for runtime in runtimes
-    ]  # fmt: skip
+        by_host.setdefault(host_label(record), []).append(record)
+    panels = []
+    for host, records in sorted(by_host.items()):
+        categories: list[str] = []
+        values: dict[tuple[str, str], tuple[float, float]] = {}
+        for record in records:
+            category = (f"{record['task']} {record['backbone']} {width_of(record)} @{record['resolution']} "
+                        f"b{record['batch_size']} t{record['threads']}")  # fmt: skip
+            if category not in categories:
+                categories.append(category)
+            values[(category, record["runtime"])] = (float(record["p50_ms"]), float(record["p90_ms"]))
+        runtimes = sorted({r["runtime"] for r in records})
+        groups = [
+            {"label": runtime, "values": [values.get((c, runtime), (None, None))[0] for c in categories],
+             "p90": [values.get((c, runtime), (None, None))[1] for c in categories]}
+            for runtime in runtimes
+        ]  # fmt: skip
+        panels.append({"title": host, "categories": categories, "groups": groups})
     return {
         "kind": "barh",
-        "title": "Latency per runtime (bar: p50, whisker: p90; log scale)",
-        "categories": categories,
-        "groups": groups,
-        "xlabel": "latency (ms)",
+        "title": "Latency per runtime, one panel per host (bar: p50, whisker: p90; log scale)",
+        "panels": panels,
+        "colours": runtime_colours(r["runtime"] for r in latency),
+        "xlabel": "latency (ms, log scale)",
         "empty": "no latency records yet",
     }
 
@@ -221,8 +292,8 @@ _RC = {
     "path.simplify": False,
     "svg.hashsalt": "leaderboard",
 }
-_PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
-            "#bcbd22", "#17becf"]  # fmt: skip
+# Series that are not runtimes (reported sources, datasets): Tol's muted scheme, in order.
+_PALETTE = ["#332288", "#88CCEE", "#44AA99", "#117733", "#999933", "#DDCC77", "#CC6677", "#882255", "#AA4499"]
 
 
 def spec_digest(spec: dict[str, Any]) -> str:
@@ -253,12 +324,16 @@ def render_cached(spec_json: str) -> bytes:
         matplotlib.style.use("default")
         matplotlib.rcParams.update(_RC)
         matplotlib.rcParams["axes.prop_cycle"] = cycler(color=_PALETTE)
+        panels = spec["panels"]
         if spec["kind"] == "barh":
-            height = 1.6 + 0.28 * max(1, len(spec["categories"])) * max(1, len(spec["groups"])) ** 0.5
-            figure = Figure(figsize=(10, min(height, 40)), dpi=100)
-            _draw_barh(figure, spec)
+            heights = [0.9 + 0.16 * len(p["categories"]) * max(1, len(p["groups"])) ** 0.5 for p in panels] or [2.0]
+            figure = Figure(figsize=(11, min(1.0 + sum(heights), 60)), dpi=100)
+            _draw_barh(figure, spec, heights)
+        elif spec["kind"] == "pareto":
+            figure = Figure(figsize=(12, 1.0 + 4.2 * max(1, len(panels))), dpi=100)
+            _draw_pareto(figure, spec)
         else:
-            figure = Figure(figsize=(12, 5), dpi=100)
+            figure = Figure(figsize=(12, 1.0 + 4.2 * max(1, len(panels))), dpi=100)
             _draw_scatter(figure, spec)
         FigureCanvasAgg(figure)
         buffer = io.BytesIO()
@@ -268,24 +343,90 @@ def render_cached(spec_json: str) -> bytes:
     return buffer.getvalue()
 
 
-def _draw_scatter(figure, spec: dict[str, Any]) -> None:
+def _empty(ax, text: str) -> None:
+    ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes, color="#555555")
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def _spread_labels(ax, texts: list) -> None:
+    """Move point labels apart with leader lines (adjustText), so no two overlap."""
+    if len(texts) < 2:
+        return
+    from adjustText import adjust_text
+
+    adjust_text(texts, ax=ax, arrowprops={"arrowstyle": "-", "color": "#888888", "lw": 0.4})
+
+
+def _log_x(ax) -> None:
+    """A log latency/MAdds axis with plain numbers (2, 5, 10, 20 ...) and no crowded minor labels."""
+    from matplotlib.ticker import LogLocator, NullFormatter, ScalarFormatter
+
+    ax.set_xscale("log")
+    ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    ax.xaxis.set_major_formatter(ScalarFormatter())
+    ax.xaxis.set_minor_formatter(NullFormatter())
+
+
+def _key(ax, lines: list[str]) -> None:
+    """The numbered key beside a panel, outside its data."""
+    ax.text(1.02, 1.0, "\n".join(lines), transform=ax.transAxes, va="top", ha="left", fontsize=6,
+            family="DejaVu Sans Mono")  # fmt: skip
+
+
+def _draw_pareto(figure, spec: dict[str, Any]) -> None:
+    """Accuracy vs latency per panel: points coloured by runtime and numbered (the key on the right
+    says which model each number is), the Pareto front as a grey step line, log latency axis."""
     figure.suptitle(spec["title"])
-    axes = figure.subplots(1, len(spec["panels"]), squeeze=False)[0]
-    for ax, panel in zip(axes, spec["panels"], strict=True):
-        ax.set_title(panel["title"])
-        ax.set_xlabel(panel["xlabel"])
+    panels = spec["panels"]
+    if not panels:
+        _empty(figure.subplots(), spec["empty"])
+        return
+    axes = figure.subplots(len(panels), 1, squeeze=False)[:, 0]
+    colours = spec["colours"]
+    for ax, panel in zip(axes, panels, strict=True):
+        ax.set_title(panel["title"], loc="left")
+        ax.set_xlabel(panel["xlabel"] + ", log scale")
+        ax.set_ylabel(panel["ylabel"])
+        _log_x(ax)
+        ax.grid(True, linewidth=0.4, alpha=0.5)
+        front = pareto_front((x, y) for x, y, _, _ in panel["points"])
+        if len(front) > 1:
+            ax.plot([p[0] for p in front], [p[1] for p in front], drawstyle="steps-post", color="#999999",
+                    linewidth=1, zorder=1, label="Pareto front")  # fmt: skip
+        texts, key, seen = [], [], set()
+        for number_, (x, y, name, runtime) in enumerate(panel["points"], start=1):
+            reported = runtime == "reported"
+            colour = REPORTED_COLOUR if reported else colours[runtime]
+            label = None if runtime in seen else ("reported (paper)" if reported else runtime)
+            seen.add(runtime)
+            ax.scatter([x], [y], color=colour, marker="D" if reported else "o", s=22, zorder=3, label=label)
+            texts.append(ax.text(x, y, str(number_), fontsize=6, color=colour))
+            key.append(f"{number_:>2} {name}" + ("" if reported else f" [{runtime}]"))
+        _spread_labels(ax, texts)
+        ax.legend(loc="lower left", bbox_to_anchor=(1.02, 0.0), fontsize=6, frameon=False, borderaxespad=0)
+        _key(ax, key[:40] + ([f"... {len(key) - 40} more"] if len(key) > 40 else []))
+    figure.tight_layout(rect=(0, 0, 0.62, 0.97))
+
+
+def _draw_scatter(figure, spec: dict[str, Any]) -> None:
+    """Accuracy vs MAdds, one panel per data source (reported, then each measured dataset), the
+    same axis scale in every panel; legends and the numbered key outside the data."""
+    figure.suptitle(spec["title"])
+    panels = spec["panels"]
+    axes = figure.subplots(len(panels), 1, squeeze=False)[:, 0]
+    for ax, panel in zip(axes, panels, strict=True):
+        ax.set_title(panel["title"], loc="left")
+        ax.set_xlabel(panel["xlabel"] + (", log scale" if panel["xlog"] else ""))
         ax.set_ylabel(panel["ylabel"])
         ax.grid(True, linewidth=0.4, alpha=0.5)
         drawn = [s for s in panel["series"] if s["x"]]
         if not drawn:
-            ax.text(
-                0.5, 0.5, panel["empty"], ha="center", va="center", transform=ax.transAxes, color="#555555"
-            )
-            ax.set_xticks([])
-            ax.set_yticks([])
+            _empty(ax, panel["empty"])
             continue
         if panel["xlog"]:
-            ax.set_xscale("log")
+            _log_x(ax)
+        texts, key = [], []
         for index, item in enumerate(drawn):
             color = _PALETTE[index % len(_PALETTE)]
             style = "-" if item["line"] else "none"
@@ -293,40 +434,44 @@ def _draw_scatter(figure, spec: dict[str, Any]) -> None:
                     markersize=4, linewidth=1)  # fmt: skip
             for x, y, name in zip(item["x"], item["y"], item["names"], strict=True):
                 if name:
-                    ax.annotate(
-                        name, (x, y), textcoords="offset points", xytext=(3, 3), fontsize=6, color=color
-                    )
-        ax.legend(loc="lower right", frameon=True)
-    figure.tight_layout()
+                    key.append(f"{len(key) + 1:>2} {name}")
+                    texts.append(ax.text(x, y, str(len(key)), fontsize=6, color=color))
+        _spread_labels(ax, texts)
+        ax.legend(loc="lower left", bbox_to_anchor=(1.02, 0.0), fontsize=6, frameon=False, borderaxespad=0)
+        if key:
+            _key(ax, key[:40] + ([f"... {len(key) - 40} more"] if len(key) > 40 else []))
+    figure.tight_layout(rect=(0, 0, 0.62, 0.97))
 
 
-def _draw_barh(figure, spec: dict[str, Any]) -> None:
-    ax = figure.subplots()
-    ax.set_title(spec["title"])
-    categories, groups = spec["categories"], spec["groups"]
-    if not categories:
-        ax.text(0.5, 0.5, spec["empty"], ha="center", va="center", transform=ax.transAxes, color="#555555")
-        ax.set_xticks([])
-        ax.set_yticks([])
+def _draw_barh(figure, spec: dict[str, Any], heights: list[float]) -> None:
+    figure.suptitle(spec["title"])
+    panels = spec["panels"]
+    if not panels:
+        _empty(figure.subplots(), spec["empty"])
         return
-    bar = 0.8 / max(1, len(groups))
-    for index, group in enumerate(groups):
-        ys, widths, errors = [], [], []
-        for position, (p50, p90) in enumerate(zip(group["values"], group["p90"], strict=True)):
-            if p50 is None:
-                continue
-            ys.append(position + (index - (len(groups) - 1) / 2) * bar)
-            widths.append(p50)
-            errors.append(max(0.0, p90 - p50))
-        ax.barh(ys, widths, height=bar, xerr=[[0.0] * len(errors), errors], label=group["label"],
-                color=_PALETTE[index % len(_PALETTE)], error_kw={"elinewidth": 0.6, "capsize": 1.5})  # fmt: skip
-    ax.set_yticks(range(len(categories)))
-    ax.set_yticklabels(categories, fontsize=6.5)
-    ax.invert_yaxis()
-    ax.set_xscale("log")
-    ax.set_xlabel(spec["xlabel"])
-    ax.grid(True, axis="x", linewidth=0.4, alpha=0.5)
-    ax.legend(loc="lower right")
+    axes = figure.subplots(len(panels), 1, squeeze=False, gridspec_kw={"height_ratios": heights})[:, 0]
+    colours = spec["colours"]
+    for ax, panel in zip(axes, panels, strict=True):
+        categories, groups = panel["categories"], panel["groups"]
+        ax.set_title(panel["title"], loc="left")
+        bar = 0.8 / max(1, len(groups))
+        for index, group in enumerate(groups):
+            ys, widths, errors = [], [], []
+            for position, (p50, p90) in enumerate(zip(group["values"], group["p90"], strict=True)):
+                if p50 is None:
+                    continue
+                ys.append(position + (index - (len(groups) - 1) / 2) * bar)
+                widths.append(p50)
+                errors.append(max(0.0, p90 - p50))
+            ax.barh(ys, widths, height=bar, xerr=[[0.0] * len(errors), errors], label=group["label"],
+                    color=colours[group["label"]], error_kw={"elinewidth": 0.6, "capsize": 1.5})  # fmt: skip
+        ax.set_yticks(range(len(categories)))
+        ax.set_yticklabels(categories, fontsize=6.5)
+        ax.invert_yaxis()
+        _log_x(ax)
+        ax.set_xlabel(spec["xlabel"])
+        ax.grid(True, axis="x", linewidth=0.4, alpha=0.5)
+        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=6.5, frameon=False, borderaxespad=0)
     figure.tight_layout()
 
 
