@@ -165,9 +165,11 @@ def main(argv=None):
     if suffix not in LOADERS:
         print(json.dumps({"error": f"unknown model suffix {suffix!r}"}))
         return 2
+    load_start = time.perf_counter()
     bind, forward, version, details = LOADERS[suffix](args.model, args.threads)
+    init_us = (time.perf_counter() - load_start) * 1e6
     info = {"tool": "bench-device-timer", "runtime_version": version, "python": platform.python_version(),
-            "numpy": np.__version__, "details": details}
+            "numpy": np.__version__, "init_us": init_us, "details": details}
     if args.inputs:
         os.makedirs(args.outputs, exist_ok=True)
         names = sorted(glob.glob(os.path.join(args.inputs, "*.npy")))

@@ -205,7 +205,7 @@ def parse_device_timer(text: str) -> ToolResult:
     runs = tuple(float(v) for v in data["runs_us"])
     return ToolResult(
         tool="bench-device-timer", count=len(runs), avg_us=sum(runs) / len(runs), min_us=min(runs), max_us=max(runs),
-        first_us=float(data["first_us"]), runs_us=runs, duration_s=float(data["duration_s"]),
+        first_us=float(data["first_us"]), init_us=data.get("init_us"), runs_us=runs, duration_s=float(data["duration_s"]),
         runtime_version=data.get("runtime_version"), tool_version=f"python {data.get('python')}",
         details={"warmup_runs": data.get("warmup_runs"), **(data.get("details") or {})},
     )  # fmt: skip
