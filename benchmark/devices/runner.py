@@ -155,7 +155,7 @@ def measure_on_device(
     facts = device_facts.read_facts(transport)
     cpu_mask = options.cpu_mask
     if cpu_mask is None and transport.kind == "adb" and facts["max_freqs_khz"]:
-        cpu_mask = device_facts.big_core_mask(dict(zip(facts["cpu_ids"], facts["max_freqs_khz"])))
+        cpu_mask = device_facts.big_core_mask(dict(zip(facts["cpu_ids"], facts["max_freqs_khz"], strict=True)))
     images = load_task_images(task, cfg, 1)
     results = []
     with tempfile.TemporaryDirectory(prefix="bench-device-") as host_dir:

@@ -87,8 +87,8 @@ class SshTransport(Transport):
         self.config = config or os.environ.get("BENCH_SSH_CONFIG")
         if self.config and not Path(self.config).is_file():
             raise UserError(f"--ssh-config: {self.config} is not a file")
-        if shutil.which("ssh") is None or shutil.which("scp") is None:
-            raise UserError("--device ssh://: no ssh/scp on PATH (install openssh-client)")
+        if shutil.which("ssh") is None:
+            raise UserError("--device ssh://: no ssh on PATH (install openssh-client)")
 
     def options(self) -> list[str]:
         opts = ["-o", "BatchMode=yes", "-o", f"ConnectTimeout={CONNECT_TIMEOUT_S}", "-o", "StrictHostKeyChecking=yes"]
@@ -119,20 +119,27 @@ class SshTransport(Transport):
                    shlex.join(argv)]  # fmt: skip
         return self._checked(_run(command, timeout, f"ssh {self.host}"), "ssh")
 
-    def _scp(self, source: str, target: str) -> None:
-        command = ["scp", "-q", *self.options(), *(["-P", self.port] if self.port else []), source, target]
-        result = self._checked(_run(command, 600, f"scp {self.host}"), "scp")
+    def _stream(self, command: str, stdin, stdout, what: str) -> None:
+        """Copy through ssh's own channel (``cat``): no sftp subsystem or scp needed on the board."""
+        argv = ["ssh", *self.options(), *(["-p", self.port] if self.port else []), self.destination, "--", command]
+        try:
+            result = subprocess.run(argv, stdin=stdin, stdout=stdout, stderr=subprocess.PIPE, timeout=600)
+        except subprocess.TimeoutExpired:
+            raise UserError(f"--device {self.address}: {what} did not finish within 600 s") from None
+        err = result.stderr.decode(errors="replace")
+        self._checked(subprocess.CompletedProcess(argv, result.returncode, "", err), "ssh")
         if result.returncode:
-            raise UserError(f"--device {self.address}: copy {source} -> {target} failed: {result.stderr.strip()[:200]}")
-
-    def remote(self, path: str) -> str:
-        return f"{self.destination}:{path}"
+            if "No space left" in err:
+                raise UserError(f"--device {self.address}: no space left on the device ({what})")
+            raise UserError(f"--device {self.address}: {what} failed: {err.strip()[:200] or f'exit {result.returncode}'}")
 
     def push(self, local, remote):
-        self._scp(str(local), self.remote(remote))
+        with open(local, "rb") as handle:
+            self._stream(f"cat > {shlex.quote(remote)}", handle, subprocess.DEVNULL, f"copy {Path(local).name} to {remote}")
 
     def pull(self, remote, local):
-        self._scp(self.remote(remote), str(local))
+        with open(local, "wb") as handle:
+            self._stream(f"cat {shlex.quote(remote)}", subprocess.DEVNULL, handle, f"copy {remote} back")
 
 
 # --------------------------------------------------------------------------------------------
