@@ -22,7 +22,7 @@ import pytest
 
 SSHD = "/usr/sbin/sshd"
 REPO = Path(__file__).resolve().parents[1]
-pytestmark = pytest.mark.skipif(
+NO_SSHD = pytest.mark.skipif(
     not (os.access(SSHD, os.X_OK) and shutil.which("ssh") and shutil.which("ssh-keygen")),
     reason="no OpenSSH server here (/usr/sbin/sshd, ssh, ssh-keygen); .ci/run installs openssh-server",
 )
@@ -95,6 +95,7 @@ def bench(*args: str) -> subprocess.CompletedProcess:
                           env=env, timeout=600)  # fmt: skip
 
 
+@NO_SSHD
 def test_ssh_end_to_end_with_the_suites_timer(sshd, tmp_path):
     device_root = tmp_path / "device-root"
     device_root.mkdir()
@@ -118,6 +119,7 @@ def test_ssh_end_to_end_with_the_suites_timer(sshd, tmp_path):
     assert list(device_root.iterdir()) == []  # the work folder was removed
 
 
+@NO_SSHD
 @pytest.mark.parametrize(
     "config, expected",
     [("unknown_host", "ssh-keyscan -p {port} 127.0.0.1 >> ~/.ssh/known_hosts"), ("wrong_key", "key refused")],
@@ -131,9 +133,20 @@ def test_unknown_host_key_and_refused_key_are_one_line_exit_2(sshd, tmp_path, co
     assert not (tmp_path / "out").exists()
 
 
+@NO_SSHD
 def test_closed_port_is_one_line_exit_2(tmp_path):
     done = bench(*MODEL, "--runtime", "onnxruntime", "--device", f"ssh://nobody@127.0.0.1:{free_port()}",
                  "--output", str(tmp_path / "out"))  # fmt: skip
     assert done.returncode == 2 and "Connection refused" in done.stderr, done.stderr[-1000:]
     assert len(done.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.device
+@pytest.mark.skipif(not os.environ.get("BENCH_SSH_TARGET"), reason="set BENCH_SSH_TARGET=ssh://user@host to time on a real board")
+def test_real_board(tmp_path):
+    done = bench(*MODEL, *QUICK, "--runtime", "litert", "--device", os.environ["BENCH_SSH_TARGET"],
+                 "--output", str(tmp_path / "out"))  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    (path,) = (tmp_path / "out").glob("*.json")
+    assert json.loads(path.read_text())["target"]["transport"] == "ssh"
