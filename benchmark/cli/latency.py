@@ -44,12 +44,34 @@ def add_parser(sub, task_name: str) -> None:
              "--data, gate it against eager fp32 (repeatable)")
     add("--json", action="store_true", help="print a JSON list, one object per runtime")
     add("--output", default=DEFAULT_OUTPUT, help=f"folder for the records (default {DEFAULT_OUTPUT})")
+    add_device_arguments(parser)
     parser.set_defaults(func=run)
+
+
+def add_device_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--device``: time the exported file on a phone (adb) or a board (ssh) with its own tool."""
+    group = parser.add_argument_group("on-device timing (--device)")
+    add = group.add_argument
+    add("--device", help="adb, adb:SERIAL, ssh://user@host[:port] or local: export here, time there with the "
+                         "device's own tool (runtimes: litert[-int8], onnxruntime[-int8], openvino[-int8])")
+    add("--device-tool", help="script (the suite's timer, run by --device-python), benchmark_model, benchmark_app, "
+                              "or PATH to a benchmark_model binary to push (adb default: the cache folder's "
+                              "android_aarch64_benchmark_model)")
+    add("--device-python", default="python3", help="the device's Python for the suite's timer (default python3)")
+    add("--cpu-mask", help="taskset hex mask for benchmark_model (adb default: the cores with the top cpuinfo_max_freq)")
+    add("--delegate", default="xnnpack", help="benchmark_model delegate: xnnpack (default), gpu, nnapi, none")
+    add("--cooldown-c", type=float, help="before each run wait until the hottest thermal zone is at most this (C)")
+    add("--cooldown-max-s", type=float, default=120.0, help="longest cool-down wait (default 120 s)")
+    add("--keep", action="store_true", help="leave the device's work folder in place")
+    add("--ssh-config", help="ssh client config file (ssh -F; default $BENCH_SSH_CONFIG, else ssh's own)")
+    add("--device-root", help="folder on the device for the work folder (default /data/local/tmp on adb, else /tmp)")
 
 
 LATENCY_FLAGS = (
     "checkpoint", "runtime", "threads", "latency_batch_size", "tier", "warmup_runs", "warmup_seconds", "min_runs",
     "min_seconds", "max_seconds", "accuracy_images", "calibration_images", "json", "output", "tflite",
+    "device", "device_tool", "device_python", "cpu_mask", "delegate", "keep", "cooldown_c", "cooldown_max_s", "ssh_config",
+    "device_root",
 )
 
 
@@ -74,6 +96,8 @@ def run(args: argparse.Namespace) -> int:
         min_s=flags["min_seconds"],
         max_s=flags["max_seconds"],
     )
+    if getattr(args, "device", None):
+        return run_on_device(task, args, flags, given, tier)
     # Checked before anything is built: a missing runtime package is a one-line error at once.
     options = LatencyOptions(
         runtimes=parse_runtimes(flags["runtime"]),
@@ -113,6 +137,50 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_on_device(task, args: argparse.Namespace, flags: dict, given: dict, tier) -> int:
+    """``--device``: checked (runtimes, tool, target reachable) before the model is built; one record
+    per runtime, its raw tool log beside it (``.log``)."""
+    from benchmark.devices.runner import DeviceOptions, measure_on_device
+    from benchmark.devices.transports import open_transport
+    from benchmark.latency.record import record_file_name, weights_provenance
+    from benchmark.runs.records import write_json_atomic
+
+    options = DeviceOptions(
+        runtimes=tuple(n.strip() for n in flags["runtime"].split(",") if n.strip()), threads=flags["threads"],
+        tier=tier, tool=args.device_tool, python=args.device_python, cpu_mask=args.cpu_mask, delegate=args.delegate,
+        keep=args.keep, cooldown_c=args.cooldown_c, cooldown_max_s=args.cooldown_max_s,
+        calibration_images=flags["calibration_images"], root=args.device_root,
+    )  # fmt: skip
+    transport = open_transport(args.device, args.ssh_config)
+    cfg, model = model_from_flags(task, args, given, flags["checkpoint"])
+    output = Path(flags["output"])
+    as_json = flags["json"]
+
+    def save(measurement) -> None:
+        name = record_file_name(measurement.record)
+        output.mkdir(parents=True, exist_ok=True)
+        log = output / (Path(name).stem + ".log")
+        log.write_text(measurement.log)
+        path = write_json_atomic(output / name, dict(measurement.record.to_json(), raw_log=log.name))
+        if not as_json:
+            print(format_row(measurement.record, None), file=sys.stderr)
+            print(f"  record: {path}", file=sys.stderr)
+
+    if not as_json:
+        print(f"{task.name} {cfg['backbone']} {cfg['resolution']}x{cfg['resolution']} on {transport.address}, "
+              f"{options.threads} thread(s), tier {tier.name}", file=sys.stderr)  # fmt: skip
+    results = measure_on_device(transport, task, cfg, model, options, weights=weights_provenance(cfg, flags["checkpoint"]),
+                                on_measurement=save)  # fmt: skip
+    records = [m.record for m in results]
+    if as_json:
+        print(json.dumps([r.to_json() for r in records], sort_keys=True, default=str))
+    else:
+        print(format_table(records))
+        target = records[0].target if records else {}
+        print(f"target: {target.get('model')} ({target.get('address')}), tool {target.get('tool', {}).get('name')}")
+    return 0
+
+
 def model_from_flags(task, args: argparse.Namespace, given: dict, checkpoint: str | None):
     """The config and model a deployment command measures or exports: a ``bench run`` checkpoint
     (its config fixes the network; input size and data may change), else the flags (``--weights``
@@ -139,9 +207,14 @@ def format_row(record, baseline) -> str:
     s = record.stats
     ratio = f"{s.p50_ms / baseline.stats.p50_ms:6.2f}x" if baseline is not None else ""
     return (
-        f"{record.runtime:<18} {record.precision:>5} {s.p50_ms:9.2f} {s.p90_ms:9.2f} {s.mean_ms:9.2f} {s.std_ms:8.2f} "
-        f"{s.min_ms:9.2f} {s.runs:6d} {record.init_ms / 1000:7.1f}s {ratio:>7} {format_accuracy(record.accuracy)}"
+        f"{record.runtime:<18} {record.precision:>5} {_ms(s.p50_ms, 9)} {_ms(s.p90_ms, 9)} {_ms(s.mean_ms, 9)} "
+        f"{_ms(s.std_ms, 8)} {_ms(s.min_ms, 9)} {s.runs:6d} {record.init_ms / 1000:7.1f}s {ratio:>7} {format_accuracy(record.accuracy)}"
     )
+
+
+def _ms(value, width: int) -> str:
+    """A figure in ms, or '-' where the device tool does not give it (benchmark_model has no p90)."""
+    return f"{value:{width}.2f}" if value is not None else f"{'-':>{width}}"
 
 
 def format_accuracy(gate) -> str:

@@ -33,6 +33,8 @@ def add_parser(sub, task_name: str) -> None:
     add("--data", action="append", default=[], metavar="TASK=ROOT", help="dataset root per task (full tier)")
     add("--run-args", default="", help='extra `bench run` flags, e.g. "--devices 8 --strategy ddp"')
     add("--latency-args", default="", help="extra `bench latency` flags")
+    add("--devices", help="comma-separated `bench latency --device` targets (adb, adb:SERIAL, ssh://user@host[:port], "
+                          "local): the latency stage times each cell on every target (default runtimes: litert)")
     add("--records", default=str(DEFAULT_RECORDS), help=f"records folder (default {DEFAULT_RECORDS})")
     add("--workdir", help="keep each job's run folder here (default: a temporary folder, removed after)")
     add("--timeout-s", type=float, help="per-job time limit in seconds (default: the tier's)")
@@ -75,6 +77,7 @@ def slurm_options(args: argparse.Namespace):
 
 def run(args: argparse.Namespace) -> int:
     from backbones.errors import UserError
+    from benchmark.sweeps.plan import device_plans
 
     if args.status:
         from benchmark.sweeps.scheduled import format_status, sweep_status
@@ -85,26 +88,21 @@ def run(args: argparse.Namespace) -> int:
         raise UserError("--tier: required (quick or full), unless --status DIR")
     if args.executor and not args.workdir:
         raise UserError("--executor: give --workdir DIR (the sweep folder: jobs, logs, run folders, sweep.json)")
-    return run_plan(args)
+    plans = device_plans(args)
+    if len(plans) == 1:
+        return run_plan(args, plans[0])
+    if args.executor:
+        raise UserError("--devices: one target per --executor sweep folder (run the sweep once per target)")
+    # One matrix on several targets: the first plan trains (if asked), the others time the same checkpoints.
+    if not args.workdir and not args.dry_run:
+        with tempfile.TemporaryDirectory(prefix="bench-sweep-") as scratch:
+            return max(run_plan(args, plan, Path(scratch)) for plan in plans)
+    return max(run_plan(args, plan) for plan in plans)
 
 
-def run_plan(args: argparse.Namespace) -> int:
+def run_plan(args: argparse.Namespace, plan, scratch_dir: Path | None = None) -> int:
     from benchmark.sweeps.jobs import earlier_checkpoint, latency_command, run_command, run_sweep
-    from benchmark.sweeps.plan import TIERS, make_plan
 
-    plan = make_plan(
-        TIERS[args.tier],
-        tasks=args.tasks,
-        backbones=args.backbones,
-        widths=args.widths,
-        resolutions=args.resolutions,
-        runtimes=args.runtimes,
-        stages=args.stages,
-        data=args.data,
-        run_args=args.run_args,
-        latency_args=args.latency_args,
-        timeout_s=args.timeout_s,
-    )
     records = Path(args.records)
     if args.dry_run:
         for reason in plan.skipped:
@@ -135,8 +133,8 @@ def run_plan(args: argparse.Namespace) -> int:
             print(f"  failed: {state.name}: {state.message} (log {state.log})")
         print("next: bench leaderboard")
         return 1 if failed else 0
-    if args.workdir:
-        reports = run_sweep(plan, records, Path(args.workdir))
+    if args.workdir or scratch_dir:
+        reports = run_sweep(plan, records, Path(args.workdir or scratch_dir))
     else:
         with tempfile.TemporaryDirectory(prefix="bench-sweep-") as scratch:
             reports = run_sweep(plan, records, Path(scratch))

@@ -46,6 +46,9 @@ class LatencyRecord:
     environment: dict[str, Any]
     # What was timed: {"source": "tflite" | "checkpoint" | "torchvision" | "random init", "file", "sha256"}.
     weights: dict[str, Any] | None = None
+    # Timed on another machine (``bench latency --device``): transport, address, model, soc, abi, os,
+    # cpus, max_freqs_khz, governors, temperatures, tool, delegate, cpu_mask, file_sha256. None: this host.
+    target: dict[str, Any] | None = None
     created: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
 
     def to_json(self) -> dict[str, Any]:

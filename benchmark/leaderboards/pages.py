@@ -27,6 +27,7 @@ from benchmark.leaderboards.tables import (
     Table,
     evaluation_table,
     generate_tables,
+    is_device_record,
     split_records,
 )
 
@@ -81,7 +82,7 @@ def task_page(task: str, reported: Table, measured: Table, plots: list[str], rea
     )
 
 
-def latency_page(measured: Table, reported: Table) -> str:
+def latency_page(measured: Table, reported: Table, devices: Table | None = None) -> str:
     hint = "No latency records yet: run `bench sweep --tier quick` or `bench latency ... --output DIR` and add them."
     return (
         f"{HEADER}\n# Latency leaderboard\n\n{LEGEND}\n\n"
@@ -90,7 +91,8 @@ def latency_page(measured: Table, reported: Table) -> str:
         "on the task's validation data: FAIL rows miss the metric-ratio or agreement target, NOT JUDGED "
         "rows have a reference too weak to judge (they never pass); FLAGGED marks older records below the target.\n\n"
         f"## Measured on the machine that ran `bench latency`\n\n{table_block(measured, hint)}\n"
-        f"## Reported ({PIXEL1})\n\n{table_block(reported, 'No reported rows.')}\n"
+        + (f"## Measured on devices (`bench latency --device`)\n\n{table_block(devices, '')}\n" if devices else "")
+        + f"## Reported ({PIXEL1})\n\n{table_block(reported, 'No reported rows.')}\n"
         f"## Plots\n\n![latency by runtime]({PLOTS_DIR}/latency_by_runtime.png)\n"
     )
 
@@ -136,6 +138,7 @@ def readme_page(counts: dict[str, int], tables: list[Table], plots: list[str]) -
 def generate(records: Sequence[dict[str, Any]], baselines: Baselines = BASELINES) -> dict[str, bytes]:
     """Every leaderboard file, as ``{path relative to the leaderboards folder: bytes}``."""
     kinds = split_records(records)
+    host_latency = [r for r in kinds["latency"] if not is_device_record(r)]
     tables = {table.name: table for table in generate_tables(records, baselines)}
     files: dict[str, bytes] = {}
     plots: list[str] = []
@@ -144,7 +147,7 @@ def generate(records: Sequence[dict[str, Any]], baselines: Baselines = BASELINES
         evaluations = [r for r in kinds["evaluation"] if r["task"] == task]
         task_plots = {
             f"{task}_accuracy_vs_madds": accuracy_vs_madds_spec(task, results, baselines),
-            f"{task}_accuracy_vs_latency": accuracy_vs_latency_spec(task, results, kinds["latency"], baselines, evaluations),
+            f"{task}_accuracy_vs_latency": accuracy_vs_latency_spec(task, results, host_latency, baselines, evaluations),
         }
         for name, spec in task_plots.items():
             files[f"{PLOTS_DIR}/{name}.png"] = render(spec)
@@ -152,9 +155,11 @@ def generate(records: Sequence[dict[str, Any]], baselines: Baselines = BASELINES
         page = task_page(task, tables[f"{task}_reported"], tables[f"{task}_measured"], list(task_plots),
                          evaluation_table(evaluations))  # fmt: skip
         files[f"{task}.md"] = page.encode()
-    files[f"{PLOTS_DIR}/latency_by_runtime.png"] = render(latency_by_runtime_spec(kinds["latency"]))
+    # Charts show the host's rows only: a device's rows are never mixed with them (their own table).
+    files[f"{PLOTS_DIR}/latency_by_runtime.png"] = render(latency_by_runtime_spec(host_latency))
     plots.append("latency_by_runtime")
-    files["latency.md"] = latency_page(tables["latency_measured"], tables["latency_reported"]).encode()
+    files["latency.md"] = latency_page(tables["latency_measured"], tables["latency_reported"],
+                                       tables.get("latency_devices")).encode()  # fmt: skip
     for table in tables.values():
         files[f"{table.name}.csv"] = table.csv().encode()
     counts = {kind: len(items) for kind, items in kinds.items()}

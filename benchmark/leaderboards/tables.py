@@ -369,6 +369,51 @@ def latency_table(latency: list[dict[str, Any]]) -> Table:
     return Table("latency_measured", columns, tuple(rows))
 
 
+def is_device_record(record: dict[str, Any]) -> bool:
+    """Timed on another machine by ``bench latency --device`` (its ``target`` block); such rows have
+    tables of their own, never mixed with the host's."""
+    return bool(record.get("target"))
+
+
+def target_label(record: dict[str, Any]) -> str:
+    """The device as people name it: ``Pixel 7 (Google, gs201)``; the site groups on ``target.model``."""
+    target = record.get("target") or {}
+    extra = ", ".join(str(target[k]) for k in ("manufacturer", "soc") if target.get(k))
+    return f"{target.get('model') or record.get('device') or '?'}" + (f" ({extra})" if extra else "")
+
+
+def device_source(record: dict[str, Any]) -> str:
+    target = record["target"]
+    tool = target.get("tool") or {}
+    version = record.get("runtime_version")
+    env = record.get("environment") or {}
+    return (f"measured on the device ({target.get('transport')} {target.get('address')}, {tool.get('name')}, "
+            f"{record['runtime']} {version or ''}".rstrip() + f", {env.get('commit', '?')})")  # fmt: skip
+
+
+def device_latency_table(latency: list[dict[str, Any]]) -> Table:
+    """Latency timed on phones and boards, the device as a column."""
+    columns = ("device", "abi", "model", "task", "runtime", "precision", "threads", "cpu mask", "delegate (nodes)",
+               "p50 (ms)", "mean ± std (ms)", "min (ms)", "runs", "tier", "temp before → after (°C)", "source")  # fmt: skip
+    rows = []
+    for record in latency:
+        target = record["target"]
+        delegate = target.get("delegate") or "–"
+        if target.get("delegated_nodes") is not None:
+            delegate += f" ({target['delegated_nodes']}" + (f"/{target['total_nodes']})" if target.get("total_nodes") else ")")
+        if target.get("delegate_fallback"):
+            delegate += " FALLBACK to CPU"
+        temps = f"{fmt_num(target.get('temp_before_c'), 1)} → {fmt_num(target.get('temp_after_c'), 1)}"
+        rows.append((
+            target_label(record), str(target.get("abi") or "–"), timed_model_label(record), record["task"],
+            record["runtime"], record["precision"], str(record["threads"]), str(target.get("cpu_mask") or "–"), delegate,
+            fmt_num(record["p50_ms"]), f"{fmt_num(record['mean_ms'])} ± {fmt_num(record['std_ms'])}",
+            fmt_num(record["min_ms"]), str(record["runs"]), str(record.get("tier") or "–"), temps, device_source(record),
+        ))  # fmt: skip
+    rows.sort(key=lambda row: (row[0], row[2], row[4]))
+    return Table("latency_devices", columns, tuple(rows))
+
+
 def reported_latency_table(rows: list[Reported]) -> Table:
     columns = ("model", "task", "metric reported", "params", "MAdds", "CPU (ms)", "device", "source")
     out = [
@@ -399,7 +444,10 @@ def generate_tables(records: Sequence[dict[str, Any]], baselines: Baselines = BA
         tables.append(measured_table(task, results))
         tables.append(reported_table(task, baselines.for_task(task), profiles))
     tables.append(evaluation_table(kinds["evaluation"]))
-    tables.append(latency_table(kinds["latency"]))
+    tables.append(latency_table([r for r in kinds["latency"] if not is_device_record(r)]))
+    devices = [r for r in kinds["latency"] if is_device_record(r)]
+    if devices:  # a table of its own, only when some record was timed on a device
+        tables.append(device_latency_table(devices))
     tables.append(reported_latency_table(list(baselines.rows)))
     return tables
 

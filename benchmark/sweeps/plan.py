@@ -215,3 +215,26 @@ def make_plan(
         skipped=tuple(skipped),
     )
 
+
+
+DEVICE_DEFAULT_RUNTIMES = "litert"
+
+
+def device_plans(args: Any) -> list[Plan]:
+    """``bench sweep [--devices T1,T2]``: one plan, or one per target, each adding ``--device T`` to
+    the latency flags; after the first, only the latency stage (the same checkpoints, kept in the
+    shared work folder, are timed on every target)."""
+    targets = [t.strip() for t in (getattr(args, "devices", None) or "").split(",") if t.strip()]
+    plans = []
+    for index, target in enumerate(targets or [None]):
+        stages = args.stages
+        if index > 0:
+            stages = ",".join(s for s in args.stages.split(",") if s.strip() == "latency") or "latency"
+        device = f" --device {shlex.quote(target)}" if target else ""
+        plans.append(make_plan(
+            TIERS[args.tier], tasks=args.tasks, backbones=args.backbones, widths=args.widths,
+            resolutions=args.resolutions, runtimes=args.runtimes or (DEVICE_DEFAULT_RUNTIMES if target else None),
+            stages=stages, data=args.data, run_args=args.run_args, latency_args=args.latency_args + device,
+            timeout_s=args.timeout_s,
+        ))  # fmt: skip
+    return plans

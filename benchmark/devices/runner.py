@@ -1,0 +1,259 @@
+"""``bench latency --device``: export on the host, push file + tool to a fresh folder on the target,
+time it there with the target's own tool, pull the log, parse it, clean up, one record per runtime.
+
+Timing is the device tool's alone (never host round trips). The folder is removed in a ``finally``
+(also on Ctrl-C) unless ``keep``. A record is made only from a parsed measurement.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shlex
+import tempfile
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from backbones.errors import UserError
+from benchmark.devices import facts as device_facts
+from benchmark.devices.parsers import PARSERS, ToolOutputError, ToolResult
+from benchmark.devices.tools import (
+    TIMER_SCRIPT,
+    ToolChoice,
+    benchmark_app_argv,
+    benchmark_model_argv,
+    choose_tool,
+    timer_argv,
+)
+from benchmark.devices.transports import Transport
+from benchmark.latency.inputs import calibration_batches, load_task_images
+from benchmark.latency.record import LatencyRecord
+from benchmark.latency.runtimes.export import SUFFIXES, export_model, format_unavailable, write_sidecar
+from benchmark.latency.timing import LatencyStats, Tier, summarize
+from benchmark.runs.records import environment
+
+# The runtimes a target can time: the export format and precision of the file it gets.
+DEVICE_RUNTIMES: dict[str, tuple[str, bool]] = {
+    "litert": ("tflite", False),
+    "litert-int8": ("tflite", True),
+    "onnxruntime": ("onnx", False),
+    "onnxruntime-int8": ("onnx", True),
+    "openvino": ("openvino", False),
+    "openvino-int8": ("openvino", True),
+}
+LAYOUTS = {"tflite": "NHWC", "onnx": "NCHW", "openvino": "NCHW"}
+
+
+@dataclass(frozen=True)
+class DeviceOptions:
+    runtimes: tuple[str, ...]
+    threads: int
+    tier: Tier
+    tool: str | None = None
+    python: str = "python3"
+    cpu_mask: str | None = None
+    delegate: str = "xnnpack"
+    keep: bool = False
+    cooldown_c: float | None = None
+    cooldown_max_s: float = 120.0
+    calibration_images: int = 32
+    root: str | None = None
+
+    def __post_init__(self) -> None:
+        for name in self.runtimes:
+            if name not in DEVICE_RUNTIMES:
+                raise UserError(f"--runtime {name}: not timed on a device; choose from {', '.join(DEVICE_RUNTIMES)}")
+            fmt, int8 = DEVICE_RUNTIMES[name]
+            reason = format_unavailable(fmt, int8)
+            if reason:
+                raise UserError(f"--runtime {name}: {reason}")
+        if self.threads < 1:
+            raise UserError(f"--threads must be >= 1, got {self.threads}")
+        if self.cpu_mask is not None and not all(c in "0123456789abcdefABCDEF" for c in self.cpu_mask.removeprefix("0x")):
+            raise UserError(f"--cpu-mask: {self.cpu_mask!r} is not a hex mask (e.g. f0)")
+        if self.delegate not in ("xnnpack", "gpu", "nnapi", "none"):
+            raise UserError(f"--delegate: {self.delegate!r}; choose from xnnpack, gpu, nnapi, none")
+
+
+@dataclass(frozen=True)
+class DeviceMeasurement:
+    record: LatencyRecord
+    log: str
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def stats_from(result: ToolResult) -> tuple[LatencyStats, dict[str, Any]]:
+    """The record's statistics in ms; the per-run list when the tool gives it, else the tool's own
+    summary, with which figures it did not give said in ``notes``."""
+    if result.runs_us:
+        stats = summarize([us / 1e6 for us in result.runs_us], (result.first_us or 0.0) / 1e6, result.duration_s)
+        return stats, {}
+    ms = lambda us: None if us is None else us / 1000.0  # noqa: E731
+    notes = {}
+    p50 = result.p50_us
+    if p50 is None:
+        p50 = result.avg_us
+        notes["p50"] = "the tool prints no median: p50_ms is its average"
+    stats = LatencyStats(
+        runs=result.count, duration_s=result.duration_s or 0.0, first_ms=ms(result.first_us), min_ms=ms(result.min_us),
+        mean_ms=ms(result.avg_us), std_ms=ms(result.std_us), p50_ms=ms(p50), p90_ms=ms(result.p90_us),
+        p99_ms=ms(result.p99_us), max_ms=ms(result.max_us),
+    )  # fmt: skip
+    return stats, notes
+
+
+def export_for_device(task: Any, cfg: dict[str, Any], model: Any, images: Any, runtime: str, folder: Path,
+                      calibration_images: int) -> tuple[Path, list[Path], dict[str, Any]]:  # fmt: skip
+    """The ``bench export`` file and sidecar for ``runtime``: (model file, files to push, export details)."""
+    from tasks.preprocessing import mean_std
+
+    fmt, int8 = DEVICE_RUNTIMES[runtime]
+    calibration = calibration_batches(images, calibration_images, 0)[0] if int8 else []
+    out = folder / f"{cfg['backbone']}-{runtime}{SUFFIXES[fmt]}"
+    details = export_model(model.eval(), images.example, fmt, int8=int8, calibration=calibration, out_path=out)
+    mean, std = mean_std(cfg.get("preset") or "torchvision")
+    sidecar = write_sidecar(out, example=images.example, fmt=fmt, int8=int8, mean=mean, std=std,
+                            extra={"task": task.name, "backbone": cfg["backbone"], "resolution": int(cfg["resolution"])})  # fmt: skip
+    files = [out, sidecar] + ([out.with_suffix(".bin")] if fmt == "openvino" else [])
+    return out, files, {k: v for k, v in details.items() if k != "path"}
+
+
+def tool_argv(choice: ToolChoice, work: str, model_name: str, fmt: str, options: DeviceOptions,
+              cpu_mask: str | None) -> list[str]:  # fmt: skip
+    model = f"{work}/{model_name}"
+    if choice.name == "bench-device-timer":
+        return timer_argv(options.python, f"{work}/{TIMER_SCRIPT.name}", model, f"{work}/input.npy", options.threads,
+                          options.tier)  # fmt: skip
+    if choice.name == "benchmark_app":
+        return benchmark_app_argv(model, options.threads, options.tier)
+    tool = f"{work}/benchmark_model" if choice.binary else str(choice.command)
+    return benchmark_model_argv(tool, model, options.threads, options.tier, cpu_mask, options.delegate)
+
+
+def measure_on_device(
+    transport: Transport,
+    task: Any,
+    cfg: dict[str, Any],
+    model: Any,
+    options: DeviceOptions,
+    *,
+    weights: dict[str, Any] | None = None,
+    on_measurement: Callable[[DeviceMeasurement], None] | None = None,
+) -> list[DeviceMeasurement]:
+    """Time each runtime's exported file on the target; a measurement per runtime."""
+    choices = {name: choose_tool(options.tool, transport.kind, DEVICE_RUNTIMES[name][0]) for name in options.runtimes}
+    facts = device_facts.read_facts(transport)
+    cpu_mask = options.cpu_mask
+    if cpu_mask is None and transport.kind == "adb" and facts["max_freqs_khz"]:
+        cpu_mask = device_facts.big_core_mask(dict(zip(facts["cpu_ids"], facts["max_freqs_khz"], strict=True)))
+    images = load_task_images(task, cfg, 1)
+    results = []
+    with tempfile.TemporaryDirectory(prefix="bench-device-") as host_dir:
+        host = Path(host_dir)
+        np.save(host / "input.npy", images.example.numpy().astype(np.float32))
+        for name in options.runtimes:
+            fmt = DEVICE_RUNTIMES[name][0]
+            path, files, export_details = export_for_device(task, cfg, model, images, name, host,
+                                                            options.calibration_images)  # fmt: skip
+            measurement = _measure_file(transport, name, fmt, path, files, host, choices[name], options, cpu_mask,
+                                        facts, task, cfg, export_details, weights)  # fmt: skip
+            results.append(measurement)
+            if on_measurement is not None:
+                on_measurement(measurement)
+    return results
+
+
+def _measure_file(transport, name, fmt, path, files, host, choice, options, cpu_mask, facts, task, cfg,
+                  export_details, weights) -> DeviceMeasurement:  # fmt: skip
+    root = options.root or transport.default_root
+    made = transport.shell(["mktemp", "-d", f"{root}/bench-XXXXXX"], timeout=60)
+    work = made.stdout.strip()
+    if made.returncode or not work:
+        raise UserError(f"--device {transport.address}: cannot make a work folder in {root}: {made.stderr.strip()[:200]}")
+    try:
+        for file in files:
+            transport.push(file, f"{work}/{file.name}")
+        transport.push(host / "input.npy", f"{work}/input.npy")
+        if choice.name == "bench-device-timer":
+            transport.push(TIMER_SCRIPT, f"{work}/{TIMER_SCRIPT.name}")
+        elif choice.binary is not None:
+            transport.push(choice.binary, f"{work}/benchmark_model")
+            transport.shell(["chmod", "+x", f"{work}/benchmark_model"], timeout=60)
+        temp_before, waited = device_facts.cool_down(transport, options.cooldown_c, options.cooldown_max_s)
+        argv = tool_argv(choice, work, path.name, fmt, options, cpu_mask)
+        # The log is written on the device and pulled: the tool's own output, not the transport's.
+        log_name = f"{work}/tool.log"
+        run = transport.shell(["sh", "-c", f"{shlex.join(argv)} > {shlex.quote(log_name)} 2>&1; echo \"rc=$?\""],
+                              timeout=options.tier.max_s * 3 + 600 if options.tier.max_s else None)  # fmt: skip
+        transport.pull(log_name, host / "tool.log")
+        log = (host / "tool.log").read_text(errors="replace")
+        temp_after = device_facts.temperature(transport)
+    finally:
+        if not options.keep:
+            transport.shell(["rm", "-rf", work], timeout=60)
+    rc_line = [line for line in run.stdout.splitlines() if line.startswith("rc=")]
+    rc = int(rc_line[-1][3:]) if rc_line and rc_line[-1][3:].lstrip("-").isdigit() else None
+    if rc == 127 or "not found" in log[-300:] and rc:
+        raise UserError(f"--device {transport.address}: {argv[0] if choice.name != 'benchmark_model' else 'benchmark_model'} "
+                        f"not found on the device ({log.strip().splitlines()[-1][:160] if log.strip() else 'exit 127'})")  # fmt: skip
+    try:
+        result = PARSERS[choice.name](log)
+    except ToolOutputError as error:
+        raise UserError(f"--device {transport.address} {name}: {error} (exit {rc})") from None
+    if rc:
+        raise UserError(f"--device {transport.address} {name}: {choice.name} exited {rc} after printing a measurement")
+    stats, notes = stats_from(result)
+    delegate, delegated = result.delegate, result.delegated_nodes
+    fallback = None
+    if choice.name == "benchmark_model" and options.delegate != "none":
+        wanted = {"xnnpack": "XNNPack", "gpu": "Gpu", "nnapi": "Nnapi"}[options.delegate]
+        if delegate is None or wanted.lower() not in delegate.lower() or not delegated:
+            fallback = f"--delegate {options.delegate}: no nodes delegated, the CPU kernels ran"
+    elif choice.name == "bench-device-timer":
+        delegated = result.details.get("delegate_nodes")
+        delegate = "XNNPACK (LiteRT default)" if fmt == "tflite" else None
+    target = {
+        "transport": transport.kind,
+        "address": transport.address,
+        **{k: facts[k] for k in ("model", "manufacturer", "soc", "abi", "os", "kernel", "cpus", "max_freqs_khz",
+                                 "governors")},
+        "temp_before_c": temp_before,
+        "temp_after_c": temp_after,
+        "cooldown_waited_s": waited,
+        "cooldown_c": options.cooldown_c,
+        "tool": {"name": result.tool, "version": result.tool_version, "argv": argv},
+        "runtime_version": result.runtime_version,
+        "delegate": delegate,
+        "delegated_nodes": delegated,
+        "total_nodes": result.total_nodes,
+        "delegate_fallback": fallback,
+        "cpu_mask": cpu_mask,
+        "file": {"name": path.name, "sha256": sha256_file(path), "bytes": path.stat().st_size},
+    }  # fmt: skip
+    int8 = DEVICE_RUNTIMES[name][1]
+    record = LatencyRecord(
+        task=task.name, backbone=cfg["backbone"], width=cfg.get("width"), resolution=int(cfg["resolution"]),
+        num_classes=int(cfg["num_classes"]), runtime=name,
+        runtime_version=result.runtime_version or result.tool_version or "unknown",
+        device=str(facts["model"] or transport.address), threads=options.threads, batch_size=1,
+        precision="int8" if int8 else "fp32", layout=LAYOUTS[fmt], tier=options.tier.name,
+        methodology=dict(asdict(options.tier), timed_by=f"{result.tool} on the device", notes=notes),
+        input=f"{cfg['resolution']}x{cfg['resolution']} example of the task's data, saved as .npy and pushed",
+        init_ms=(result.init_us or 0.0) / 1000.0, stats=stats, postprocess=None, accuracy=None,
+        peak_memory_mb=result.peak_memory_mb,
+        memory={"method": f"{result.tool} on the device" if result.memory or result.peak_memory_mb else "not measured",
+                **result.memory},
+        details={"export": export_details, **{k: v for k, v in result.details.items() if k != "delegate_nodes"}},
+        environment=environment("cpu"), weights=weights, target=target,
+    )  # fmt: skip
+    return DeviceMeasurement(record, log)

@@ -1,0 +1,139 @@
+"""``bench latency --device adb`` through a fake ``adb`` first on PATH (tests/fake_adb/): the phone is
+a folder (getprop, cpufreq and thermal files from a JSON), and a fake benchmark_model prints a
+recorded log. The whole push / pin / run / pull / parse / clean path and the exact argv the phone gets.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from benchmark.cli import main
+
+REPO = Path(__file__).resolve().parents[1]
+FAKE = Path(__file__).parent / "fake_adb"
+LOGS = Path(__file__).parent / "fixtures" / "device_logs"
+MODEL = ["--task", "classification", "--backbone", "mnv1", "--width", "0.25", "--resolution", "128"]
+QUICK = ["--tier", "quick", "--warmup-runs", "2", "--warmup-seconds", "0.1", "--min-runs", "10", "--min-seconds", "0.3"]
+PROPS = {"ro.product.model": "Pixel 8", "ro.product.manufacturer": "Google", "ro.soc.model": "Tensor G3",
+         "ro.board.platform": "zuma", "ro.product.cpu.abi": "arm64-v8a", "ro.build.version.release": "14",
+         "ro.build.version.sdk": "34"}  # fmt: skip
+
+
+def phone(tmp_path: Path, devices=(("SER123", "device"),), log: str = "benchmark_model_xnnpack_peak_monitor.txt",
+          exit_code: int = 0) -> dict[str, str]:  # fmt: skip
+    """The fake phone's folder and the environment that puts the fake adb first on PATH."""
+    root = tmp_path / "phone"
+    (root / "data/local/tmp").mkdir(parents=True)
+    for cpu in range(8):  # 4 little cores at 1.8 GHz, 4 big at 2.4 GHz: big-core mask f0
+        freq = root / f"sys/devices/system/cpu/cpu{cpu}/cpufreq"
+        freq.mkdir(parents=True)
+        (freq / "cpuinfo_max_freq").write_text("2400000\n" if cpu >= 4 else "1800000\n")
+        (freq / "scaling_governor").write_text("schedutil\n")
+    zone = root / "sys/class/thermal/thermal_zone0"
+    zone.mkdir(parents=True)
+    (zone / "temp").write_text("41000\n")
+    (zone / "type").write_text("cpu-big\n")
+    state = tmp_path / "state.json"
+    state.write_text(json.dumps({"devices": [list(d) for d in devices], "props": PROPS}))
+    tools = tmp_path / "tools"
+    tools.mkdir()
+    shutil.copy(FAKE / "benchmark_model", tools / "benchmark_model")
+    return dict(os.environ, PATH=f"{FAKE}{os.pathsep}{os.environ['PATH']}", PYTHONPATH=str(REPO), FAKE_ADB_ROOT=str(root),
+                FAKE_ADB_STATE=str(state), FAKE_BM_LOG=str(LOGS / log), FAKE_BM_EXIT=str(exit_code),
+                BENCH_DEVICE_TOOLS=str(tmp_path / "cache"))  # fmt: skip
+
+
+def bench(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "benchmark.cli", "latency", *MODEL, *args], capture_output=True,
+                          text=True, env=env, timeout=600)  # fmt: skip
+
+
+def test_adb_push_pin_run_parse_clean(tmp_path):
+    env = phone(tmp_path)
+    tool = str(tmp_path / "tools" / "benchmark_model")
+    done = bench(env, *QUICK, "--runtime", "litert", "--device", "adb", "--device-tool", tool, "--output", str(tmp_path / "out"))
+    assert done.returncode == 0, done.stderr[-2000:]
+    root = Path(env["FAKE_ADB_ROOT"])
+    argv = json.loads((root / "argv.json").read_text())
+    work = str(Path(argv[2]).parent)
+    assert work.startswith("/data/local/tmp/bench-")
+    assert argv == [
+        "taskset", "f0", f"{work}/benchmark_model", f"--graph={work}/mnv1-litert.tflite", "--num_threads=1",
+        "--warmup_runs=2", "--warmup_min_secs=0.1", "--num_runs=10", "--min_secs=0.3", "--max_secs=20",
+        "--use_xnnpack=true", "--report_peak_memory_footprint=true",
+    ]  # fmt: skip
+    assert list((root / "data/local/tmp").iterdir()) == []  # the work folder was removed
+    (path,) = (tmp_path / "out").glob("*.json")
+    record = json.loads(path.read_text())
+    target = record["target"]
+    assert (target["transport"], target["address"], target["model"], target["soc"], target["abi"]) == (
+        "adb", "adb:SER123", "Pixel 8", "Tensor G3", "arm64-v8a")
+    assert target["max_freqs_khz"] == [1800000] * 4 + [2400000] * 4 and target["governors"] == ["schedutil"] * 8
+    assert target["cpu_mask"] == "f0" and target["temp_before_c"] == 41.0 and target["temp_after_c"] == 41.0
+    assert (target["delegated_nodes"], target["total_nodes"], target["delegate_fallback"]) == (58, 58, None)
+    # The recorded log's measured phase (count=1061, avg 56265.8 us), not its warm-up (count=9).
+    assert record["runs"] == 1061 and record["mean_ms"] == pytest.approx(56.2658) and record["min_ms"] == 54.669
+    assert record["peak_memory_mb"] == 93.2383
+    assert path.with_suffix(".log").read_text() == (LOGS / "benchmark_model_xnnpack_peak_monitor.txt").read_text()
+
+
+def test_crashing_tool_is_one_line_exit_2_no_record_folder_cleaned(tmp_path):
+    env = phone(tmp_path, log="benchmark_model_failure.txt", exit_code=1)
+    tool = str(tmp_path / "tools" / "benchmark_model")
+    done = bench(env, *QUICK, "--runtime", "litert", "--device", "adb:SER123", "--device-tool", tool,
+                 "--cpu-mask", "3", "--output", str(tmp_path / "out"))  # fmt: skip
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert "Node number 57 (BATCH_MATMUL) failed to prepare" in done.stderr and "Traceback" not in done.stderr
+    assert json.loads((Path(env["FAKE_ADB_ROOT"]) / "argv.json").read_text())[:2] == ["taskset", "3"]
+    assert list((Path(env["FAKE_ADB_ROOT"]) / "data/local/tmp").iterdir()) == []
+    assert not list((tmp_path / "out").glob("*.json")) if (tmp_path / "out").exists() else True
+
+
+@pytest.mark.parametrize(
+    "devices, target, message",
+    [
+        ((), "adb", "no device attached"),
+        ((("A1", "device"), ("B2", "device")), "adb", "2 devices attached (A1, B2); name one with --device adb:SERIAL"),
+        ((("A1", "unauthorized"),), "adb", "unauthorized; accept the USB debugging prompt"),
+        ((("A1", "offline"),), "adb:A1", "the device is offline"),
+        ((("A1", "device"),), "adb:ZZ", "adb:ZZ: no such device"),
+        ((("A1", "device"),), "adb", "no benchmark_model binary"),  # no --device-tool, empty cache folder
+    ],
+)
+def test_bad_adb_input_is_one_line_exit_2(tmp_path, monkeypatch, capsys, devices, target, message):
+    # In-process (the CLI's own main): these fail before anything is exported, and a subprocess per
+    # case would spend its time importing torch.
+    for key, value in phone(tmp_path, devices=devices).items():
+        monkeypatch.setenv(key, value)
+    code = main(["latency", *MODEL, "--runtime", "litert", "--device", target, "--output", str(tmp_path / "out")])
+    stderr = capsys.readouterr().err
+    assert code == 2, stderr[-2000:]
+    error = [line for line in stderr.strip().splitlines() if line.startswith("bench")]
+    assert len(error) == 1 and message in error[0]
+    assert not (tmp_path / "out").exists()
+
+
+def test_no_adb_on_path(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("PATH", "/usr/bin:/bin")
+    if shutil.which("adb"):
+        pytest.skip("a real adb is installed in /usr/bin")
+    code = main(["latency", *MODEL, "--runtime", "litert", "--device", "adb", "--output", str(tmp_path / "out")])
+    assert code == 2 and "no adb on PATH" in capsys.readouterr().err
+
+
+@pytest.mark.device
+@pytest.mark.skipif(not os.environ.get("BENCH_ADB_SERIAL"), reason="set BENCH_ADB_SERIAL to time on a real phone")
+def test_real_phone(tmp_path):
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    done = bench(env, *QUICK, "--runtime", "litert", "--device", f"adb:{os.environ['BENCH_ADB_SERIAL']}",
+                 "--output", str(tmp_path / "out"))  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    (path,) = (tmp_path / "out").glob("*.json")
+    assert json.loads(path.read_text())["target"]["transport"] == "adb"
