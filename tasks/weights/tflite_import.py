@@ -76,6 +76,10 @@ class ImportReport:
     notes: list[str] = field(default_factory=list)
     # Task config values the file implies beyond its facts (detection: head, label map).
     options: dict[str, Any] = field(default_factory=dict)
+    # A post-processing op's options as the file stores them (detection: TFLite_Detection_PostProcess),
+    # and the evaluation settings that reproduce it (``bench eval``'s defaults for this file).
+    postprocess: dict[str, Any] | None = None
+    evaluation: dict[str, Any] = field(default_factory=dict)
 
     @property
     def preset(self) -> str:
@@ -94,6 +98,7 @@ class ImportReport:
             "values": self.values,
             "preset": self.facts.preset,
             "notes": list(self.notes),
+            **({"postprocess_options": dict(self.postprocess)} if self.postprocess is not None else {}),
         }
 
 
