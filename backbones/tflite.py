@@ -48,7 +48,8 @@ class TFLiteOp:
     ``[out, kh, kw, in]`` -> ``[out, in, kh, kw]``; DEPTHWISE_CONV_2D ``[1, kh, kw, C]`` ->
     ``[C, 1, kh, kw]``) and fully connected layers (``[out, in]``), else ``None``. ``stride``,
     ``dilation``, ``padding`` ("SAME"/"VALID") and ``activation`` (fused: "NONE", "RELU", "RELU6")
-    are set where the op has them; ``options`` holds every builtin option as read from the file.
+    are set where the op has them; ``options`` holds every builtin option as read from the file (a
+    custom op's FlexBuffer options, e.g. ``TFLite_Detection_PostProcess``'s ``max_detections``).
     """
 
     index: int
@@ -190,13 +191,25 @@ def _builtin_options(data: bytes) -> _FileOptions:
 
     model = schema.ModelT.InitFromPackedBuf(data, 0)
     subgraph = model.subgraphs[0]
-    per_op = [vars(op.builtinOptions) if op.builtinOptions is not None else {} for op in subgraph.operators]
+    per_op = [_op_options(op) for op in subgraph.operators]
     constant = [
         index
         for index, tensor in enumerate(subgraph.tensors)
         if tensor.buffer > 0 and model.buffers[tensor.buffer].data is not None and len(model.buffers[tensor.buffer].data)
     ]
     return _FileOptions(per_op, constant)
+
+
+def _op_options(op: Any) -> dict[str, Any]:
+    """A builtin op's options, or a custom op's (``TFLite_Detection_PostProcess``: a FlexBuffer map)."""
+    if op.builtinOptions is not None:
+        return dict(vars(op.builtinOptions))
+    if op.customOptions is not None and len(op.customOptions):
+        from flatbuffers import flexbuffers
+
+        decoded = flexbuffers.Loads(bytes(bytearray(op.customOptions)))
+        return dict(decoded) if isinstance(decoded, dict) else {}
+    return {}
 
 
 def _make_op(

@@ -14,6 +14,9 @@ trained and evaluated with, so imported TFLite weights are measured as published
 - ``tf-deeplab`` (TF DeepLab ``input_preprocess`` at evaluation): no resize, pixels scaled to
   [-1, 1], the image padded bottom/right to resolution x resolution (513) with the mean value
   (0 after scaling; LiteRT's uint8 reference pads with 128), prediction cropped back.
+- ``tf-deeplab-resize`` (the float ``deeplabv3_257_mv_gpu`` file's use): pixels scaled to [-1, 1],
+  the whole image resized (bilinear, antialiased as PIL's) to resolution x resolution, the arg-max
+  resized back to the image (nearest).
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ TF_STD = (0.5, 0.5, 0.5)
 
 PRESETS = {
     "classification": ("torchvision", "tf-inception"),
-    "segmentation": ("torchvision", "tf-deeplab"),
+    "segmentation": ("torchvision", "tf-deeplab", "tf-deeplab-resize"),
     "detection": ("torchvision", "tf-ssd"),
 }
 CENTRAL_FRACTION = 0.875

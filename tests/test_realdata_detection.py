@@ -53,3 +53,31 @@ def test_imported_ssd_reaches_litert_map_on_the_coco_slice(model) -> None:
 def test_a_file_for_another_width_names_the_first_mismatching_layer() -> None:
     with pytest.raises(UserError, match=r"op 0 CONV_2D \[24, 3, 3, 3\] does not fit the model's backbone\.stem\.0"):
         get_task("detection").build_model(config(width=1.0))
+
+
+def test_the_files_post_processing_is_read_and_is_the_eval_default(tmp_path: Path) -> None:
+    """TFLite_Detection_PostProcess's FlexBuffer options become bench eval's settings and the record's."""
+    import json
+    import subprocess
+    import sys
+
+    _, report = get_task("detection").import_tflite(str(SSD))
+    assert report.postprocess == {
+        "detections_per_class": 100, "h_scale": 5.0, "max_classes_per_detection": 1, "max_detections": 10,
+        "nms_iou_threshold": 0.6, "nms_score_threshold": 1e-08, "num_classes": 90, "use_regular_nms": False,
+        "w_scale": 5.0, "x_scale": 10.0, "y_scale": 10.0,
+    }  # fmt: skip
+    assert report.evaluation == {"nms": "fast", "max_detections": 10, "nms_iou": 0.6, "score_threshold": 1e-08,
+                                 "max_classes_per_detection": 1, "box_scales": [10.0, 10.0, 5.0, 5.0]}
+    out = subprocess.run(
+        [sys.executable, "-m", "benchmark.cli", "eval", "--task", "detection", "--weights", str(SSD),
+         "--data", str(REALDATA / "coco"), "--output", str(tmp_path)],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    assert "post-processing from the file: detections_per_class 100" in out.stderr
+    assert "settings: max_detections 10, nms_iou 0.6" in out.stdout
+    record = json.loads((tmp_path / "result.json").read_text())
+    assert record["settings"]["nms"] == "fast" and record["settings"]["max_detections"] == 10
+    assert record["weights"]["postprocess_options"] == report.postprocess
+    # The file's fast NMS brings the float import to LiteRT's 20.41 (class-wise NMS at 10: 22.17).
+    assert abs(record["metrics"]["map"] - LITERT_MAP_AT_10) <= 0.7, record["metrics"]

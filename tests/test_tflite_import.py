@@ -193,3 +193,17 @@ def test_eval_cli_reports_a_bad_weights_file_in_one_line(tmp_path, capsys) -> No
     code = main(["eval", "--task", "classification", "--weights", str(bad), "--data", str(tmp_path)])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and err == [f"bench eval: error: {bad}: not a TFLite model (no TFL3 identifier)"]
+
+
+def test_a_file_of_unknown_kind_is_one_line_naming_its_ops_and_shapes(tmp_path, capsys) -> None:
+    """A conv chain ending in a feature map is no classifier, segmenter or detector the importer knows."""
+    from benchmark.cli import main
+
+    torch.manual_seed(0)
+    path = write_tflite(tmp_path / "features.tflite", (1, 8, 8, 3),
+                        [Conv(torch.randn(4, 3, 3, 3) * 0.1, torch.zeros(4), activation="RELU6")])
+    code = main(["eval", "--task", "classification", "--weights", str(path), "--data", str(tmp_path)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1
+    assert "features.tflite: not a MobileNet checkpoint the importer knows (ops CONV_2D;" in err[0]
+    assert "input [1, 8, 8, 3] int8; output [1, 8, 8, 4] int8); supported: MobileNetV1/V2 classifiers" in err[0]

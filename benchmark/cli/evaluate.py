@@ -18,7 +18,9 @@ from typing import Any
 from benchmark.cli.arguments import add_task_argument
 
 # Task flags (added by the task's add_model_arguments) that change how predictions are scored.
-EVAL_SETTINGS = ("max_detections", "nms_iou", "score_threshold")
+EVAL_SETTINGS = ("max_detections", "nms_iou", "score_threshold", "nms")
+# Settings a file's own post-processing adds (recorded only when set: TFLite's SSD op).
+FILE_SETTINGS = ("nms", "max_classes_per_detection", "box_scales")
 
 
 def add_parser(sub, task_name: str) -> None:
@@ -89,6 +91,8 @@ def run(args: argparse.Namespace) -> int:
         for k, v in record["metrics"].items()
     )
     print(f"{task.name} {cfg['backbone']} width {record['width']:g} @ {cfg['resolution']}, {result.images} images: {shown}")
+    if record["settings"]:
+        print("settings: " + ", ".join(f"{k} {v}" for k, v in record["settings"].items()))
     print(f"result record: {path}", file=sys.stderr)
     return 0
 
@@ -96,7 +100,9 @@ def run(args: argparse.Namespace) -> int:
 def settings(task, cfg: dict[str, Any]) -> dict[str, Any]:
     """Evaluation settings a number depends on beyond the weights and preset (detection: post-processing)."""
     defaults = task.defaults()
-    return {key: cfg.get(key) if cfg.get(key) is not None else defaults[key] for key in EVAL_SETTINGS if key in defaults}
+    found = {key: cfg.get(key) if cfg.get(key) is not None else defaults[key] for key in EVAL_SETTINGS if key in defaults}
+    found.update({key: cfg[key] for key in FILE_SETTINGS if cfg.get(key) is not None})
+    return found
 
 
 def _model_and_config(task, args: argparse.Namespace):
@@ -117,7 +123,16 @@ def _model_and_config(task, args: argparse.Namespace):
         model, report = task.import_tflite(args.weights, backbone=args.backbone, width=args.width)
         facts = report.facts
         print(f"weights: {facts.describe()}", file=sys.stderr)
+        # The file's own post-processing (TFLite's SSD op) unless a flag says otherwise.
+        from_file = {key: value for key, value in report.evaluation.items() if key not in base}
+        if report.postprocess is not None:
+            shown = ", ".join(f"{k} {v}" for k, v in report.postprocess.items())
+            print(f"post-processing from the file: {shown}", file=sys.stderr)
+            overridden = sorted(set(report.evaluation) & set(base))
+            if overridden:
+                print(f"  overridden by flags: {', '.join('--' + k.replace('_', '-') for k in overridden)}", file=sys.stderr)
         cfg = {
+            **from_file,
             **base,
             "backbone": facts.backbone if args.backbone is None else canonical_name(args.backbone),
             "width": args.width or facts.width,

@@ -140,7 +140,9 @@ def latency_source(record: dict[str, Any]) -> str:
 # Dataset names as records store them -> as people write them.
 DATASET_NAMES = {"imagenet": "ImageNet", "coco": "COCO", "voc2012": "PASCAL VOC 2012", "voc2012+sbd": "PASCAL VOC 2012"}
 # Evaluation settings (record ``settings``) as words in a source label.
-SETTING_WORDS = {"max_detections": "{} detections per image", "nms_iou": "NMS IoU {}", "score_threshold": "score threshold {:g}"}
+SETTING_WORDS = {"max_detections": "{} detections per image", "nms_iou": "NMS IoU {}", "score_threshold": "score threshold {:g}",
+                 "nms": "{} NMS", "max_classes_per_detection": "{} class(es) per detection", "box_scales": "box scales {}",
+                 "execution": "{} execution"}
 
 
 def data_label(record: dict[str, Any]) -> str:

@@ -20,6 +20,9 @@ def encode(boxes: torch.Tensor, anchors: torch.Tensor) -> torch.Tensor:
     return _CODER.encode_single(boxes, anchors)
 
 
-def decode(codes: torch.Tensor, anchors: torch.Tensor) -> torch.Tensor:
-    """``[N, 4]`` regression outputs at ``[N, 4]`` anchors -> ``[N, 4]`` (x0, y0, x1, y1) boxes."""
-    return _CODER.decode_single(codes, anchors)
+def decode(codes: torch.Tensor, anchors: torch.Tensor, weights: tuple[float, ...] | None = None) -> torch.Tensor:
+    """``[N, 4]`` regression outputs at ``[N, 4]`` anchors -> ``[N, 4]`` (x0, y0, x1, y1) boxes.
+
+    ``weights`` (x, y, w, h scales) replace TF's (10, 10, 5, 5), e.g. a TFLite file's own box scales."""
+    coder = _CODER if weights is None or tuple(weights) == BOX_CODER_WEIGHTS else BoxCoder(weights=tuple(weights))
+    return coder.decode_single(codes, anchors)

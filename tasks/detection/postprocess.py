@@ -7,6 +7,11 @@ version: one top-k over all (anchor, class) pairs of each image, only those anch
 ``batched_nms`` per image. ``postprocess_exact`` is TF's per-class loop over every anchor,
 kept as the reference the fast one is checked against (mAP within 0.2 points). Kept apart from the
 network so the network alone exports to ONNX and is timed alone.
+
+``nms="fast"`` is TFLite's ``TFLite_Detection_PostProcess`` with ``use_regular_nms = false`` (what
+the official SSD files run): each anchor keeps its best ``max_classes_per_detection`` classes, one
+class-agnostic NMS over the anchors' best scores (score >= threshold, IoU > threshold suppressed),
+at most ``max_detections`` anchors, each reported with its best classes.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from backbones.errors import UserError
 from tasks.detection.box_coding import decode
 
 SCORINGS = ("sigmoid", "softmax")
+NMS_MODES = ("class-wise", "fast")  # TF's batch NMS per class; TFLite's fast (class-agnostic) NMS
 SCORE_THRESHOLD = 1e-8  # TF's configs: every pair reaches NMS, so mAP sees the whole curve
 NMS_IOU = 0.6
 MAX_DETECTIONS = 100  # TF's max_total_detections (and max_detections_per_class)
@@ -75,15 +81,56 @@ def postprocess_detections(
     nms_iou: float = NMS_IOU,
     max_detections: int = MAX_DETECTIONS,
     pre_nms_top_k: int = PRE_NMS_TOP_K,
+    nms: str = "class-wise",
+    max_classes_per_detection: int = 1,
+    box_scales: tuple[float, ...] | None = None,
 ) -> list[dict[str, torch.Tensor]]:
     """Per image ``{"boxes" [K, 4] (x0, y0, x1, y1) in input pixels, "scores" [K], "labels" [K]}``.
 
     Labels are contiguous class indices (0-based, background removed); scores sorted descending.
+    ``box_scales``: the decoder's (x, y, w, h) scales (default TF's 10, 10, 5, 5).
     """
+    if nms not in NMS_MODES:
+        raise UserError(f"--nms: unknown value {nms!r}; choose from {', '.join(NMS_MODES)}")
     with one_thread():
+        if nms == "fast":
+            return _postprocess_fast(class_logits, box_regression, anchors, image_size, scoring=scoring,
+                                     score_threshold=score_threshold, nms_iou=nms_iou, max_detections=max_detections,
+                                     max_classes=max_classes_per_detection, box_scales=box_scales)
         return _postprocess(class_logits, box_regression, anchors, image_size, scoring=scoring,
                             score_threshold=score_threshold, nms_iou=nms_iou, max_detections=max_detections,
-                            pre_nms_top_k=pre_nms_top_k)
+                            pre_nms_top_k=pre_nms_top_k, box_scales=box_scales)
+
+
+def _postprocess_fast(
+    class_logits: torch.Tensor,
+    box_regression: torch.Tensor,
+    anchors: torch.Tensor,
+    image_size: tuple[int, int],
+    *,
+    scoring: str,
+    score_threshold: float,
+    nms_iou: float,
+    max_detections: int,
+    max_classes: int,
+    box_scales: tuple[float, ...] | None,
+) -> list[dict[str, torch.Tensor]]:
+    """TFLite's ``NonMaxSuppressionMultiClassFastHelper``: NMS over anchors, not (anchor, class) pairs.
+    Boxes are suppressed as decoded (unclipped, as TFLite), and clipped to the image afterwards."""
+    scores = class_scores(class_logits, scoring)
+    results = []
+    for image_scores, codes in zip(scores, box_regression.float(), strict=True):
+        best = image_scores.topk(min(max_classes, image_scores.shape[-1]), dim=-1)
+        candidates = torch.nonzero(best.values[:, 0] >= score_threshold).squeeze(1)
+        boxes = decode(codes[candidates], anchors[candidates], box_scales)
+        kept = candidates[nms(boxes, best.values[candidates, 0], nms_iou)[:max_detections]]
+        kept_boxes = clip_boxes_to_image(decode(codes[kept], anchors[kept], box_scales), image_size)
+        # Each kept anchor with its best classes, in selection order (TFLite: max_detections x classes).
+        order = torch.arange(len(kept) * best.values.shape[1])
+        anchor_of, class_of = order // best.values.shape[1], order % best.values.shape[1]
+        results.append({"boxes": kept_boxes[anchor_of], "scores": best.values[kept][anchor_of, class_of],
+                        "labels": best.indices[kept][anchor_of, class_of]})
+    return results
 
 
 def _postprocess(
@@ -97,6 +144,7 @@ def _postprocess(
     nms_iou: float,
     max_detections: int,
     pre_nms_top_k: int,
+    box_scales: tuple[float, ...] | None = None,
 ) -> list[dict[str, torch.Tensor]]:
     batch, num_anchors, columns = class_logits.shape
     num_classes = columns - 1
@@ -111,7 +159,7 @@ def _postprocess(
     else:
         raise ValueError(f"unknown scoring {scoring!r}; choose from {', '.join(SCORINGS)}")
     codes = box_regression.float().gather(1, anchor_index.unsqueeze(-1).expand(-1, -1, 4))
-    boxes = clip_boxes_to_image(decode(codes.reshape(-1, 4), anchors[anchor_index.reshape(-1)]), image_size)
+    boxes = clip_boxes_to_image(decode(codes.reshape(-1, 4), anchors[anchor_index.reshape(-1)], box_scales), image_size)
     boxes = boxes.view(batch, k, 4)
     results = []
     for i in range(batch):  # one NMS per image (classes kept apart by batched_nms, no class loop)
@@ -201,6 +249,9 @@ def postprocess_options(cfg: Mapping[str, Any]) -> dict[str, Any]:
         "nms_iou": cfg.get("nms_iou") or NMS_IOU,
         "max_detections": cfg.get("max_detections") or MAX_DETECTIONS,
         "pre_nms_top_k": cfg.get("pre_nms_top_k") or PRE_NMS_TOP_K,
+        "nms": cfg.get("nms") or "class-wise",
+        "max_classes_per_detection": cfg.get("max_classes_per_detection") or 1,
+        "box_scales": tuple(cfg["box_scales"]) if cfg.get("box_scales") else None,
     }
 
 

@@ -18,6 +18,7 @@ from tasks.detection.loss import MININGS
 from tasks.detection.postprocess import (
     MAX_DETECTIONS,
     NMS_IOU,
+    NMS_MODES,
     PRE_NMS_TOP_K,
     SCORE_THRESHOLD,
     SCORINGS,
@@ -57,6 +58,9 @@ class DetectionTask(Task):
                  f"predict default {PREDICT_SCORE_THRESHOLD})")
         add("--nms-iou", type=float, default=None, help=f"class-wise NMS IoU threshold (default {NMS_IOU})")
         add("--max-detections", type=int, default=None, help=f"detections kept per image (default {MAX_DETECTIONS})")
+        add("--nms", choices=NMS_MODES, default=None,
+            help="class-wise (TF's batch NMS, default) or fast (TFLite's class-agnostic NMS; the default with "
+                 "--weights FILE.tflite whose TFLite_Detection_PostProcess says so)")
 
     def defaults(self) -> Config:
         return {
@@ -69,6 +73,7 @@ class DetectionTask(Task):
             "label_map": None,  # "coco90": label i is COCO category i + 1 (TF's 90-id label map)
             "nms_iou": NMS_IOU,
             "max_detections": MAX_DETECTIONS,
+            "nms": "class-wise",
         }
 
     # -- the network ----------------------------------------------------------------------------
@@ -143,7 +148,8 @@ class DetectionTask(Task):
         detection_options(cfg)  # before any data is read or generated
         datamodule = CocoDataModule.from_config(cfg)
         # What tasks.evaluate's detection evaluator post-processes with (it sees no config).
-        keys = ("scoring", "score_threshold", "nms_iou", "max_detections", "pre_nms_top_k", "label_map", "num_classes")
+        keys = ("scoring", "score_threshold", "nms_iou", "max_detections", "pre_nms_top_k", "label_map", "num_classes",
+                "nms", "max_classes_per_detection", "box_scales")
         datamodule.postprocess_cfg = {k: cfg.get(k) for k in keys}
         return datamodule
 

@@ -104,6 +104,37 @@ def file_anchors(graph: TFLiteGraph) -> tuple[torch.Tensor | None, float]:
     return graph.constant(tensor).float(), graph.tensors[tensor].scale
 
 
+# TFLite_Detection_PostProcess's defaults for options a file leaves out (detection_postprocess.cc).
+POSTPROCESS_DEFAULTS = {"detections_per_class": 100, "use_regular_nms": False}
+
+
+def file_postprocess(graph: TFLiteGraph) -> dict[str, Any] | None:
+    """The file's ``TFLite_Detection_PostProcess`` options, as read (None: the file has no such op)."""
+    post = graph.of_kind("TFLite_Detection_PostProcess")
+    if not post:
+        return None
+    options = {**POSTPROCESS_DEFAULTS, **{k: v for k, v in post[0].options.items() if not k.startswith("_")}}
+    # float32 in the file: 7 significant digits give back the value written (0.6, not 0.600000024).
+    return {k: (float(f"{v:.7g}") if isinstance(v, float) else v) for k, v in sorted(options.items())}
+
+
+def postprocess_settings(options: dict[str, Any]) -> dict[str, Any]:
+    """The suite's detection settings that reproduce a file's post-processing op.
+
+    Fast NMS (``use_regular_nms`` false) is ``nms: fast`` with the file's classes per detection;
+    regular NMS is the suite's class-wise NMS. Box scales become the decoder's (x, y, w, h) weights."""
+    settings: dict[str, Any] = {
+        "nms": "class-wise" if options.get("use_regular_nms") else "fast",
+        "max_detections": int(options["max_detections"]),
+        "nms_iou": float(options["nms_iou_threshold"]),
+        "score_threshold": float(options["nms_score_threshold"]),
+        "max_classes_per_detection": int(options.get("max_classes_per_detection", 1)),
+    }
+    if all(key in options for key in ("x_scale", "y_scale", "w_scale", "h_scale")):
+        settings["box_scales"] = [float(options[key]) for key in ("x_scale", "y_scale", "w_scale", "h_scale")]
+    return settings
+
+
 def anchors_as_ycxchw(anchors: torch.Tensor, image_size: tuple[int, int]) -> torch.Tensor:
     """The suite's pixel (x0, y0, x1, y1) anchors in the file's normalised (y, x, h, w) layout."""
     height, width = image_size
@@ -179,7 +210,17 @@ def import_ssd(graph: TFLiteGraph, facts: Any, *, backbone: str | None = None, w
     values = sum(conv.weight.numel() + (norm.bias.numel() if norm is not None else conv.bias.numel())
                  for _, conv, norm in convs)
     options = {"head": "ssd", "predictor_kernel": 1, "label_map": getattr(model, "label_map", None)}
-    return model.eval(), ImportReport(facts=facts, layers=len(convs), values=values, notes=notes, options=options)
+    post_options = file_postprocess(graph)
+    if post_options is not None:
+        # The file's own post-processing is the default evaluation (bench eval prints and records it).
+        options["postprocess_options"] = post_options
+        options["postprocess"] = postprocess_settings(post_options)
+    report = ImportReport(facts=facts, layers=len(convs), values=values, notes=notes, options=options)
+    if post_options is not None:
+        # The file's own post-processing is bench eval's default (printed and recorded there).
+        report.postprocess = post_options
+        report.evaluation = postprocess_settings(post_options)
+    return model.eval(), report
 
 
 def _backbone_width(graph: TFLiteGraph, name: str) -> float | None:

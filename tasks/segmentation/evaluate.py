@@ -18,13 +18,20 @@ def segmentation_evaluator(model: nn.Module, datamodule: BenchDataModule, keep: 
     resamples per-image confusion matrices and recomputes mIoU from their sum."""
     num_classes = datamodule.num_classes
     canvas = getattr(datamodule, "eval_canvas", None)
+    resize = getattr(datamodule, "eval_resize", None)
     confusions: list[np.ndarray] = []
     predictions: list[np.ndarray] = []
     for batch in datamodule.val_dataloader():
         if batch is None:
             continue
         images, masks, sizes = batch
-        if canvas is not None:
+        if resize is not None:
+            # The whole image resized to the model's input; the arg-max resized back (nearest).
+            inputs = torch.cat([F.interpolate(images[i : i + 1, :, : int(h), : int(w)], size=(resize, resize),
+                                              mode="bilinear", align_corners=False, antialias=True)
+                                for i, (h, w) in enumerate(sizes.tolist())])
+            groups = {None: (list(range(len(images))), _resized_back(model(inputs), sizes, images.shape[-2:]))}
+        elif canvas is not None:
             # One fixed canvas (tf-deeplab: 513x513, padded bottom/right with 0 = the mean value).
             height, width = max(canvas, images.shape[-2]), max(canvas, images.shape[-1])
             padded = F.pad(images, (0, width - images.shape[-1], 0, height - images.shape[-2]))
@@ -55,6 +62,16 @@ def segmentation_evaluator(model: nn.Module, datamodule: BenchDataModule, keep: 
         resample={"miou": (per_image, miou_of), "pixel_acc": (per_image, pixel_accuracy_of)},
         predictions=predictions,
     )
+
+
+def _resized_back(logits: torch.Tensor, sizes: torch.Tensor, canvas: tuple[int, int]) -> torch.Tensor:
+    """One-hot maps of each image's arg-max resized (nearest) to its own size, on a ``canvas`` so
+    the caller's ``argmax(1)`` and crop work as for the padded presets."""
+    out = torch.zeros(len(logits), logits.shape[1], *canvas)
+    for i, (h, w) in enumerate(sizes.tolist()):
+        labels = F.interpolate(logits[i : i + 1].argmax(1, keepdim=True).float(), size=(h, w), mode="nearest").long()
+        out[i, :, :h, :w].scatter_(0, labels[0], 1.0)
+    return out
 
 
 def miou_of(confusions: np.ndarray) -> np.ndarray:

@@ -207,6 +207,8 @@ class VocDataModule(BenchDataModule):
         # tf-deeplab evaluates each image padded to resolution x resolution (DeepLab's 513 crop);
         # otherwise images run at their own size padded to a multiple of 32 (``inference``).
         self.eval_canvas: int | None = resolution if self.preset == "tf-deeplab" else None
+        # tf-deeplab-resize evaluates each whole image resized to resolution x resolution.
+        self.eval_resize: int | None = resolution if self.preset == "tf-deeplab-resize" else None
         self.classes: list[str] = []
         self.train_list = ""
 

@@ -76,6 +76,10 @@ class ImportReport:
     notes: list[str] = field(default_factory=list)
     # Task config values the file implies beyond its facts (detection: head, label map).
     options: dict[str, Any] = field(default_factory=dict)
+    # A post-processing op's options as the file stores them (detection: TFLite_Detection_PostProcess),
+    # and the evaluation settings that reproduce it (``bench eval``'s defaults for this file).
+    postprocess: dict[str, Any] | None = None
+    evaluation: dict[str, Any] = field(default_factory=dict)
 
     @property
     def preset(self) -> str:
@@ -94,6 +98,7 @@ class ImportReport:
             "values": self.values,
             "preset": self.facts.preset,
             "notes": list(self.notes),
+            **({"postprocess_options": dict(self.postprocess)} if self.postprocess is not None else {}),
         }
 
 
@@ -114,17 +119,22 @@ def inspect_tflite(path: str | Path | TFLiteGraph) -> TFLiteFacts:
     kinds = {op.kind for op in graph.ops}
     convs = graph.convs()
     if not convs:
-        raise UserError(f"{graph.path}: TFLite model has no convolutions; not a MobileNet checkpoint")
+        raise UserError(unsupported(graph))
+    output = graph.tensors[graph.outputs[0]].shape if graph.outputs else ()
+    # Segmentation: an arg-max map, or logits at the input's spatial size (float DeepLab files).
+    spatial = len(output) == 4 and output[1] > 1 and output[2] > 1
     task = (
         "detection"
         if "TFLite_Detection_PostProcess" in kinds
         else "segmentation"
-        if "ARG_MAX" in kinds and "RESIZE_BILINEAR" in kinds
+        if "RESIZE_BILINEAR" in kinds and ("ARG_MAX" in kinds or spatial)
         else "classification"
     )
     # MobileNetV2's inverted residuals add; MobileNetV1 is a plain chain of convolutions.
     backbone = "mnv2" if "ADD" in kinds else "mnv1"
     body = _body_convs(graph, task)
+    if not body or (task == "classification" and spatial):  # a feature map out, not logits: unknown
+        raise UserError(unsupported(graph))
     last = int(body[-1].weight.shape[0])
     if backbone == "mnv2" and task == "classification":
         last = int(body[-2].weight.shape[0])  # before the final 1x1 conv to 1280
@@ -142,6 +152,9 @@ def inspect_tflite(path: str | Path | TFLiteGraph) -> TFLiteFacts:
     align = bool(resize[-1].options.get("alignCorners")) if resize else False
     activation = body[0].activation if body[0].activation in ACTIVATION_MODULES else "RELU6"
     preset = {"classification": "tf-inception", "segmentation": "tf-deeplab"}.get(task, "tf-inception")
+    if task == "segmentation" and "ARG_MAX" not in kinds and graph.input.dtype == "float32":
+        # Float logits files (deeplabv3_257_mv_gpu): the whole image resized to the input, not padded.
+        preset = "tf-deeplab-resize"
     source = graph.path
     return TFLiteFacts(
         path=str(source),
@@ -188,9 +201,22 @@ def _body_convs(graph: TFLiteGraph, task: str) -> list[TFLiteOp]:
     for op in graph.ops:
         if op.kind in ("CONV_2D", "DEPTHWISE_CONV_2D"):
             body.append(op)
+        elif op.kind in ("QUANTIZE", "DEQUANTIZE") and not body:
+            continue  # TF2 post-training quantized files start by quantizing the uint8 input to int8
         elif op.kind != "ADD":
             break
     return body
+
+
+def unsupported(graph: TFLiteGraph) -> str:
+    """One line naming what a file holds and what the importer reads (for files of an unknown kind)."""
+    kinds = sorted({op.kind for op in graph.ops})
+    inputs = ", ".join(f"{list(graph.tensors[i].shape)} {graph.tensors[i].dtype}" for i in graph.inputs)
+    outputs = ", ".join(f"{list(graph.tensors[i].shape)} {graph.tensors[i].dtype}" for i in graph.outputs)
+    return (f"{graph.path}: not a MobileNet checkpoint the importer knows (ops {', '.join(kinds) or 'none'}; "
+            f"input {inputs or 'none'}; output {outputs or 'none'}); supported: MobileNetV1/V2 classifiers, "
+            "DeepLabv3 MobileNetV2 segmenters and TF SSD MobileNet detectors, float or 8-bit (uint8/int8, "
+            "per-tensor or per-channel)")
 
 
 # -- the matching suite model ------------------------------------------------------------------
@@ -232,17 +258,22 @@ MODEL_BUILDERS: dict[str, ModelBuilder] = {"classification": _classifier}
 # -- weights into a model ----------------------------------------------------------------------
 
 
-def weighted_layers(model: nn.Module, size: int = 64) -> list[tuple[str, nn.Module]]:
+def weighted_layers(
+    model: nn.Module, size: int = 64, input_sizes: dict[str, tuple[int, ...]] | None = None
+) -> list[tuple[str, nn.Module]]:
     """``(name, module)`` of every Conv2d and Linear in the order ``forward`` runs them.
 
     Measured with hooks on one small input, so it follows the real data flow (TFLite files list
-    ops in execution order), not the order modules were declared in.
+    ops in execution order), not the order modules were declared in. ``input_sizes`` (if given)
+    receives each layer's input spatial size.
     """
     names = {module: name for name, module in model.named_modules()}
     order: list[tuple[str, nn.Module]] = []
     seen: set[int] = set()
 
-    def hook(module: nn.Module, *_: Any) -> None:
+    def hook(module: nn.Module, args: Any) -> None:
+        if input_sizes is not None and args:
+            input_sizes[names[module]] = tuple(args[0].shape[2:])
         if id(module) not in seen:
             seen.add(id(module))
             order.append((names[module], module))
@@ -270,8 +301,9 @@ def load_tflite_weights(
     """
     graph = path if isinstance(path, TFLiteGraph) else read_tflite(path)
     facts = facts or inspect_tflite(graph)
-    ops = graph.convs()
-    layers = weighted_layers(model)
+    sizes: dict[str, tuple[int, ...]] = {}
+    layers = weighted_layers(model, input_sizes=sizes)
+    ops = _pooling_branches_aligned(graph.convs(), layers, sizes)
     pairs = list(zip(layers, ops, strict=False))
     modules = dict(model.named_modules())
     report = ImportReport(facts, 0, 0)
@@ -311,6 +343,29 @@ def load_tflite_weights(
             f"{graph.path}: {ops[len(layers)].describe()} has no counterpart; the model ends after {len(layers)} layers"
         )
     return report
+
+
+def _pooling_branches_aligned(
+    ops: list[TFLiteOp], layers: list[tuple[str, nn.Module]], sizes: dict[str, tuple[int, ...]]
+) -> list[TFLiteOp]:
+    """The file's convs with DeepLab's two head branches in the suite's order.
+
+    The image-pooling conv (1x1 input) and the 1x1 branch have the same weight shape, and files
+    differ in which comes first (the 513 quantized files: 1x1 branch; deeplabv3_257_mv_gpu: pooling),
+    so an adjacent pair whose pooled-ness is crossed against the model's is swapped."""
+    ops = list(ops)
+
+    def pooled_op(op: TFLiteOp) -> bool:
+        return op.input_shape is not None and len(op.input_shape) == 4 and op.input_shape[1:3] == (1, 1)
+
+    def pooled_layer(name: str) -> bool:
+        return all(v == 1 for v in sizes.get(name, (0,)))
+
+    for i in range(min(len(ops), len(layers)) - 1):
+        if (pooled_op(ops[i]) != pooled_layer(layers[i][0]) and pooled_op(ops[i + 1]) != pooled_layer(layers[i + 1][0])
+                and pooled_op(ops[i]) != pooled_op(ops[i + 1])):
+            ops[i], ops[i + 1] = ops[i + 1], ops[i]
+    return ops
 
 
 def _follower(modules: dict[str, nn.Module], name: str, offset: int) -> nn.Module | None:
