@@ -70,7 +70,9 @@ def run(args: argparse.Namespace) -> int:
 def _is_rank_zero() -> bool:
     import os
 
-    return int(os.environ.get("LOCAL_RANK", "0")) == 0 and int(os.environ.get("NODE_RANK", "0")) == 0
+    # Lightning's launcher sets LOCAL_RANK/NODE_RANK; under srun each task gets SLURM_PROCID instead.
+    ranks = ("LOCAL_RANK", "NODE_RANK", "SLURM_PROCID")
+    return all(int(os.environ.get(name, "0")) == 0 for name in ranks)
 
 
 def _draw_validation(task, cfg: dict) -> None:
