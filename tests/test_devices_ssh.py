@@ -101,7 +101,8 @@ def test_ssh_end_to_end_with_the_suites_timer(sshd, tmp_path):
     device_root.mkdir()
     target = f"ssh://{sshd['user']}@127.0.0.1:{sshd['port']}"
     done = bench(*MODEL, *QUICK, "--runtime", "onnxruntime,litert", "--device", target, "--ssh-config", str(sshd["config"]),
-                 "--device-python", sys.executable, "--device-root", str(device_root), "--output", str(tmp_path / "out"))  # fmt: skip
+                 "--device-python", sys.executable, "--device-root", str(device_root), "--output", str(tmp_path / "out"),
+                 "--data", "synthetic", "--accuracy-images", "16")  # fmt: skip
     assert done.returncode == 0, done.stderr[-2000:]
     records = sorted((tmp_path / "out").glob("*.json"))
     assert len(records) == 2
@@ -114,6 +115,10 @@ def test_ssh_end_to_end_with_the_suites_timer(sshd, tmp_path):
         assert len(target_block["file"]["sha256"]) == 64
         assert record["runs"] >= 10 and 0 < record["min_ms"] <= record["p50_ms"] <= record["max_ms"]
         assert record["runtime_version"].split()[0] == {"onnxruntime": "onnxruntime", "litert": "ai_edge_litert"}[record["runtime"]]
+        # --data: the gate's 16 images ran through the file on the target, judged against eager here.
+        gate = record["accuracy"]
+        assert gate["images"] == 16 and gate["agreement"] == 100.0 and gate["max_abs_diff"] < 1e-3, gate
+        assert "synthetic validation split" in record["input"]
         log = path.with_suffix(".log").read_text()
         assert json.loads(log.strip().splitlines()[-1])["runs_us"]  # the raw device log beside the record
     assert list(device_root.iterdir()) == []  # the work folder was removed

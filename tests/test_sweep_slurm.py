@@ -19,7 +19,10 @@ from slurm_cluster import missing_tools, one_node_cluster
 from benchmark.cli import main
 
 BENCH = [sys.executable, "-m", "benchmark.cli"]
-RUN_ARGS = "--max-steps 6 --batch-size 4 --num-workers 0 --seed 5"
+# 24 steps, a checkpoint every 3: the interrupt lands between the first checkpoint and the last step
+# even where a step takes 50 ms (interrupting after the last step would leave nothing to resume).
+STEPS = 24
+RUN_ARGS = f"--max-steps {STEPS} --batch-size 4 --num-workers 0 --seed 5"
 CELLS = ["--tier", "quick", "--tasks", "classification", "--backbones", "mnv1,mnv2,mobilenet_v3_small",
          "--widths", "0.35", "--resolutions", "64", "--stages", "run"]
 KILLED = "classification_mnv2_w0.35_r64"
@@ -51,7 +54,7 @@ def uninterrupted(tmp_path_factory, recipe: Path) -> Path:
 
 def final_weights(run: Path) -> dict[str, torch.Tensor]:
     checkpoint = torch.load(run / "checkpoints" / "step.ckpt", map_location="cpu", weights_only=True)
-    assert checkpoint["global_step"] == 6
+    assert checkpoint["global_step"] == STEPS
     return checkpoint["state_dict"]
 
 
@@ -63,7 +66,7 @@ def run_and_interrupt(argv: list[str], work: Path, interrupt, env: dict) -> tupl
     while not first.exists():
         assert proc.poll() is None, proc.stdout.read()
         assert time.monotonic() - started < 500, "no checkpoint appeared"
-        time.sleep(0.2)
+        time.sleep(0.02)
     interrupt()
     out, _ = proc.communicate(timeout=600)
     return subprocess.CompletedProcess(argv, proc.returncode, out, ""), time.monotonic() - started
@@ -74,7 +77,7 @@ def check_sweep(work: Path, output: str, uninterrupted: Path) -> None:
     assert len(records) == 3, output
     killed = json.loads((work / "sweep" / KILLED / "run" / "result.json").read_text())
     reference = json.loads((uninterrupted / "result.json").read_text())
-    assert 3 <= killed["resumed_from_step"] < 6 and killed["steps"] == 6, output
+    assert 3 <= killed["resumed_from_step"] < STEPS and killed["steps"] == STEPS, output
     assert killed["metrics"] == reference["metrics"]  # to the last digit
     expected, got = final_weights(uninterrupted), final_weights(work / "sweep" / KILLED / "run")
     assert expected.keys() == got.keys()

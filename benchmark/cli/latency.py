@@ -53,7 +53,8 @@ def add_device_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("on-device timing (--device)")
     add = group.add_argument
     add("--device", help="adb, adb:SERIAL, ssh://user@host[:port] or local: export here, time there with the "
-                         "device's own tool (runtimes: litert[-int8], onnxruntime[-int8], openvino[-int8])")
+                         "device's own tool (runtimes: litert[-int8], onnxruntime[-int8], openvino[-int8]); with --data the "
+                         "accuracy gate runs there too (the suite's timer)")
     add("--device-tool", help="script (the suite's timer, run by --device-python), benchmark_model, benchmark_app, "
                               "or PATH to a benchmark_model binary to push (adb default: the cache folder's "
                               "android_aarch64_benchmark_model)")
@@ -150,6 +151,8 @@ def run_on_device(task, args: argparse.Namespace, flags: dict, given: dict, tier
         tier=tier, tool=args.device_tool, python=args.device_python, cpu_mask=args.cpu_mask, delegate=args.delegate,
         keep=args.keep, cooldown_c=args.cooldown_c, cooldown_max_s=args.cooldown_max_s,
         calibration_images=flags["calibration_images"], root=args.device_root,
+        # The gate on the device with --data only: every batch travels to the target and back.
+        accuracy_images=flags["accuracy_images"] if "data" in given else 0,
     )  # fmt: skip
     transport = open_transport(args.device, args.ssh_config)
     cfg, model = model_from_flags(task, args, given, flags["checkpoint"])

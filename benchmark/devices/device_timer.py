@@ -5,19 +5,32 @@ openvino): it must not import the suite, which is not on the device. It times on
 way ``benchmark.latency.timing.run_timed`` does locally (a first run, warm-up runs AND seconds, then
 timed runs until both --min-runs and --min-s are reached, --max-s caps) and the call is the same as
 the local runtime's bound call (set the prepared input, invoke). Prints one JSON line: per-run
-microseconds, first run, warm-up count, versions. With --inputs DIR it instead runs every
-``*.npy`` there and writes each output as ``DIR_OUT/<name>.<k>.npy`` (the accuracy gate's path).
+microseconds, first run, warm-up count, versions. With --inputs FILE.npy (a batch of N images) it
+instead runs them one at a time (the exported file's batch is 1) and writes the stacked outputs,
+in the model's order, to --outputs FILE.npz as output_0, output_1, ... (the accuracy gate's path).
 """
 
 import argparse
-import glob
 import json
 import os
 import platform
+import re
 import sys
 import time
 
 import numpy as np
+
+
+def output_order(interpreter):
+    """The output details in the model's order (as benchmark.latency.runtimes.litert): litert-torch
+    names them output_0, output_1, ... in its signature; without one, the interpreter's order."""
+    details = {d["index"]: d for d in interpreter.get_output_details()}
+    signatures = interpreter._get_full_signature_list()
+    if not signatures:
+        return list(details.values())
+    named = next(iter(signatures.values()))["outputs"]
+    number = lambda name: [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)]  # noqa: E731
+    return [details[named[name]] for name in sorted(named, key=number)]
 
 
 def load_tflite(path, threads):
@@ -27,7 +40,7 @@ def load_tflite(path, threads):
     interpreter = Interpreter(model_content=open(path, "rb").read(), num_threads=threads)
     interpreter.allocate_tensors()
     (detail,) = interpreter.get_input_details()
-    outputs = interpreter.get_output_details()
+    outputs = output_order(interpreter)
     nhwc = len(detail["shape"]) == 4 and detail["shape"][-1] in (1, 3) and detail["shape"][1] not in (1, 3)
     ops = [op["op_name"] for op in interpreter._get_ops_details()]
 
@@ -158,8 +171,8 @@ def main(argv=None):
     parser.add_argument("--min-runs", type=int, default=50)
     parser.add_argument("--min-s", type=float, default=3.0)
     parser.add_argument("--max-s", type=float)
-    parser.add_argument("--inputs", help="folder of .npy batches to run (accuracy), instead of timing")
-    parser.add_argument("--outputs", help="folder for the outputs of --inputs")
+    parser.add_argument("--inputs", help=".npy batch of images to run one by one (accuracy), instead of timing")
+    parser.add_argument("--outputs", help=".npz file for the outputs of --inputs")
     args = parser.parse_args(argv)
     suffix = os.path.splitext(args.model)[1]
     if suffix not in LOADERS:
@@ -171,13 +184,11 @@ def main(argv=None):
     info = {"tool": "bench-device-timer", "runtime_version": version, "python": platform.python_version(),
             "numpy": np.__version__, "init_us": init_us, "details": details}
     if args.inputs:
-        os.makedirs(args.outputs, exist_ok=True)
-        names = sorted(glob.glob(os.path.join(args.inputs, "*.npy")))
-        for name in names:
-            stem = os.path.splitext(os.path.basename(name))[0]
-            for k, value in enumerate(forward(np.load(name))):
-                np.save(os.path.join(args.outputs, f"{stem}.{k}.npy"), np.asarray(value))
-        print(json.dumps(dict(info, batches=len(names))))
+        batch = np.load(args.inputs)
+        results = [forward(batch[i : i + 1]) for i in range(batch.shape[0])]
+        stacked = {f"output_{k}": np.concatenate([np.asarray(r[k]) for r in results]) for k in range(len(results[0]))}
+        np.savez(args.outputs, **stacked)
+        print(json.dumps(dict(info, images=int(batch.shape[0]))))
         return 0
     x = np.load(args.input)
     first, warmups, durations, duration = run_timed(

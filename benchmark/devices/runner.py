@@ -2,7 +2,9 @@
 time it there with the target's own tool, pull the log, parse it, clean up, one record per runtime.
 
 Timing is the device tool's alone (never host round trips). The folder is removed in a ``finally``
-(also on Ctrl-C) unless ``keep``. A record is made only from a parsed measurement.
+(also on Ctrl-C) unless ``keep``. A record is made only from a parsed measurement. With
+``accuracy_images`` (``--data``), the gate's batches are run through the file on the target by the
+suite's timer and judged against eager fp32 here, exactly as a local runtime's outputs are.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
+from torch.utils import _pytree as pytree
 
 from backbones.errors import UserError
 from benchmark.devices import facts as device_facts
@@ -29,8 +33,10 @@ from benchmark.devices.tools import (
     timer_argv,
 )
 from benchmark.devices.transports import Transport
+from benchmark.latency.gate import EagerReference, GateResult, gate_class_mismatch, run_gate
 from benchmark.latency.inputs import calibration_batches, load_task_images
 from benchmark.latency.record import LatencyRecord
+from benchmark.latency.runtimes.base import output_spec
 from benchmark.latency.runtimes.export import SUFFIXES, export_model, format_unavailable, write_sidecar
 from benchmark.latency.timing import LatencyStats, Tier, summarize
 from benchmark.runs.records import environment
@@ -61,6 +67,7 @@ class DeviceOptions:
     cooldown_max_s: float = 120.0
     calibration_images: int = 32
     root: str | None = None
+    accuracy_images: int = 0
 
     def __post_init__(self) -> None:
         for name in self.runtimes:
@@ -140,6 +147,49 @@ def tool_argv(choice: ToolChoice, work: str, model_name: str, fmt: str, options:
     return benchmark_model_argv(tool, model, options.threads, options.tier, cpu_mask, options.delegate)
 
 
+Judge = Callable[[Callable[[torch.Tensor], Any]], GateResult]
+
+
+def device_forward(transport: Transport, work: str, model_name: str, host: Path, options: DeviceOptions,
+                   spec: pytree.TreeSpec) -> Callable[[torch.Tensor], Any]:  # fmt: skip
+    """The file on the target as the gate's forward: each batch pushed, run there by the suite's
+    timer, its outputs pulled and put back into eager's structure."""
+
+    def forward(x: torch.Tensor) -> Any:
+        np.save(host / "gate-in.npy", x.detach().cpu().float().numpy())
+        transport.push(host / "gate-in.npy", f"{work}/gate-in.npy")
+        argv = [options.python, f"{work}/{TIMER_SCRIPT.name}", "--model", f"{work}/{model_name}", "--threads",
+                str(options.threads), "--inputs", f"{work}/gate-in.npy", "--outputs", f"{work}/gate-out.npz"]  # fmt: skip
+        run = transport.shell(argv, timeout=600)
+        if run.returncode:
+            said = (run.stderr or run.stdout).strip().splitlines()
+            raise UserError(f"--device {transport.address}: the accuracy gate's run of {model_name} failed "
+                            f"(exit {run.returncode}: {said[-1][:160] if said else 'no output'})")  # fmt: skip
+        transport.pull(f"{work}/gate-out.npz", host / "gate-out.npz")
+        with np.load(host / "gate-out.npz") as outputs:
+            leaves = [torch.from_numpy(outputs[f"output_{k}"]) for k in range(len(outputs.files))]
+        return pytree.tree_unflatten(leaves, spec)
+
+    return forward
+
+
+def gate_judge(task: Any, cfg: dict[str, Any], model: Any, images: Any, options: DeviceOptions) -> Judge | str | None:
+    """How the device rows are judged: a judge (the local gate's), a note saying why not, or None (no gate)."""
+    if options.accuracy_images <= 0 or images.dataset is None:
+        return None
+    mismatch = gate_class_mismatch(task.name, int(cfg["num_classes"]), None if cfg.get("label_map") else images.num_classes)
+    if mismatch:
+        return mismatch
+    reference = EagerReference(model.eval())
+    gate_cfg = dict(cfg, num_workers=0, batch_size=8)
+    return lambda forward: run_gate(task, gate_cfg, reference, forward, options.accuracy_images)
+
+
+def _timed(run: Any, log: str) -> bool:
+    """The tool exited 0 with a log: the gate runs (a failed timing is reported as such, below)."""
+    return run.returncode == 0 and "rc=0" in run.stdout and bool(log.strip())
+
+
 def measure_on_device(
     transport: Transport,
     task: Any,
@@ -157,6 +207,8 @@ def measure_on_device(
     if cpu_mask is None and transport.kind == "adb" and facts["max_freqs_khz"]:
         cpu_mask = device_facts.big_core_mask(dict(zip(facts["cpu_ids"], facts["max_freqs_khz"], strict=True)))
     images = load_task_images(task, cfg, 1)
+    judge = gate_judge(task, cfg, model, images, options)
+    spec = output_spec(model.eval(), images.example)
     results = []
     with tempfile.TemporaryDirectory(prefix="bench-device-") as host_dir:
         host = Path(host_dir)
@@ -166,7 +218,7 @@ def measure_on_device(
             path, files, export_details = export_for_device(task, cfg, model, images, name, host,
                                                             options.calibration_images)  # fmt: skip
             measurement = _measure_file(transport, name, fmt, path, files, host, choices[name], options, cpu_mask,
-                                        facts, task, cfg, export_details, weights)  # fmt: skip
+                                        facts, task, cfg, export_details, weights, judge, spec, images.description)  # fmt: skip
             results.append(measurement)
             if on_measurement is not None:
                 on_measurement(measurement)
@@ -174,7 +226,7 @@ def measure_on_device(
 
 
 def _measure_file(transport, name, fmt, path, files, host, choice, options, cpu_mask, facts, task, cfg,
-                  export_details, weights) -> DeviceMeasurement:  # fmt: skip
+                  export_details, weights, judge, spec, source) -> DeviceMeasurement:  # fmt: skip
     root = options.root or transport.default_root
     made = transport.shell(["mktemp", "-d", f"{root}/bench-XXXXXX"], timeout=60)
     work = made.stdout.strip()
@@ -198,6 +250,14 @@ def _measure_file(transport, name, fmt, path, files, host, choice, options, cpu_
         transport.pull(log_name, host / "tool.log")
         log = (host / "tool.log").read_text(errors="replace")
         temp_after = device_facts.temperature(transport)
+        accuracy = None
+        if isinstance(judge, str):
+            accuracy = GateResult(note=judge)
+        elif judge is not None and choice.name != "bench-device-timer":
+            accuracy = GateResult(note=f"no gate: {choice.name} returns no output tensors (--device-tool script runs "
+                                       "the gate on the device)")  # fmt: skip
+        elif judge is not None and _timed(run, log):
+            accuracy = judge(device_forward(transport, work, path.name, host, options, spec))
     finally:
         if not options.keep:
             transport.shell(["rm", "-rf", work], timeout=60)
@@ -248,8 +308,8 @@ def _measure_file(transport, name, fmt, path, files, host, choice, options, cpu_
         device=str(facts["model"] or transport.address), threads=options.threads, batch_size=1,
         precision="int8" if int8 else "fp32", layout=LAYOUTS[fmt], tier=options.tier.name,
         methodology=dict(asdict(options.tier), timed_by=f"{result.tool} on the device", notes=notes),
-        input=f"{cfg['resolution']}x{cfg['resolution']} example of the task's data, saved as .npy and pushed",
-        init_ms=(result.init_us or 0.0) / 1000.0, stats=stats, postprocess=None, accuracy=None,
+        input=f"{source}, saved as .npy and pushed",
+        init_ms=(result.init_us or 0.0) / 1000.0, stats=stats, postprocess=None, accuracy=accuracy,
         peak_memory_mb=result.peak_memory_mb,
         memory={"method": f"{result.tool} on the device" if result.memory or result.peak_memory_mb else "not measured",
                 **result.memory},

@@ -396,7 +396,8 @@ def device_source(record: dict[str, Any]) -> str:
 def device_latency_table(latency: list[dict[str, Any]]) -> Table:
     """Latency timed on phones and boards, the device as a column."""
     columns = ("device", "abi", "model", "task", "runtime", "precision", "threads", "cpu mask", "delegate (nodes)",
-               "p50 (ms)", "mean ± std (ms)", "min (ms)", "runs", "tier", "temp before → after (°C)", "source")  # fmt: skip
+               "p50 (ms)", "mean ± std (ms)", "min (ms)", "runs", "tier", "temp before → after (°C)",
+               "accuracy vs eager fp32", "source")  # fmt: skip
     rows = []
     for record in latency:
         target = record["target"]
@@ -410,7 +411,9 @@ def device_latency_table(latency: list[dict[str, Any]]) -> Table:
             target_label(record), str(target.get("abi") or "–"), timed_model_label(record), record["task"],
             record["runtime"], record["precision"], str(record["threads"]), str(target.get("cpu_mask") or "–"), delegate,
             fmt_num(record["p50_ms"]), f"{fmt_num(record['mean_ms'])} ± {fmt_num(record['std_ms'])}",
-            fmt_num(record["min_ms"]), str(record["runs"]), str(record.get("tier") or "–"), temps, device_source(record),
+            fmt_num(record["min_ms"]), str(record["runs"]), str(record.get("tier") or "–"), temps,
+            accuracy_cell(record.get("accuracy")) + (" [synthetic]" if gated_on_synthetic(record) else ""),
+            device_source(record),
         ))  # fmt: skip
     rows.sort(key=lambda row: (row[0], row[2], row[4]))
     return Table("latency_devices", columns, tuple(rows))

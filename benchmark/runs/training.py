@@ -160,8 +160,10 @@ class ResumePoint(Callback):
     def __init__(self) -> None:
         self.step = 0
 
-    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self.step = trainer.global_step
+    def on_load_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict) -> None:
+        # Read here, not at on_train_start: a run killed after its last step resumes with nothing left
+        # to train, and Lightning then never starts training.
+        self.step = int(checkpoint["global_step"])
 
 
 # Lightning notices that do not apply here: the final validation deliberately uses the model in

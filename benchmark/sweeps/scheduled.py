@@ -9,7 +9,9 @@ only what is missing; a folder from another grid is refused.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import io
 import json
 import os
 import subprocess
@@ -267,11 +269,14 @@ def _submit_array(executor, functions: list[CellJob], options: SlurmOptions):
     """One job array (submitit's batch); sbatch's refusal is passed through as one line."""
     from submitit.core.utils import FailedJobError
 
+    # submitit copies sbatch's stderr to sys.stderr as it runs: kept here, so a refusal is one line.
+    said = io.StringIO()
     try:
-        with executor.batch():
+        with contextlib.redirect_stderr(said), executor.batch():
             jobs = [executor.submit(f) for f in functions]
     except (FailedJobError, subprocess.CalledProcessError, OSError) as error:
-        lines = [line for line in str(error).splitlines() if "error" in line.lower()] or str(error).splitlines()
+        text = f"{said.getvalue()}\n{error}"
+        lines = [line for line in text.splitlines() if "error" in line.lower()] or text.strip().splitlines()
         where = f"--partition {options.partition}" if options.partition else "--executor slurm"
         raise UserError(f"{where}: sbatch refused the job: {lines[-1].strip() if lines else error}") from None
     return jobs
