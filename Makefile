@@ -26,7 +26,7 @@ demo: setup
 # Real-data tests run when BENCH_REALDATA names the folder of real slices and official weights
 # (.ci/run sets it to ../shared/realdata); without it they skip, saying why.
 test: setup $(VENV)/.deploy-extras
-	$(BIN)/python -m pytest -x -q -p no:cacheprovider tests
+	$(BIN)/python -m pytest -x -q -p no:cacheprovider --durations=25 tests
 
 # ruff, then the import contracts in pyproject.toml (layers backbones <- tasks <- benchmark, no cycles).
 lint: setup
