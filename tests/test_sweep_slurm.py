@@ -129,7 +129,9 @@ def slurm(tmp_path_factory):
 
 
 def test_slurm_sweep_array_and_scancel_resumes(tmp_path: Path, recipe: Path, uninterrupted: Path, slurm) -> None:
-    env = {**ENV, **slurm}
+    # Only the cluster's config on top of ENV: os.environ as earlier in-process tests left it (a run's
+    # BENCH_RUN_OUTPUT, Lightning's PL_* seeds) must not reach the cells and make them differ.
+    env = {**ENV, "SLURM_CONF": slurm["SLURM_CONF"]}
     work = tmp_path
 
     def cancel() -> None:
@@ -150,8 +152,7 @@ def test_slurm_sweep_array_and_scancel_resumes(tmp_path: Path, recipe: Path, uni
 
 
 def test_slurm_time_limit_the_partition_refuses(tmp_path: Path, recipe: Path, slurm, monkeypatch, capsys) -> None:
-    for key, value in slurm.items():
-        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("SLURM_CONF", slurm["SLURM_CONF"])
     argv = sweep_argv(tmp_path, recipe, "--executor", "slurm", "--time-min", "600")[3:]
     assert main(argv) == 2
     err = capsys.readouterr().err.strip().splitlines()
