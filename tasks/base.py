@@ -65,15 +65,6 @@ class Task(ABC):
     def assemble(self, backbone: Backbone, *, num_classes: int, **options: Any) -> nn.Module:
         """The whole network on ``backbone``: the task's head (``tasks.factory.create_model`` calls it)."""
 
-    def build_model(self, cfg: Config) -> nn.Module:
-        """The whole network for ``cfg`` (backbone and head), used by run, profile and latency."""
-        from tasks.factory import backbone_options, create_model
-
-        return create_model(
-            self, cfg["backbone"], weights=cfg.get("weights") or cfg.get("pretrained"), num_classes=cfg["num_classes"],
-            **backbone_options(cfg), **self.model_options(cfg),
-        )  # fmt: skip
-
     def example_input(self, cfg: Config, batch_size: int = 1) -> torch.Tensor:
         size = int(cfg["resolution"])
         return torch.zeros(batch_size, 3, size, size)
@@ -376,27 +367,3 @@ class BenchModule(L.LightningModule):
     def final_metrics(self) -> dict[str, Any]:
         """Metrics of the last validation run for the record (percent where they are rates)."""
         raise NotImplementedError
-
-
-def load_model(source: str, task: Task) -> tuple[Config, nn.Module]:
-    """``task``'s model in eval mode and its config, from a ``bench run`` checkpoint or an official
-    ``.tflite`` (``bench predict``)."""
-    if not str(source).endswith(".tflite"):
-        return load_checkpoint(source, task)
-    from tasks.factory import tflite_config
-
-    cfg = {**task.defaults(), **tflite_config(task, source), "task": task.name, "weights": str(source)}
-    cfg["class_names"] = task.tflite_class_names(cfg)
-    return cfg, task.build_model(cfg).eval()
-
-
-def load_checkpoint(path: str, task: Task) -> tuple[Config, nn.Module]:
-    """Rebuild ``task``'s model from a ``bench run`` checkpoint: its saved config, its weights."""
-    from tasks.factory import read_checkpoint
-
-    cfg = read_checkpoint(path)["bench_config"]
-    if cfg.get("task") != task.name:
-        raise UserError(f"--checkpoint: {path} is a {cfg.get('task')!r} checkpoint, not {task.name!r}")
-    cfg = dict(cfg, pretrained=str(path))
-    model = task.build_model(cfg)
-    return dict(cfg, pretrained=None), model.eval()

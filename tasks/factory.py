@@ -126,3 +126,31 @@ def checkpoint_state(checkpoint: dict[str, Any]) -> dict[str, torch.Tensor]:
     """The network's weights in a checkpoint: the EMA weights when the run kept them (what it evaluated)."""
     prefix = "ema." if any(k.startswith("ema.") for k in checkpoint["state_dict"]) else "model."
     return {k.removeprefix(prefix): v for k, v in checkpoint["state_dict"].items() if k.startswith(prefix)}
+
+
+def build_model(task: Task, cfg: dict[str, Any]) -> nn.Module:
+    """The whole network for a run config (backbone and head), used by run, profile and latency."""
+    return create_model(
+        task, cfg["backbone"], weights=cfg.get("weights") or cfg.get("pretrained"), num_classes=cfg["num_classes"],
+        **backbone_options(cfg), **task.model_options(cfg),
+    )  # fmt: skip
+
+
+def load_model(source: str, task: Task) -> tuple[dict[str, Any], nn.Module]:
+    """``task``'s model in eval mode and its config, from a ``bench run`` checkpoint or an official
+    ``.tflite`` (``bench predict``)."""
+    if not str(source).endswith(".tflite"):
+        return load_checkpoint(source, task)
+    cfg = {**task.defaults(), **tflite_config(task, source), "task": task.name, "weights": str(source)}
+    cfg["class_names"] = task.tflite_class_names(cfg)
+    return cfg, build_model(task, cfg).eval()
+
+
+def load_checkpoint(path: str, task: Task) -> tuple[dict[str, Any], nn.Module]:
+    """Rebuild ``task``'s model from a ``bench run`` checkpoint: its saved config, its weights."""
+    cfg = read_checkpoint(path)["bench_config"]
+    if cfg.get("task") != task.name:
+        raise UserError(f"--checkpoint: {path} is a {cfg.get('task')!r} checkpoint, not {task.name!r}")
+    cfg = dict(cfg, pretrained=str(path))
+    model = build_model(task, cfg)
+    return dict(cfg, pretrained=None), model.eval()

@@ -33,6 +33,7 @@ from backbones.mobilenet_v1 import MobileNetV1
 from backbones.mobilenet_v2 import MobileNetV2
 from backbones.pretrained import PretrainedWeightsError, mobilenet_v2_state_dict, pretrained_classifier
 from backbones.torchvision_baselines import BASELINES
+from tasks.factory import build_model
 
 OUTPUT_STRIDES = (32, 16, 8)
 V2_WIDTHS = (0.35, 0.5, 0.75, 1.0, 1.4)
@@ -398,7 +399,7 @@ def test_pretrained_offline_through_the_task_is_a_user_error(weights_download: d
 
     cfg = {"backbone": "mnv2", "pretrained": "torchvision", "num_classes": 1000, "resolution": 224}
     with pytest.raises(UserError, match=r"^--pretrained: .*mnv2"):
-        get_task("classification").build_model(cfg)
+        build_model(get_task("classification"), cfg)
 
 
 def test_pretrained_mnv2_loads_torchvision_weights(weights_download: dict) -> None:

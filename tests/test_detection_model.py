@@ -14,6 +14,7 @@ from tasks.detection.box_coding import decode, encode
 from tasks.detection.loss import match_targets, ssd_loss
 from tasks.detection.postprocess import postprocess_detections
 from tasks.detection.ssdlite import SSDLite
+from tasks.factory import build_model
 
 SMALL = 96  # feature maps 6, 3, 2, 1, 1, 1 for stride-16/32 taps
 
@@ -52,7 +53,7 @@ def test_task_postprocess_rebuilds_the_anchors_from_the_config() -> None:
     """``Task.postprocess`` (used on exported runtimes' raw outputs) needs nothing but the config."""
     cfg = {"backbone": "mnv2", "width": 0.35, "resolution": SMALL, "num_classes": 3}
     task = get_task("detection")
-    model = task.build_model(cfg).eval()
+    model = build_model(task, cfg).eval()
     images = torch.randn(2, 3, SMALL, SMALL)
     with torch.no_grad():
         outputs = model(images)
@@ -169,7 +170,7 @@ def test_postprocess_threshold_nms_and_top_k() -> None:
 def test_profile_reproduces_table_6(backbone, head, params, params_tol, madds, madds_tol) -> None:
     task = get_task("detection")
     cfg = {"backbone": backbone, "resolution": 320, "num_classes": 80, "head": head}
-    profile = task.profile(task.build_model(cfg), cfg)
+    profile = task.profile(build_model(task, cfg), cfg)
     assert abs(profile["params"] - params) / params < params_tol
     assert abs(profile["madds"] - madds) / madds < madds_tol
     assert profile["anchors"] == 2034 and profile["feature_maps"] == [[20, 20], [10, 10], [5, 5], [3, 3], [2, 2], [1, 1]]
@@ -182,7 +183,7 @@ def test_prediction_layers_ssd_vs_ssdlite_table_5() -> None:
         # Table 5's "SSD" is the original SSD's prediction layers: regular 3x3 predictors (the
         # count below only holds with them); TF's configs, and the suite's default ssd head, use 1x1.
         cfg = {"backbone": "mnv2", "resolution": 320, "num_classes": 80, "head": head, "predictor_kernel": 3}
-        counts[head] = task.profile(task.build_model(cfg), cfg)
+        counts[head] = task.profile(build_model(task, cfg), cfg)
     # Table 5: SSD 14.8M / 1.25B, SSDLite 2.1M / 0.35B. We count 14.78M / 1.26B and 2.11M / 0.18B:
     # the SSDLite MAdds are half the paper's figure (the paper does not say what else it counted).
     assert counts["ssd"]["head_params"] == pytest.approx(14.8e6, rel=0.02)
@@ -198,7 +199,7 @@ def test_tf_ssd_head_reproduces_the_v1_papers_ssd300() -> None:
     predictors it would be 17.9M / 2.2B."""
     task = get_task("detection")
     cfg = {"backbone": "mnv1", "resolution": 300, "num_classes": 90, "head": "ssd"}
-    profile = task.profile(task.build_model(cfg), cfg)
+    profile = task.profile(build_model(task, cfg), cfg)
     assert profile["params"] == pytest.approx(6.8e6, rel=0.01)
     assert profile["madds"] == pytest.approx(1.2e9, rel=0.04)
     assert profile["anchors"] == 1917

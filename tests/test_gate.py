@@ -13,6 +13,7 @@ import torch
 from benchmark.latency.gate import FAIL, NOT_JUDGED, PASS, EagerReference, gate_verdict, run_gate
 from benchmark.latency.record import weights_provenance
 from benchmark.latency.runtimes.tflite_file import match_reference, raw_output_tensors
+from tasks.factory import build_model
 from tasks.facts import weak_reference
 
 
@@ -122,7 +123,7 @@ def test_gate_flags_a_broken_model_and_passes_a_faithful_one(task_name: str) -> 
     task = get_task(task_name)
     cfg = resolve_config(task, {"weights": str(REALDATA / "weights" / file), "data": str(REALDATA / data)})
     cfg.update(num_workers=0, batch_size=8)
-    model = task.build_model(cfg).eval()
+    model = build_model(task, cfg).eval()
     reference = EagerReference(model)
     run_gate(task, cfg, reference, None, images)
 

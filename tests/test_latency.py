@@ -30,6 +30,7 @@ from benchmark.latency.runtimes.eager import EagerRuntime
 from benchmark.latency.timing import Tier, measure, percentile, run_timed, summarize
 from benchmark.runs.records import read_record, write_json_atomic
 from tasks import get_task
+from tasks.factory import build_model
 from tasks.images import fit_canvas
 
 TINY_MODEL = ["--task", "classification", "--backbone", "mnv2", "--width", "0.35", "--resolution", "64", "--num-classes", "8"]
@@ -221,7 +222,7 @@ def synthetic_classification():
     task = get_task("classification")
     cfg = dict(GENERAL_DEFAULTS, task="classification", backbone="mnv2", width=0.35, resolution=64, num_classes=8)
     torch.manual_seed(0)
-    return task, cfg, task.build_model(cfg).eval()
+    return task, cfg, build_model(task, cfg).eval()
 
 
 def test_cpu_runtimes_measure_and_pass_the_gate(synthetic_classification, tmp_path: Path) -> None:

@@ -18,6 +18,7 @@ if not os.environ.get("BENCH_REALDATA"):
 from backbones.errors import UserError
 from tasks import get_task
 from tasks.evaluate import evaluate
+from tasks.factory import build_model
 
 REALDATA = Path(os.environ["BENCH_REALDATA"])
 SSD = REALDATA / "weights" / "ssd_mobilenet_v1_coco_quant.tflite"
@@ -35,7 +36,7 @@ def config(**overrides) -> dict:
 
 @pytest.fixture(scope="module")
 def model() -> torch.nn.Module:
-    return get_task("detection").build_model(config())
+    return build_model(get_task("detection"), config())
 
 
 def test_imported_ssd_reaches_litert_map_on_the_coco_slice(model) -> None:
@@ -52,7 +53,7 @@ def test_imported_ssd_reaches_litert_map_on_the_coco_slice(model) -> None:
 
 def test_a_file_for_another_width_names_the_first_mismatching_layer() -> None:
     with pytest.raises(UserError, match=r"op 0 CONV_2D \[24, 3, 3, 3\] does not fit the model's backbone\.stem\.0"):
-        get_task("detection").build_model(config(width=1.0))
+        build_model(get_task("detection"), config(width=1.0))
 
 
 def test_the_files_post_processing_is_read_and_is_the_eval_default(tmp_path: Path) -> None:

@@ -11,6 +11,7 @@ import torch
 from backbones import list_backbones
 from benchmark.cli import main
 from tasks import get_task
+from tasks.factory import build_model
 from tasks.segmentation.inference import forward_padded, groups_by_size, parse_scales, segment
 from tasks.segmentation.metrics import confusion_metric, scores_from_confusion
 from tasks.segmentation.module import SegmentationModule
@@ -28,7 +29,7 @@ def config(**overrides) -> dict:
 @pytest.mark.parametrize("output_stride", [16, 8])
 @pytest.mark.parametrize("backbone", list_backbones())
 def test_every_backbone_runs_through_the_head(backbone: str, output_stride: int) -> None:
-    model = TASK.build_model(config(backbone=backbone, output_stride=output_stride, aspp=True)).eval()
+    model = build_model(TASK, config(backbone=backbone, output_stride=output_stride, aspp=True)).eval()
     # The head reads the backbone's segmentation tap at the requested output stride, with the rates doubled at 8.
     assert model.feature.stride == output_stride
     assert model.head.rates == ((6, 12, 18) if output_stride == 16 else (12, 24, 36))
@@ -38,8 +39,8 @@ def test_every_backbone_runs_through_the_head(backbone: str, output_stride: int)
 
 
 def test_v2_star_reads_the_320_channel_map_and_drops_the_1280_conv() -> None:
-    body = TASK.build_model(config())
-    last = TASK.build_model(config(feature="last"))
+    body = build_model(TASK, config())
+    last = build_model(TASK, config(feature="last"))
     assert (body.feature.name, body.feature.channels) == ("stride32_body", 320)
     assert (last.feature.name, last.feature.channels) == ("stride32", 1280)
     assert not any(key.startswith("backbone.last_conv") for key in body.state_dict())

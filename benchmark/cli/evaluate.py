@@ -142,7 +142,7 @@ def _model_and_config(task, args: argparse.Namespace):
         }
         return model, cfg, {"source": "tflite", **report.as_dict()}
     if args.checkpoint:
-        from tasks.base import load_checkpoint
+        from tasks.factory import load_checkpoint
         from tasks.weights.tflite_import import sha256_of
 
         run_cfg, model = load_checkpoint(args.checkpoint, task)
@@ -165,4 +165,6 @@ def _model_and_config(task, args: argparse.Namespace):
         "pretrained": args.pretrained,
         "preset": check_preset(args.preset, task.name),
     }
-    return task.build_model(cfg).eval(), cfg, {"source": f"pretrained:{args.pretrained}"}
+    from tasks.factory import build_model
+
+    return build_model(task, cfg).eval(), cfg, {"source": f"pretrained:{args.pretrained}"}

@@ -191,7 +191,7 @@ def model_from_flags(task, args: argparse.Namespace, given: dict, checkpoint: st
     not the embedded-data recipes' smaller ones (a recipe named with --config still applies)."""
     from backbones.errors import UserError
     from benchmark.runs.config import resolve_config
-    from tasks.base import load_checkpoint
+    from tasks.factory import build_model, load_checkpoint
 
     if checkpoint:
         for name in ("backbone", "width", "expansion", "output_stride", "num_classes", "config", "weights"):
@@ -203,7 +203,7 @@ def model_from_flags(task, args: argparse.Namespace, given: dict, checkpoint: st
         cfg.update({k: given[k] for k in ("resolution", "data") if k in given})
         return cfg, model
     cfg = resolve_config(task, given, recipe=args.config, shipped_recipes=False)
-    return cfg, task.build_model(cfg)
+    return cfg, build_model(task, cfg)
 
 
 def format_row(record, baseline) -> str:

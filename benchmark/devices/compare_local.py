@@ -27,6 +27,7 @@ from benchmark.devices.transports import open_transport
 from benchmark.latency.runtimes.export import SUFFIXES, export_model
 from benchmark.runs.config import resolve_config
 from tasks import get_task
+from tasks.factory import build_model
 
 
 def p50_us(runs_us: list[float]) -> float:
@@ -49,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     task = get_task("classification")
     given = {"backbone": args.backbone, "width": args.width, "resolution": args.resolution}
-    model = task.build_model(resolve_config(task, given, recipe=None, shipped_recipes=False)).eval()
+    model = build_model(task, resolve_config(task, given, recipe=None, shipped_recipes=False)).eval()
     example = torch.rand(1, 3, args.resolution, args.resolution)
     transport = open_transport(args.device, args.ssh_config)
     timing = ["--threads", str(args.threads), "--warmup-runs", "10", "--warmup-s", "0.5",

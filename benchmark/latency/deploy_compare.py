@@ -44,6 +44,7 @@ from benchmark.latency.runtimes.litert import prepare_tflite_file
 from benchmark.latency.runtimes.openvino import precision_name
 from benchmark.runs.config import resolve_config
 from tasks import get_task
+from tasks.factory import build_model
 
 SUITE = (
     "eager", "onnxruntime", "litert", "openvino", "eager-bf16", "openvino-bf16",
@@ -107,7 +108,7 @@ def prepare_subject(subject: Subject, root: Path | None) -> SubjectInputs:
         if subject.weights:
             given["weights"] = str(root / subject.weights)
     cfg = resolve_config(task, given, shipped_recipes=False)
-    model = task.build_model(cfg).eval()
+    model = build_model(task, cfg).eval()
     images = load_task_images(task, cfg, 1)
     total = len(images)
     if total == 0:

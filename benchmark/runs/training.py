@@ -19,6 +19,7 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from backbones.errors import UserError
 from benchmark.runs.records import SCHEMA_VERSION, environment, write_json_atomic, write_text_atomic
+from tasks.factory import build_model
 from tasks.resumable import ResumeState
 
 LOGGERS = ("wandb", "csv", "tensorboard", "none")
@@ -227,7 +228,7 @@ def run(cfg: dict[str, Any]) -> dict[str, Any]:
     cfg["class_names"] = datamodule.class_names()
     if hasattr(datamodule, "category_ids"):
         cfg["category_ids"] = datamodule.category_ids()
-    model = task.build_model(cfg)
+    model = build_model(task, cfg)
     module = task.build_module(cfg, model)
     module.bench_config = dict(cfg)
     profile = task.profile(model, cfg)

@@ -51,8 +51,8 @@ class ClassificationTask(Task):
 
         from PIL import Image, ImageDraw
 
-        from tasks.base import load_model
         from tasks.classification.data import eval_transform
+        from tasks.factory import load_model
         from tasks.images import load_rgb
 
         cfg, model = load_model(checkpoint, self)

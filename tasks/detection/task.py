@@ -186,7 +186,7 @@ class DetectionTask(Task):
         """Write each image with its detections (boxes, class names, scores) drawn on it."""
         from pathlib import Path
 
-        from tasks.base import load_model
+        from tasks.factory import load_model
         from tasks.images import load_rgb
 
         cfg, model = load_model(checkpoint, self)
@@ -212,9 +212,9 @@ class DetectionTask(Task):
         true boxes (white) drawn: what a trained run detects, to look at (``bench run`` ends with it)."""
         from pathlib import Path
 
-        from tasks.base import load_model
         from tasks.detection.coco import load_split
         from tasks.detection.drawing import draw_truth
+        from tasks.factory import load_model
         from tasks.images import load_rgb
 
         cfg, model = load_model(checkpoint, self)

@@ -173,7 +173,7 @@ class SegmentationTask(Task):
     ) -> list[str]:
         """Write each image with its predicted classes painted in VOC colours (``<stem>_seg.png``)
         and the class-index mask as a VOC palette PNG (``<stem>_mask.png``)."""
-        from tasks.base import load_model
+        from tasks.factory import load_model
         from tasks.images import load_rgb
         from tasks.segmentation.drawing import overlay, palette_image
         from tasks.segmentation.voc import eval_transform
