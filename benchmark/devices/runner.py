@@ -33,7 +33,7 @@ from benchmark.devices.tools import (
     timer_argv,
 )
 from benchmark.devices.transports import Transport
-from benchmark.latency.gate import EagerReference, GateResult, gate_class_mismatch, run_gate
+from benchmark.latency.gate import EagerReference, GateResult, accuracy_gate
 from benchmark.latency.inputs import calibration_batches, load_task_images
 from benchmark.latency.record import LatencyRecord
 from benchmark.latency.runtimes.base import output_spec
@@ -147,9 +147,6 @@ def tool_argv(choice: ToolChoice, work: str, model_name: str, fmt: str, options:
     return benchmark_model_argv(tool, model, options.threads, options.tier, cpu_mask, options.delegate)
 
 
-Judge = Callable[[Callable[[torch.Tensor], Any]], GateResult]
-
-
 def device_forward(transport: Transport, work: str, model_name: str, host: Path, options: DeviceOptions,
                    spec: pytree.TreeSpec) -> Callable[[torch.Tensor], Any]:  # fmt: skip
     """The file on the target as the gate's forward: each batch pushed, run there by the suite's
@@ -171,18 +168,6 @@ def device_forward(transport: Transport, work: str, model_name: str, host: Path,
         return pytree.tree_unflatten(leaves, spec)
 
     return forward
-
-
-def gate_judge(task: Any, cfg: dict[str, Any], model: Any, images: Any, options: DeviceOptions) -> Judge | str | None:
-    """How the device rows are judged: a judge (the local gate's), a note saying why not, or None (no gate)."""
-    if options.accuracy_images <= 0 or images.dataset is None:
-        return None
-    mismatch = gate_class_mismatch(task.name, int(cfg["num_classes"]), None if cfg.get("label_map") else images.num_classes)
-    if mismatch:
-        return mismatch
-    reference = EagerReference(model.eval())
-    gate_cfg = dict(cfg, num_workers=0, batch_size=8)
-    return lambda forward: run_gate(task, gate_cfg, reference, forward, options.accuracy_images)
 
 
 def _timed(run: Any, log: str) -> bool:
@@ -207,7 +192,7 @@ def measure_on_device(
     if cpu_mask is None and transport.kind == "adb" and facts["max_freqs_khz"]:
         cpu_mask = device_facts.big_core_mask(dict(zip(facts["cpu_ids"], facts["max_freqs_khz"], strict=True)))
     images = load_task_images(task, cfg, 1)
-    judge = gate_judge(task, cfg, model, images, options)
+    gate = accuracy_gate(task, cfg, images, EagerReference(model.eval()), options.accuracy_images)
     spec = output_spec(model.eval(), images.example)
     results = []
     with tempfile.TemporaryDirectory(prefix="bench-device-") as host_dir:
@@ -218,7 +203,7 @@ def measure_on_device(
             path, files, export_details = export_for_device(task, cfg, model, images, name, host,
                                                             options.calibration_images)  # fmt: skip
             measurement = _measure_file(transport, name, fmt, path, files, host, choices[name], options, cpu_mask,
-                                        facts, task, cfg, export_details, weights, judge, spec, images.description)  # fmt: skip
+                                        facts, task, cfg, export_details, weights, gate, spec, images.description)  # fmt: skip
             results.append(measurement)
             if on_measurement is not None:
                 on_measurement(measurement)
@@ -226,7 +211,7 @@ def measure_on_device(
 
 
 def _measure_file(transport, name, fmt, path, files, host, choice, options, cpu_mask, facts, task, cfg,
-                  export_details, weights, judge, spec, source) -> DeviceMeasurement:  # fmt: skip
+                  export_details, weights, gate, spec, source) -> DeviceMeasurement:  # fmt: skip
     root = options.root or transport.default_root
     made = transport.shell(["mktemp", "-d", f"{root}/bench-XXXXXX"], timeout=60)
     work = made.stdout.strip()
@@ -251,13 +236,13 @@ def _measure_file(transport, name, fmt, path, files, host, choice, options, cpu_
         log = (host / "tool.log").read_text(errors="replace")
         temp_after = device_facts.temperature(transport)
         accuracy = None
-        if isinstance(judge, str):
-            accuracy = GateResult(note=judge)
-        elif judge is not None and choice.name != "bench-device-timer":
+        if gate is not None and gate.note:
+            accuracy = GateResult(note=gate.note)
+        elif gate is not None and choice.name != "bench-device-timer":
             accuracy = GateResult(note=f"no gate: {choice.name} returns no output tensors (--device-tool script runs "
                                        "the gate on the device)")  # fmt: skip
-        elif judge is not None and _timed(run, log):
-            accuracy = judge(device_forward(transport, work, path.name, host, options, spec))
+        elif gate is not None and _timed(run, log):
+            accuracy = gate.judge(device_forward(transport, work, path.name, host, options, spec))
     finally:
         if not options.keep:
             transport.shell(["rm", "-rf", work], timeout=60)
