@@ -115,3 +115,14 @@ def test_device_timer_json_and_garbage():
     assert r.runs_us == (1000.0, 3000.0, 2000.0) and r.runtime_version == "onnxruntime 1.0"
     with pytest.raises(ToolOutputError, match="Segmentation fault"):
         parse_device_timer("Segmentation fault (core dumped)\n")
+
+
+@pytest.mark.parametrize(
+    "stdout, code",
+    [("rc=0\n", 0), ("noise\nrc=1\n", 1), ("rc=0\nrc=127\n", 127), ("rc=-9\n", -9), ("crc=0 prc=0\n", None),
+     ("rc=\n", None), ("", None), ("rc=0 \n", 0)],
+)  # fmt: skip
+def test_tool_exit_code_is_the_last_rc_line(stdout, code):
+    from benchmark.devices.runner import tool_exit_code
+
+    assert tool_exit_code(stdout) == code

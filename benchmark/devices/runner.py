@@ -170,9 +170,17 @@ def device_forward(transport: Transport, work: str, model_name: str, host: Path,
     return forward
 
 
-def _timed(run: Any, log: str) -> bool:
+def tool_exit_code(stdout: str) -> int | None:
+    """The tool's exit status from the ``rc=N`` line the run's shell prints after it (the last one),
+    or None when there is none (the shell itself did not get that far)."""
+    lines = [line for line in stdout.splitlines() if line.startswith("rc=")]
+    value = lines[-1][3:].strip() if lines else ""
+    return int(value) if value.lstrip("-").isdigit() else None
+
+
+def _timed(shell_code: int, rc: int | None, log: str) -> bool:
     """The tool exited 0 with a log: the gate runs (a failed timing is reported as such, below)."""
-    return run.returncode == 0 and "rc=0" in run.stdout and bool(log.strip())
+    return shell_code == 0 and rc == 0 and bool(log.strip())
 
 
 def measure_on_device(
@@ -232,6 +240,7 @@ def _measure_file(transport, name, fmt, path, files, host, choice, options, cpu_
         log_name = f"{work}/tool.log"
         run = transport.shell(["sh", "-c", f"{shlex.join(argv)} > {shlex.quote(log_name)} 2>&1; echo \"rc=$?\""],
                               timeout=options.tier.max_s * 3 + 600 if options.tier.max_s else None)  # fmt: skip
+        rc = tool_exit_code(run.stdout)
         transport.pull(log_name, host / "tool.log")
         log = (host / "tool.log").read_text(errors="replace")
         temp_after = device_facts.temperature(transport)
@@ -241,13 +250,11 @@ def _measure_file(transport, name, fmt, path, files, host, choice, options, cpu_
         elif gate is not None and choice.name != "bench-device-timer":
             accuracy = GateResult(note=f"no gate: {choice.name} returns no output tensors (--device-tool script runs "
                                        "the gate on the device)")  # fmt: skip
-        elif gate is not None and _timed(run, log):
+        elif gate is not None and _timed(run.returncode, rc, log):
             accuracy = gate.judge(device_forward(transport, work, path.name, host, options, spec))
     finally:
         if not options.keep:
             transport.shell(["rm", "-rf", work], timeout=60)
-    rc_line = [line for line in run.stdout.splitlines() if line.startswith("rc=")]
-    rc = int(rc_line[-1][3:]) if rc_line and rc_line[-1][3:].lstrip("-").isdigit() else None
     if rc == 127 or "not found" in log[-300:] and rc:
         raise UserError(f"--device {transport.address}: {argv[0] if choice.name != 'benchmark_model' else 'benchmark_model'} "
                         f"not found on the device ({log.strip().splitlines()[-1][:160] if log.strip() else 'exit 127'})")  # fmt: skip
