@@ -123,6 +123,18 @@ def test_bad_adb_input_is_one_line_exit_2(tmp_path, monkeypatch, capsys, devices
     assert not (tmp_path / "out").exists()
 
 
+def test_litert_benchmark_is_refused_on_adb(tmp_path, monkeypatch, capsys):
+    for key, value in phone(tmp_path).items():
+        monkeypatch.setenv(key, value)
+    code = main(["latency", *MODEL, "--runtime", "litert", "--device", "adb", "--device-tool", "litert-benchmark",
+                 "--output", str(tmp_path / "out")])  # fmt: skip
+    stderr = capsys.readouterr().err
+    assert code == 2, stderr[-2000:]
+    (error,) = bench_errors(stderr)
+    assert "--device-tool litert-benchmark: a Python tool (pip ai-edge-litert on the target), for --device ssh://" in error
+    assert not (tmp_path / "out").exists()
+
+
 def test_no_adb_on_path(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("PATH", "/usr/bin:/bin")
     if shutil.which("adb"):

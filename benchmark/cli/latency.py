@@ -56,6 +56,7 @@ def add_device_arguments(parser: argparse.ArgumentParser) -> None:
                          "device's own tool (runtimes: litert[-int8], onnxruntime[-int8], openvino[-int8]); with --data the "
                          "accuracy gate runs there too (the suite's timer)")
     add("--device-tool", help="script (the suite's timer, run by --device-python), benchmark_model, benchmark_app, "
+                              "litert-benchmark (ai-edge-litert's Python benchmark, run by --device-python; ssh/local), "
                               "or PATH to a benchmark_model binary to push (adb default: the cache folder's "
                               "android_aarch64_benchmark_model)")
     add("--device-python", default="python3", help="the device's Python for the suite's timer (default python3)")

@@ -26,10 +26,12 @@ from benchmark.devices.abi import check_tool_abi, elf_machine, exec_format_refus
 from benchmark.devices.parsers import PARSERS, ToolOutputError, ToolResult
 from benchmark.devices.tools import (
     TIMER_SCRIPT,
+    TOOL_NOTES,
     ToolChoice,
     benchmark_app_argv,
     benchmark_model_argv,
     choose_tool,
+    litert_benchmark_argv,
     timer_argv,
 )
 from benchmark.devices.transports import NoSpaceLeft, Transport, human_bytes
@@ -144,6 +146,8 @@ def tool_argv(choice: ToolChoice, work: str, model_name: str, fmt: str, options:
                           options.tier)  # fmt: skip
     if choice.name == "benchmark_app":
         return benchmark_app_argv(model, options.threads, options.tier)
+    if choice.name == "litert-benchmark":
+        return litert_benchmark_argv(options.python, model, options.threads, options.tier)
     tool = f"{work}/benchmark_model" if choice.binary else str(choice.command)
     return benchmark_model_argv(tool, model, options.threads, options.tier, cpu_mask, options.delegate)
 
@@ -182,6 +186,15 @@ def tool_exit_code(stdout: str) -> int | None:
 def _timed(shell_code: int, rc: int | None, log: str) -> bool:
     """The tool exited 0 with a log: the gate runs (a failed timing is reported as such, below)."""
     return shell_code == 0 and rc == 0 and bool(log.strip())
+
+
+def _module_version(transport: Transport, choice: ToolChoice, options: DeviceOptions) -> str | None:
+    """``ai_edge_litert 2.3.0`` for litert-benchmark, which prints no version of its own (asked of --device-python)."""
+    if choice.name != "litert-benchmark":
+        return None
+    asked = transport.shell([options.python, "-c", "import ai_edge_litert; print(ai_edge_litert.__version__)"], timeout=120)
+    version = asked.stdout.strip().splitlines()[-1:] if asked.returncode == 0 else []
+    return f"ai_edge_litert {version[0]}" if version else None
 
 
 def _last_line(log: str, default: str) -> str:
@@ -313,6 +326,8 @@ def _measure_file(transport, name, fmt, path, files, host, choice, options, cpu_
     if rc:
         raise UserError(f"--device {transport.address} {name}: {choice.name} exited {rc} after printing a measurement")
     stats, notes = stats_from(result)
+    notes.update(TOOL_NOTES.get(choice.name, {}))
+    runtime_version = result.runtime_version or result.tool_version or _module_version(transport, choice, options)
     delegate, delegated = result.delegate, result.delegated_nodes
     fallback = None
     if choice.name == "benchmark_model" and options.delegate != "none":
@@ -344,7 +359,7 @@ def _measure_file(transport, name, fmt, path, files, host, choice, options, cpu_
     record = LatencyRecord(
         task=task.name, backbone=cfg["backbone"], width=cfg.get("width"), resolution=int(cfg["resolution"]),
         num_classes=int(cfg["num_classes"]), runtime=name,
-        runtime_version=result.runtime_version or result.tool_version or "unknown",
+        runtime_version=runtime_version or "unknown",
         device=str(facts["model"] or transport.address), threads=options.threads, batch_size=1,
         precision="int8" if int8 else "fp32", layout=LAYOUTS[fmt], tier=options.tier.name,
         methodology=dict(asdict(options.tier), timed_by=f"{result.tool} on the device", notes=notes),
