@@ -1,9 +1,10 @@
-"""A device tool for the wrong CPU and a full device, below the CLI: the ELF header against the
-device's ABI, the shells' exec-format refusals, and the ssh push's ENOSPC as one line."""
+"""Bad input on a device, below the CLI: the ELF header against the device's ABI, the shells'
+exec-format refusals, the ssh push's ENOSPC as one line, and a Ctrl-C held off during clean-up."""
 
 from __future__ import annotations
 
 import os
+import signal
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,7 @@ import pytest
 from backbones.errors import UserError
 from benchmark.devices.abi import check_tool_abi, device_machines, elf_machine, exec_format_refused
 from benchmark.devices.transports import NoSpaceLeft, SshTransport, human_bytes
+from benchmark.devices.work_folder import sigint_deferred
 
 
 def elf(path: Path, machine: int, bits: int = 2, little: bool = True) -> Path:
@@ -95,3 +97,15 @@ def test_ssh_push_to_a_full_board_is_one_line_naming_folder_and_size(tmp_path, m
     with pytest.raises(NoSpaceLeft) as error:
         transport.push(model, "/tmp/bench-Ab12/m.tflite")
     assert str(error.value) == "--device ssh://pi@board: no space left on the device in /tmp/bench-Ab12: m.tflite needs 3.0 MiB"
+
+
+def test_ctrl_c_during_clean_up_waits_until_it_is_done():
+    finished = []
+    handler = signal.getsignal(signal.SIGINT)
+    with pytest.raises(KeyboardInterrupt):
+        with sigint_deferred():
+            os.kill(os.getpid(), signal.SIGINT)  # a second Ctrl-C while the folder is being removed
+            finished.append(True)
+    assert finished == [True] and signal.getsignal(signal.SIGINT) is handler
+    with sigint_deferred():  # no Ctrl-C: nothing raised
+        finished.append(True)
