@@ -8,8 +8,10 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -27,8 +29,9 @@ PROPS = {"ro.product.model": "Pixel 8", "ro.product.manufacturer": "Google", "ro
 
 
 def phone(tmp_path: Path, devices=(("SER123", "device"),), log: str = "benchmark_model_xnnpack_peak_monitor.txt",
-          exit_code: int = 0) -> dict[str, str]:  # fmt: skip
-    """The fake phone's folder and the environment that puts the fake adb first on PATH."""
+          exit_code: int = 0, props: dict[str, str] = PROPS, **state) -> dict[str, str]:  # fmt: skip
+    """The fake phone's folder and the environment that puts the fake adb first on PATH; ``state``
+    goes into the fake's JSON as is (push_errors, tool_sleep_s: tests/fake_adb/adb)."""
     root = tmp_path / "phone"
     (root / "data/local/tmp").mkdir(parents=True)
     for cpu in range(8):  # 4 little cores at 1.8 GHz, 4 big at 2.4 GHz: big-core mask f0
@@ -40,13 +43,13 @@ def phone(tmp_path: Path, devices=(("SER123", "device"),), log: str = "benchmark
     zone.mkdir(parents=True)
     (zone / "temp").write_text("41000\n")
     (zone / "type").write_text("cpu-big\n")
-    state = tmp_path / "state.json"
-    state.write_text(json.dumps({"devices": [list(d) for d in devices], "props": PROPS}))
+    state_file = tmp_path / "state.json"
+    state_file.write_text(json.dumps({"devices": [list(d) for d in devices], "props": props, **state}))
     tools = tmp_path / "tools"
     tools.mkdir()
     shutil.copy(FAKE / "benchmark_model", tools / "benchmark_model")
     return dict(os.environ, PATH=f"{FAKE}{os.pathsep}{os.environ['PATH']}", PYTHONPATH=str(REPO), FAKE_ADB_ROOT=str(root),
-                FAKE_ADB_STATE=str(state), FAKE_BM_LOG=str(LOGS / log), FAKE_BM_EXIT=str(exit_code),
+                FAKE_ADB_STATE=str(state_file), FAKE_BM_LOG=str(LOGS / log), FAKE_BM_EXIT=str(exit_code),
                 BENCH_DEVICE_TOOLS=str(tmp_path / "cache"))  # fmt: skip
 
 
@@ -120,12 +123,140 @@ def test_bad_adb_input_is_one_line_exit_2(tmp_path, monkeypatch, capsys, devices
     assert not (tmp_path / "out").exists()
 
 
+def test_litert_benchmark_is_refused_on_adb(tmp_path, monkeypatch, capsys):
+    for key, value in phone(tmp_path).items():
+        monkeypatch.setenv(key, value)
+    code = main(["latency", *MODEL, "--runtime", "litert", "--device", "adb", "--device-tool", "litert-benchmark",
+                 "--output", str(tmp_path / "out")])  # fmt: skip
+    stderr = capsys.readouterr().err
+    assert code == 2, stderr[-2000:]
+    (error,) = bench_errors(stderr)
+    assert "--device-tool litert-benchmark: a Python tool (pip ai-edge-litert on the target), for --device ssh://" in error
+    assert not (tmp_path / "out").exists()
+
+
 def test_no_adb_on_path(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("PATH", "/usr/bin:/bin")
     if shutil.which("adb"):
         pytest.skip("a real adb is installed in /usr/bin")
     code = main(["latency", *MODEL, "--runtime", "litert", "--device", "adb", "--output", str(tmp_path / "out")])
     assert code == 2 and "no adb on PATH" in capsys.readouterr().err
+
+
+EM_AARCH64 = 183
+
+
+def elf_stub(path: Path, machine: int) -> Path:
+    """An executable that is only a 64-bit little-endian ELF header for ``machine``: its ABI is read
+    before any push, and a kernel refuses to run it (Exec format error)."""
+    ident = b"\x7fELF" + bytes([2, 1, 1]) + bytes(9)
+    path.write_bytes(ident + (2).to_bytes(2, "little") + machine.to_bytes(2, "little") + bytes(44))
+    path.chmod(0o755)
+    return path
+
+
+def bench_errors(stderr: str) -> list[str]:
+    return [line for line in stderr.strip().splitlines() if line.startswith("bench")]
+
+
+def phone_is_clean(env: dict[str, str]) -> bool:
+    return list((Path(env["FAKE_ADB_ROOT"]) / "data/local/tmp").iterdir()) == []
+
+
+def test_tool_for_another_cpu_is_refused_before_anything_is_pushed(tmp_path, monkeypatch, capsys):
+    props = dict(PROPS, **{"ro.product.cpu.abi": "x86_64", "ro.product.cpu.abilist": "x86_64,x86"})
+    for key, value in phone(tmp_path, props=props).items():  # an x86_64 emulator
+        monkeypatch.setenv(key, value)
+    tool = elf_stub(tmp_path / "android_aarch64_benchmark_model", EM_AARCH64)
+    code = main(["latency", *MODEL, "--runtime", "litert", "--device", "adb", "--device-tool", str(tool),
+                 "--output", str(tmp_path / "out")])  # fmt: skip
+    stderr = capsys.readouterr().err
+    assert code == 2, stderr[-2000:]
+    (error,) = bench_errors(stderr)
+    assert f"--device-tool {tool}: built for aarch64 64-bit, but adb:SER123 is x86_64" in error
+    shell_log = (Path(os.environ["FAKE_ADB_ROOT"]) / "shell.log").read_text()
+    assert "mktemp" not in shell_log and phone_is_clean(os.environ)  # no work folder was ever made
+    assert not (tmp_path / "out").exists()
+
+
+def test_exec_format_error_on_the_device_is_one_line_exit_2(tmp_path):
+    # The phone says arm64-v8a, so the header passes; the kernel (this host's) refuses the file.
+    env = phone(tmp_path)
+    tool = elf_stub(tmp_path / "tools" / "benchmark_model", EM_AARCH64)
+    done = bench(env, *QUICK, "--runtime", "litert", "--device", "adb", "--device-tool", str(tool),
+                 "--output", str(tmp_path / "out"))  # fmt: skip
+    assert done.returncode == 2, done.stderr[-2000:]
+    (error,) = bench_errors(done.stderr)
+    assert "the device (arm64-v8a) cannot execute benchmark_model, an aarch64 64-bit ELF file" in error
+    assert "Exec format error" in error and "use a benchmark_model built for arm64-v8a" in error
+    assert "Traceback" not in done.stderr and phone_is_clean(env)
+    assert not list((tmp_path / "out").glob("*")) if (tmp_path / "out").exists() else True
+
+
+def test_full_phone_is_one_line_with_the_folder_and_the_size(tmp_path):
+    refusal = ("adb: error: failed to copy '{source}' to '{target}': remote couldn't create file: "
+               "No space left on device")  # fmt: skip
+    env = phone(tmp_path, push_errors={"benchmark_model": refusal})  # the model file fits, the tool does not
+    tool = tmp_path / "tools" / "benchmark_model"
+    done = bench(env, *QUICK, "--runtime", "litert", "--device", "adb", "--device-tool", str(tool),
+                 "--output", str(tmp_path / "out"))  # fmt: skip
+    assert done.returncode == 2, done.stderr[-2000:]
+    (error,) = bench_errors(done.stderr)
+    folder = error.split("no space left on the device in ", 1)[1].split(":", 1)[0]
+    assert folder.startswith("/data/local/tmp/bench-"), error
+    assert f"benchmark_model needs {tool.stat().st_size} bytes; the run needs " in error and f"in {folder} in all" in error
+    assert "Traceback" not in done.stderr and phone_is_clean(env)
+    assert not list((tmp_path / "out").glob("*")) if (tmp_path / "out").exists() else True
+
+
+def processes_under(root: Path) -> list[int]:
+    """Pids of the processes whose command line names ``root`` (the fake phone's tool runs)."""
+    pids = []
+    for proc in Path("/proc").iterdir():
+        try:
+            if proc.name.isdigit() and str(root).encode() in (proc / "cmdline").read_bytes():
+                pids.append(int(proc.name))
+        except OSError:
+            continue
+    return pids
+
+
+@pytest.mark.parametrize("to_group", [False, True], ids=["SIGINT-to-bench", "Ctrl-C-in-a-terminal"])
+def test_ctrl_c_while_the_tool_runs_stops_it_cleans_the_phone_and_writes_no_record(tmp_path, to_group):
+    # A terminal's Ctrl-C reaches the whole process group (bench, adb, the phone's shell); the
+    # tool, started in the background by that shell, ignores it and must be stopped by bench.
+    env = phone(tmp_path, tool_sleep_s=600)
+    root = Path(env["FAKE_ADB_ROOT"])
+    tool = str(tmp_path / "tools" / "benchmark_model")
+    process = subprocess.Popen([sys.executable, "-m", "benchmark.cli", "latency", *MODEL, *QUICK, "--runtime", "litert",
+                                "--device", "adb", "--device-tool", tool, "--json", "--output", str(tmp_path / "out")],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                               process_group=0)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 600
+        while not (root / "argv.json").exists():  # the fake benchmark_model writes it, then sleeps
+            assert process.poll() is None and time.monotonic() < deadline, process.communicate()[1][-2000:]
+            time.sleep(0.2)
+        (work,) = (root / "data/local/tmp").iterdir()
+        os.killpg(process.pid, signal.SIGINT) if to_group else process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=120)
+    finally:
+        if process.poll() is None:
+            process.kill()
+        deadline = time.monotonic() + 10  # the tool's shell on the "phone" exits just after the tool
+        while processes_under(root) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        left = processes_under(root)
+        for pid in left:  # a tool left running would sleep on: end it, then fail below
+            os.kill(pid, signal.SIGKILL)
+    assert process.returncode == 130, stderr[-2000:]
+    assert left == [], "the tool was left running on the phone"
+    (line,) = bench_errors(stderr)
+    assert line == (f"bench latency: interrupted: --device adb:SER123: stopped, the work folder /data/local/tmp/{work.name} "
+                    "removed, no record of litert written")  # fmt: skip
+    assert "Traceback" not in stderr and phone_is_clean(env)
+    assert "kill" in (root / "shell.log").read_text()  # the tool was stopped on the phone, not just abandoned
+    assert not (tmp_path / "out").exists() or not list((tmp_path / "out").iterdir())
 
 
 @pytest.mark.device

@@ -13,6 +13,7 @@ from benchmark.devices.parsers import (
     parse_benchmark_app,
     parse_benchmark_model,
     parse_device_timer,
+    parse_litert_benchmark,
     parse_onnxruntime_perf_test,
 )
 
@@ -115,3 +116,45 @@ def test_device_timer_json_and_garbage():
     assert r.runs_us == (1000.0, 3000.0, 2000.0) and r.runtime_version == "onnxruntime 1.0"
     with pytest.raises(ToolOutputError, match="Segmentation fault"):
         parse_device_timer("Segmentation fault (core dumped)\n")
+
+
+@pytest.mark.parametrize(
+    "stdout, code",
+    [("rc=0\n", 0), ("noise\nrc=1\n", 1), ("rc=0\nrc=127\n", 127), ("rc=-9\n", -9), ("crc=0 prc=0\n", None),
+     ("rc=\n", None), ("", None), ("rc=0 \n", 0)],
+)  # fmt: skip
+def test_tool_exit_code_is_the_last_rc_line(stdout, code):
+    from benchmark.devices.runner import tool_exit_code
+
+    assert tool_exit_code(stdout) == code
+
+
+def test_litert_benchmark_results_block_in_microseconds():
+    r = parse_litert_benchmark(log("litert_benchmark_cpu.txt"))
+    assert (r.tool, r.count, r.avg_us, r.min_us, r.max_us, r.std_us) == ("litert-benchmark", 20, 42450.0, 33530.0, 57940.0,
+                                                                          5970.0)  # fmt: skip
+    assert (r.p50_us, r.p90_us, r.first_us, r.init_us, r.warmup_avg_us) == (41220.0, None, 36920.0, 50630.0, 37040.0)
+    assert r.runs_us is None and r.delegate == "XNNPACK (LiteRT CPU accelerator)"
+    assert r.details == {"p5_ms": 35.96, "p95_ms": 50.25, "warmup_runs": 3, "fully_accelerated": "False"}
+
+
+@pytest.mark.parametrize(
+    "text, said",
+    [
+        ("2026-12-04 20:04:07 ERROR benchmark_litert_model: Model file not found: /tmp/m.tflite\n",
+         "(Model file not found: /tmp/m.tflite)"),
+        ("Traceback (most recent call last):\n  File \"<frozen runpy>\", line 189\n"
+         "ModuleNotFoundError: No module named 'ai_edge_litert'\n", "pip install ai-edge-litert there"),
+        ("", "(no output)"),
+    ],
+)  # fmt: skip
+def test_litert_benchmark_without_results_raises(text, said):
+    with pytest.raises(ToolOutputError, match=r"^litert-benchmark: no BENCHMARK RESULTS in its output ") as error:
+        parse_litert_benchmark(text)
+    assert said in str(error.value)
+
+
+def test_litert_benchmark_cut_off_before_its_measured_lines_raises():
+    cut = log("litert_benchmark_cpu.txt").split("Inference (avg)")[0]
+    with pytest.raises(ToolOutputError, match="no BENCHMARK RESULTS"):
+        parse_litert_benchmark(cut)

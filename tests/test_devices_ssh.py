@@ -139,6 +139,46 @@ def test_unknown_host_key_and_refused_key_are_one_line_exit_2(sshd, tmp_path, co
 
 
 @NO_SSHD
+def test_ssh_with_the_litert_wheels_own_benchmark(sshd, tmp_path):
+    device_root = tmp_path / "device-root"
+    device_root.mkdir()
+    target = f"ssh://{sshd['user']}@127.0.0.1:{sshd['port']}"
+    done = bench(*MODEL, *QUICK, "--runtime", "litert", "--device", target, "--ssh-config", str(sshd["config"]),
+                 "--device-tool", "litert-benchmark", "--device-python", sys.executable, "--device-root", str(device_root),
+                 "--output", str(tmp_path / "out"))  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    (path,) = (tmp_path / "out").glob("*.json")
+    record = json.loads(path.read_text())
+    tool = record["target"]["tool"]
+    assert tool["name"] == "litert-benchmark" and tool["argv"][:3] == [sys.executable, "-m", "ai_edge_litert.tools.benchmark_litert_model"]
+    assert record["runs"] == 10 and record["p90_ms"] is None and 0 < record["min_ms"] <= record["p50_ms"] <= record["max_ms"]
+    assert record["runtime_version"].startswith("ai_edge_litert ")
+    assert "tier's seconds do not apply" in record["methodology"]["notes"]["runs"]
+    assert "BENCHMARK RESULTS" in path.with_suffix(".log").read_text()
+    assert list(device_root.iterdir()) == []
+
+
+@NO_SSHD
+def test_tool_for_another_cpu_is_refused_by_uname_before_anything_is_pushed(sshd, tmp_path):
+    device_root = tmp_path / "device-root"
+    device_root.mkdir()
+    machine = os.uname().machine
+    other = 62 if machine == "aarch64" else 183  # an x86_64 build on an arm board, else an aarch64 one
+    tool = tmp_path / "benchmark_model"
+    tool.write_bytes(b"\x7fELF" + bytes([2, 1, 1]) + bytes(9) + (2).to_bytes(2, "little") + other.to_bytes(2, "little")
+                     + bytes(44))  # fmt: skip
+    target = f"ssh://{sshd['user']}@127.0.0.1:{sshd['port']}"
+    done = bench(*MODEL, "--runtime", "litert", "--device", target, "--ssh-config", str(sshd["config"]),
+                 "--device-tool", str(tool), "--device-root", str(device_root), "--output", str(tmp_path / "out"))  # fmt: skip
+    assert done.returncode == 2, done.stderr[-1000:]
+    expected = f"--device-tool {tool}: built for {'x86_64' if other == 62 else 'aarch64'} 64-bit, but {target} is {machine}"
+    (error,) = [line for line in done.stderr.splitlines() if line.startswith("bench")]
+    assert expected in error, done.stderr[-1000:]
+    assert "classification mnv1" not in done.stderr  # refused before the model was built
+    assert list(device_root.iterdir()) == [] and not (tmp_path / "out").exists()
+
+
+@NO_SSHD
 def test_closed_port_is_one_line_exit_2(tmp_path):
     done = bench(*MODEL, "--runtime", "onnxruntime", "--device", f"ssh://nobody@127.0.0.1:{free_port()}",
                  "--output", str(tmp_path / "out"))  # fmt: skip

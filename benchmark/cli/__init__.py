@@ -57,8 +57,10 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as error:
         print(f"bench {args.command}: error: {user_message(error)}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("bench: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as interrupt:
+        # A command that cleaned up after Ctrl-C says what it did (the device folder removed, ...).
+        said = f": {interrupt}" if str(interrupt) else ""
+        print(f"bench {args.command}: interrupted{said}", file=sys.stderr)
         return 130
 
 

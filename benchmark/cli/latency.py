@@ -56,6 +56,7 @@ def add_device_arguments(parser: argparse.ArgumentParser) -> None:
                          "device's own tool (runtimes: litert[-int8], onnxruntime[-int8], openvino[-int8]); with --data the "
                          "accuracy gate runs there too (the suite's timer)")
     add("--device-tool", help="script (the suite's timer, run by --device-python), benchmark_model, benchmark_app, "
+                              "litert-benchmark (ai-edge-litert's Python benchmark, run by --device-python; ssh/local), "
                               "or PATH to a benchmark_model binary to push (adb default: the cache folder's "
                               "android_aarch64_benchmark_model)")
     add("--device-python", default="python3", help="the device's Python for the suite's timer (default python3)")
@@ -139,12 +140,13 @@ def run(args: argparse.Namespace) -> int:
 
 
 def run_on_device(task, args: argparse.Namespace, flags: dict, given: dict, tier) -> int:
-    """``--device``: checked (runtimes, tool, target reachable) before the model is built; one record
-    per runtime, its raw tool log beside it (``.log``)."""
-    from benchmark.devices.runner import DeviceOptions, measure_on_device
+    """``--device``: checked (runtimes, tool, target reachable, a pushed binary's CPU) before the model
+    is built; one record per runtime, its raw tool log beside it (``.log``)."""
+    from benchmark.devices.runner import DeviceOptions, check_target, measure_on_device
     from benchmark.devices.transports import open_transport
+    from benchmark.devices.work_folder import sigint_deferred
     from benchmark.latency.record import record_file_name, weights_provenance
-    from benchmark.runs.records import write_json_atomic
+    from benchmark.runs.records import write_json_atomic, write_text_atomic
 
     options = DeviceOptions(
         runtimes=tuple(n.strip() for n in flags["runtime"].split(",") if n.strip()), threads=flags["threads"],
@@ -155,6 +157,7 @@ def run_on_device(task, args: argparse.Namespace, flags: dict, given: dict, tier
         accuracy_images=flags["accuracy_images"] if "data" in given else 0,
     )  # fmt: skip
     transport = open_transport(args.device, args.ssh_config)
+    target = check_target(transport, options)  # the tools and the device's CPU, before the model is built
     cfg, model = model_from_flags(task, args, given, flags["checkpoint"])
     output = Path(flags["output"])
     as_json = flags["json"]
@@ -163,8 +166,9 @@ def run_on_device(task, args: argparse.Namespace, flags: dict, given: dict, tier
         name = record_file_name(measurement.record)
         output.mkdir(parents=True, exist_ok=True)
         log = output / (Path(name).stem + ".log")
-        log.write_text(measurement.log)
-        path = write_json_atomic(output / name, dict(measurement.record.to_json(), raw_log=log.name))
+        with sigint_deferred():  # Ctrl-C now leaves the log and its record both written, or neither
+            write_text_atomic(log, measurement.log)
+            path = write_json_atomic(output / name, dict(measurement.record.to_json(), raw_log=log.name))
         if not as_json:
             print(format_row(measurement.record, None), file=sys.stderr)
             print(f"  record: {path}", file=sys.stderr)
@@ -173,7 +177,7 @@ def run_on_device(task, args: argparse.Namespace, flags: dict, given: dict, tier
         print(f"{task.name} {cfg['backbone']} {cfg['resolution']}x{cfg['resolution']} on {transport.address}, "
               f"{options.threads} thread(s), tier {tier.name}", file=sys.stderr)  # fmt: skip
     results = measure_on_device(transport, task, cfg, model, options, weights=weights_provenance(cfg, flags["checkpoint"]),
-                                on_measurement=save)  # fmt: skip
+                                on_measurement=save, target=target)  # fmt: skip
     records = [m.record for m in results]
     if as_json:
         print(json.dumps([r.to_json() for r in records], sort_keys=True, default=str))

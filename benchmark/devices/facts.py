@@ -23,7 +23,7 @@ echo "machine $(uname -m)"
 grep -m1 'model name' /proc/cpuinfo 2>/dev/null | sed 's/^[^:]*: */cpumodel /'
 if command -v getprop >/dev/null 2>&1; then
   for p in ro.product.model ro.product.manufacturer ro.soc.model ro.soc.manufacturer ro.board.platform \
-           ro.product.cpu.abi ro.build.version.release ro.build.version.sdk; do
+           ro.product.cpu.abi ro.product.cpu.abilist ro.build.version.release ro.build.version.sdk; do
     echo "prop $p $(getprop $p)"
   done
 fi
@@ -63,6 +63,8 @@ def parse_facts(text: str) -> dict[str, Any]:
         "manufacturer": props.get("ro.product.manufacturer") or props.get("ro.soc.manufacturer"),
         "soc": props.get("ro.soc.model") or props.get("ro.board.platform"),
         "abi": props.get("ro.product.cpu.abi") or plain.get("machine"),
+        # Every ABI Android runs (arm64-v8a,armeabi-v7a,...; native-bridge ones included): the tool check's.
+        "abilist": [abi for abi in props.get("ro.product.cpu.abilist", "").split(",") if abi] or None,
         "os": os_name,
         "kernel": plain.get("uname"),
         "android": android,

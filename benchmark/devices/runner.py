@@ -10,7 +10,6 @@ suite's timer and judged against eager fp32 here, exactly as a local runtime's o
 from __future__ import annotations
 
 import hashlib
-import shlex
 import tempfile
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -23,17 +22,21 @@ from torch.utils import _pytree as pytree
 
 from backbones.errors import UserError
 from benchmark.devices import facts as device_facts
+from benchmark.devices.abi import check_tool_abi, elf_machine, exec_format_refused
 from benchmark.devices.parsers import PARSERS, ToolOutputError, ToolResult
 from benchmark.devices.tools import (
     TIMER_SCRIPT,
+    TOOL_NOTES,
     ToolChoice,
     benchmark_app_argv,
     benchmark_model_argv,
     choose_tool,
+    litert_benchmark_argv,
     timer_argv,
 )
-from benchmark.devices.transports import Transport
-from benchmark.latency.gate import EagerReference, GateResult, gate_class_mismatch, run_gate
+from benchmark.devices.transports import NoSpaceLeft, Transport, human_bytes
+from benchmark.devices.work_folder import TOOL_LOG, clean_work_folder, make_work_folder, tool_command
+from benchmark.latency.gate import EagerReference, GateResult, accuracy_gate
 from benchmark.latency.inputs import calibration_batches, load_task_images
 from benchmark.latency.record import LatencyRecord
 from benchmark.latency.runtimes.base import output_spec
@@ -143,11 +146,10 @@ def tool_argv(choice: ToolChoice, work: str, model_name: str, fmt: str, options:
                           options.tier)  # fmt: skip
     if choice.name == "benchmark_app":
         return benchmark_app_argv(model, options.threads, options.tier)
+    if choice.name == "litert-benchmark":
+        return litert_benchmark_argv(options.python, model, options.threads, options.tier)
     tool = f"{work}/benchmark_model" if choice.binary else str(choice.command)
     return benchmark_model_argv(tool, model, options.threads, options.tier, cpu_mask, options.delegate)
-
-
-Judge = Callable[[Callable[[torch.Tensor], Any]], GateResult]
 
 
 def device_forward(transport: Transport, work: str, model_name: str, host: Path, options: DeviceOptions,
@@ -173,21 +175,74 @@ def device_forward(transport: Transport, work: str, model_name: str, host: Path,
     return forward
 
 
-def gate_judge(task: Any, cfg: dict[str, Any], model: Any, images: Any, options: DeviceOptions) -> Judge | str | None:
-    """How the device rows are judged: a judge (the local gate's), a note saying why not, or None (no gate)."""
-    if options.accuracy_images <= 0 or images.dataset is None:
-        return None
-    mismatch = gate_class_mismatch(task.name, int(cfg["num_classes"]), None if cfg.get("label_map") else images.num_classes)
-    if mismatch:
-        return mismatch
-    reference = EagerReference(model.eval())
-    gate_cfg = dict(cfg, num_workers=0, batch_size=8)
-    return lambda forward: run_gate(task, gate_cfg, reference, forward, options.accuracy_images)
+def tool_exit_code(stdout: str) -> int | None:
+    """The tool's exit status from the ``rc=N`` line the run's shell prints after it (the last one),
+    or None when there is none (the shell itself did not get that far)."""
+    lines = [line for line in stdout.splitlines() if line.startswith("rc=")]
+    value = lines[-1][3:].strip() if lines else ""
+    return int(value) if value.lstrip("-").isdigit() else None
 
 
-def _timed(run: Any, log: str) -> bool:
+def _timed(shell_code: int, rc: int | None, log: str) -> bool:
     """The tool exited 0 with a log: the gate runs (a failed timing is reported as such, below)."""
-    return run.returncode == 0 and "rc=0" in run.stdout and bool(log.strip())
+    return shell_code == 0 and rc == 0 and bool(log.strip())
+
+
+def _module_version(transport: Transport, choice: ToolChoice, options: DeviceOptions) -> str | None:
+    """``ai_edge_litert 2.3.0`` for litert-benchmark, which prints no version of its own (asked of --device-python)."""
+    if choice.name != "litert-benchmark":
+        return None
+    asked = transport.shell([options.python, "-c", "import ai_edge_litert; print(ai_edge_litert.__version__)"], timeout=120)
+    version = asked.stdout.strip().splitlines()[-1:] if asked.returncode == 0 else []
+    return f"ai_edge_litert {version[0]}" if version else None
+
+
+def _last_line(log: str, default: str) -> str:
+    """The log's last line, its end kept when long (a shell's reason follows the path it names)."""
+    line = log.strip().splitlines()[-1] if log.strip() else default
+    return line if len(line) <= 160 else "..." + line[-157:]
+
+
+def _pushes(files: list[Path], host: Path, choice: ToolChoice, work: str) -> list[tuple[Path, str]]:
+    """(host file, device path) of everything one runtime's run needs in the work folder."""
+    pushes = [(file, f"{work}/{file.name}") for file in files] + [(host / "input.npy", f"{work}/input.npy")]
+    if choice.name == "bench-device-timer":
+        pushes.append((TIMER_SCRIPT, f"{work}/{TIMER_SCRIPT.name}"))
+    elif choice.binary is not None:
+        pushes.append((choice.binary, f"{work}/benchmark_model"))
+    return pushes
+
+
+def push_all(transport: Transport, pushes: list[tuple[Path, str]], work: str) -> None:
+    """Push each file; a full device is one line saying how much the whole run needs there."""
+    try:
+        for local, remote in pushes:
+            transport.push(local, remote)
+    except NoSpaceLeft as error:
+        total = sum(local.stat().st_size for local, _ in pushes)
+        raise UserError(f"{error}; the run needs {human_bytes(total)} in {work} in all") from None
+
+
+@dataclass(frozen=True)
+class Target:
+    """The checked target: each runtime's tool, what the device is, and the cores its tool is pinned to."""
+
+    choices: dict[str, ToolChoice]
+    facts: dict[str, Any]
+    cpu_mask: str | None
+
+
+def check_target(transport: Transport, options: DeviceOptions) -> Target:
+    """What can be wrong with the target, found before a model is built, exported or pushed: no tool
+    for a runtime, a pushed binary built for another CPU than the device's."""
+    choices = {name: choose_tool(options.tool, transport.kind, DEVICE_RUNTIMES[name][0]) for name in options.runtimes}
+    facts = device_facts.read_facts(transport)
+    for binary in {choice.binary for choice in choices.values() if choice.binary is not None}:
+        check_tool_abi(binary, facts, transport.address)
+    cpu_mask = options.cpu_mask
+    if cpu_mask is None and transport.kind == "adb" and facts["max_freqs_khz"]:
+        cpu_mask = device_facts.big_core_mask(dict(zip(facts["cpu_ids"], facts["max_freqs_khz"], strict=True)))
+    return Target(choices, facts, cpu_mask)
 
 
 def measure_on_device(
@@ -199,15 +254,13 @@ def measure_on_device(
     *,
     weights: dict[str, Any] | None = None,
     on_measurement: Callable[[DeviceMeasurement], None] | None = None,
+    target: Target | None = None,
 ) -> list[DeviceMeasurement]:
-    """Time each runtime's exported file on the target; a measurement per runtime."""
-    choices = {name: choose_tool(options.tool, transport.kind, DEVICE_RUNTIMES[name][0]) for name in options.runtimes}
-    facts = device_facts.read_facts(transport)
-    cpu_mask = options.cpu_mask
-    if cpu_mask is None and transport.kind == "adb" and facts["max_freqs_khz"]:
-        cpu_mask = device_facts.big_core_mask(dict(zip(facts["cpu_ids"], facts["max_freqs_khz"], strict=True)))
+    """Time each runtime's exported file on the target (``target``: checked already); a measurement per runtime."""
+    target = target or check_target(transport, options)
+    choices, facts, cpu_mask = target.choices, target.facts, target.cpu_mask
     images = load_task_images(task, cfg, 1)
-    judge = gate_judge(task, cfg, model, images, options)
+    gate = accuracy_gate(task, cfg, images, EagerReference(model.eval()), options.accuracy_images)
     spec = output_spec(model.eval(), images.example)
     results = []
     with tempfile.TemporaryDirectory(prefix="bench-device-") as host_dir:
@@ -218,7 +271,7 @@ def measure_on_device(
             path, files, export_details = export_for_device(task, cfg, model, images, name, host,
                                                             options.calibration_images)  # fmt: skip
             measurement = _measure_file(transport, name, fmt, path, files, host, choices[name], options, cpu_mask,
-                                        facts, task, cfg, export_details, weights, judge, spec, images.description)  # fmt: skip
+                                        facts, task, cfg, export_details, weights, gate, spec, images.description)  # fmt: skip
             results.append(measurement)
             if on_measurement is not None:
                 on_measurement(measurement)
@@ -226,46 +279,46 @@ def measure_on_device(
 
 
 def _measure_file(transport, name, fmt, path, files, host, choice, options, cpu_mask, facts, task, cfg,
-                  export_details, weights, judge, spec, source) -> DeviceMeasurement:  # fmt: skip
-    root = options.root or transport.default_root
-    made = transport.shell(["mktemp", "-d", f"{root}/bench-XXXXXX"], timeout=60)
-    work = made.stdout.strip()
-    if made.returncode or not work:
-        raise UserError(f"--device {transport.address}: cannot make a work folder in {root}: {made.stderr.strip()[:200]}")
+                  export_details, weights, gate, spec, source) -> DeviceMeasurement:  # fmt: skip
+    work = make_work_folder(transport, options.root or transport.default_root)
+    interrupted = False
     try:
-        for file in files:
-            transport.push(file, f"{work}/{file.name}")
-        transport.push(host / "input.npy", f"{work}/input.npy")
-        if choice.name == "bench-device-timer":
-            transport.push(TIMER_SCRIPT, f"{work}/{TIMER_SCRIPT.name}")
-        elif choice.binary is not None:
-            transport.push(choice.binary, f"{work}/benchmark_model")
+        push_all(transport, _pushes(files, host, choice, work), work)
+        if choice.binary is not None:
             transport.shell(["chmod", "+x", f"{work}/benchmark_model"], timeout=60)
         temp_before, waited = device_facts.cool_down(transport, options.cooldown_c, options.cooldown_max_s)
         argv = tool_argv(choice, work, path.name, fmt, options, cpu_mask)
-        # The log is written on the device and pulled: the tool's own output, not the transport's.
-        log_name = f"{work}/tool.log"
-        run = transport.shell(["sh", "-c", f"{shlex.join(argv)} > {shlex.quote(log_name)} 2>&1; echo \"rc=$?\""],
+        run = transport.shell(["sh", "-c", tool_command(argv, work)],
                               timeout=options.tier.max_s * 3 + 600 if options.tier.max_s else None)  # fmt: skip
-        transport.pull(log_name, host / "tool.log")
+        rc = tool_exit_code(run.stdout)
+        transport.pull(f"{work}/{TOOL_LOG}", host / "tool.log")
         log = (host / "tool.log").read_text(errors="replace")
         temp_after = device_facts.temperature(transport)
         accuracy = None
-        if isinstance(judge, str):
-            accuracy = GateResult(note=judge)
-        elif judge is not None and choice.name != "bench-device-timer":
+        if gate is not None and gate.note:
+            accuracy = GateResult(note=gate.note)
+        elif gate is not None and choice.name != "bench-device-timer":
             accuracy = GateResult(note=f"no gate: {choice.name} returns no output tensors (--device-tool script runs "
                                        "the gate on the device)")  # fmt: skip
-        elif judge is not None and _timed(run, log):
-            accuracy = judge(device_forward(transport, work, path.name, host, options, spec))
+        elif gate is not None and _timed(run.returncode, rc, log):
+            accuracy = gate.judge(device_forward(transport, work, path.name, host, options, spec))
+    except KeyboardInterrupt:
+        interrupted = True
     finally:
-        if not options.keep:
-            transport.shell(["rm", "-rf", work], timeout=60)
-    rc_line = [line for line in run.stdout.splitlines() if line.startswith("rc=")]
-    rc = int(rc_line[-1][3:]) if rc_line and rc_line[-1][3:].lstrip("-").isdigit() else None
+        cleaned = clean_work_folder(transport, work, keep=options.keep, stop_tool=interrupted)
+    if interrupted:
+        raise KeyboardInterrupt(f"--device {transport.address}: stopped, {cleaned}, no record of {name} written")
+    tool_name = argv[0] if choice.name != "benchmark_model" else "benchmark_model"
+    if rc and exec_format_refused(log):
+        elf = elf_machine(choice.binary) if choice.binary else None
+        raise UserError(f"--device {transport.address}: the device ({facts['abi'] or 'CPU unknown'}) cannot execute "
+                        f"{tool_name}{f', an {elf} ELF file' if elf else ''}: {_last_line(log, 'exit 126')}; use a "
+                        f"{tool_name} built for {facts['abi'] or 'its CPU'}")  # fmt: skip
+    if rc == 126:
+        raise UserError(f"--device {transport.address}: the device cannot execute {tool_name} ({_last_line(log, 'exit 126')}); "
+                        "is the folder mounted noexec? choose another with --device-root")  # fmt: skip
     if rc == 127 or "not found" in log[-300:] and rc:
-        raise UserError(f"--device {transport.address}: {argv[0] if choice.name != 'benchmark_model' else 'benchmark_model'} "
-                        f"not found on the device ({log.strip().splitlines()[-1][:160] if log.strip() else 'exit 127'})")  # fmt: skip
+        raise UserError(f"--device {transport.address}: {tool_name} not found on the device ({_last_line(log, 'exit 127')})")
     try:
         result = PARSERS[choice.name](log)
     except ToolOutputError as error:
@@ -273,6 +326,8 @@ def _measure_file(transport, name, fmt, path, files, host, choice, options, cpu_
     if rc:
         raise UserError(f"--device {transport.address} {name}: {choice.name} exited {rc} after printing a measurement")
     stats, notes = stats_from(result)
+    notes.update(TOOL_NOTES.get(choice.name, {}))
+    runtime_version = result.runtime_version or result.tool_version or _module_version(transport, choice, options)
     delegate, delegated = result.delegate, result.delegated_nodes
     fallback = None
     if choice.name == "benchmark_model" and options.delegate != "none":
@@ -304,7 +359,7 @@ def _measure_file(transport, name, fmt, path, files, host, choice, options, cpu_
     record = LatencyRecord(
         task=task.name, backbone=cfg["backbone"], width=cfg.get("width"), resolution=int(cfg["resolution"]),
         num_classes=int(cfg["num_classes"]), runtime=name,
-        runtime_version=result.runtime_version or result.tool_version or "unknown",
+        runtime_version=runtime_version or "unknown",
         device=str(facts["model"] or transport.address), threads=options.threads, batch_size=1,
         precision="int8" if int8 else "fp32", layout=LAYOUTS[fmt], tier=options.tier.name,
         methodology=dict(asdict(options.tier), timed_by=f"{result.tool} on the device", notes=notes),

@@ -18,7 +18,18 @@ WHERE_TO_GET = (
     "or build it: bazel build -c opt --config=android_arm64 //tflite/tools/benchmark:benchmark_model; then pass "
     "--device-tool PATH or put it in {cache}"
 )
-TOOLS = ("script", "benchmark_model", "benchmark_app")
+TOOLS = ("script", "benchmark_model", "benchmark_app", "litert-benchmark")
+# ai-edge-litert's own Python benchmark (its `litert-benchmark` console script), run as a module by
+# --device-python so it needs the wheel on the target, not the script on ssh's PATH.
+LITERT_BENCHMARK_MODULE = "ai_edge_litert.tools.benchmark_litert_model"
+# What a tool's figures are not, said in the record's methodology notes.
+TOOL_NOTES = {
+    "litert-benchmark": {
+        "runs": "litert-benchmark runs exactly --num_runs (the tier's minimum runs); the tier's seconds do not apply",
+        "input": "the tool's own random input, not the validation image",
+        "rounding": "litert-benchmark prints ms to two decimals",
+    },
+}
 
 
 def cache_folder() -> Path:
@@ -35,8 +46,13 @@ class ToolChoice:
 
 
 def choose_tool(value: str | None, transport_kind: str, fmt: str) -> ToolChoice:
-    """``--device-tool``: script | benchmark_model | benchmark_app | PATH (a benchmark_model binary)."""
+    """``--device-tool``: script | benchmark_model | benchmark_app | litert-benchmark | PATH (a benchmark_model binary)."""
+    if value == "litert-benchmark" and fmt != "tflite":
+        raise UserError(f"--device-tool litert-benchmark: times .tflite files only, not {fmt} (--runtime litert[-int8])")
     if transport_kind == "adb":
+        if value == "litert-benchmark":
+            raise UserError("--device-tool litert-benchmark: a Python tool (pip ai-edge-litert on the target), for "
+                            "--device ssh:// or local; on adb, benchmark_model times the file")  # fmt: skip
         if fmt != "tflite":
             raise UserError(f"--device adb: times .tflite files with benchmark_model; --runtime gives a {fmt} file")
         if value and value not in TOOLS:
@@ -53,6 +69,8 @@ def choose_tool(value: str | None, transport_kind: str, fmt: str) -> ToolChoice:
         return ToolChoice("bench-device-timer")
     if value == "benchmark_model":
         return ToolChoice("benchmark_model", command="benchmark_model")
+    if value == "litert-benchmark":
+        return ToolChoice("litert-benchmark", command=LITERT_BENCHMARK_MODULE)
     if value == "benchmark_app":
         if fmt != "openvino":
             raise UserError("--device-tool benchmark_app: times OpenVINO IR only (--runtime openvino)")
@@ -83,6 +101,12 @@ def benchmark_app_argv(model: str, threads: int, tier: Tier) -> list[str]:
     seconds = max(1, round(tier.min_s))
     return ["benchmark_app", "-m", model, "-d", "CPU", "-api", "sync", "-hint", "latency", "-nireq", "1",
             "-nthreads", str(threads), "-niter", str(tier.min_runs), "-t", str(seconds), "-infer_precision", "f32"]  # fmt: skip
+
+
+def litert_benchmark_argv(python: str, model: str, threads: int, tier: Tier) -> list[str]:
+    """LiteRT's Python benchmark on its CPU accelerator (XNNPACK): warm-up and timed run counts only."""
+    return [python, "-m", LITERT_BENCHMARK_MODULE, f"--model={model}", f"--num_threads={threads}",
+            f"--warmup_runs={tier.warmup_runs}", f"--num_runs={tier.min_runs}"]  # fmt: skip
 
 
 def timer_argv(python: str, script: str, model: str, inputs: str, threads: int, tier: Tier) -> list[str]:

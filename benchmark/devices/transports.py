@@ -21,6 +21,27 @@ from backbones.errors import UserError
 CONNECT_TIMEOUT_S = 10
 
 
+class NoSpaceLeft(UserError):
+    """A push the device's file system had no room for: the folder and what the file needs there."""
+
+    def __init__(self, address: str, local: Path, remote: str) -> None:
+        folder = remote.rsplit("/", 1)[0] or "/"
+        super().__init__(f"--device {address}: no space left on the device in {folder}: {Path(local).name} needs "
+                         f"{human_bytes(Path(local).stat().st_size)}")  # fmt: skip
+
+
+def human_bytes(size: int) -> str:
+    for unit, scale in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if size >= scale:
+            return f"{size / scale:.1f} {unit}"
+    return f"{size} bytes"
+
+
+def no_space(message: str) -> bool:
+    """adb push, cat > file and scp all end their refusal of a full file system with ENOSPC's text."""
+    return "No space left on device" in message
+
+
 class Transport:
     """Run argv on the target, copy files to and from it."""
 
@@ -119,7 +140,7 @@ class SshTransport(Transport):
                    shlex.join(argv)]  # fmt: skip
         return self._checked(_run(command, timeout, f"ssh {self.host}"), "ssh")
 
-    def _stream(self, command: str, stdin, stdout, what: str) -> None:
+    def _stream(self, command: str, stdin, stdout, what: str, pushing: tuple[Path, str] | None = None) -> None:
         """Copy through ssh's own channel (``cat``): no sftp subsystem or scp needed on the board."""
         argv = ["ssh", *self.options(), *(["-p", self.port] if self.port else []), self.destination, "--", command]
         try:
@@ -129,13 +150,14 @@ class SshTransport(Transport):
         err = result.stderr.decode(errors="replace")
         self._checked(subprocess.CompletedProcess(argv, result.returncode, "", err), "ssh")
         if result.returncode:
-            if "No space left" in err:
-                raise UserError(f"--device {self.address}: no space left on the device ({what})")
+            if pushing is not None and no_space(err):
+                raise NoSpaceLeft(self.address, *pushing)
             raise UserError(f"--device {self.address}: {what} failed: {err.strip()[:200] or f'exit {result.returncode}'}")
 
     def push(self, local, remote):
         with open(local, "rb") as handle:
-            self._stream(f"cat > {shlex.quote(remote)}", handle, subprocess.DEVNULL, f"copy {Path(local).name} to {remote}")
+            self._stream(f"cat > {shlex.quote(remote)}", handle, subprocess.DEVNULL, f"copy {Path(local).name} to {remote}",
+                         pushing=(Path(local), remote))  # fmt: skip
 
     def pull(self, remote, local):
         with open(local, "wb") as handle:
@@ -203,8 +225,10 @@ class AdbTransport(Transport):
         result = _run([*self.base(), verb, source, target], 600, f"adb {verb}")
         if result.returncode:
             message = (result.stderr.strip() or result.stdout.strip()).splitlines()[-1:] or ["failed"]
-            if "No space left" in message[0]:
-                raise UserError(f"--device {self.address}: no space left on the device for {Path(source).name}")
+            if verb == "push" and no_space(message[0]):
+                raise NoSpaceLeft(self.address, Path(source), target)
+            if no_space(message[0]):
+                raise UserError(f"--device {self.address}: no space left on this machine for {target}")
             raise UserError(f"--device {self.address}: adb {verb} {source} failed: {message[0][:200]}")
 
     def push(self, local, remote):

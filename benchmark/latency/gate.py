@@ -234,3 +234,37 @@ def run_gate(
         metrics.get("images"), judged.flagged, judged.basis, verdict=judged.verdict,
         agreement_target=facts.agreement_target if facts else None, reason=judged.reason,
     )
+
+
+@dataclass(frozen=True)
+class AccuracyGate:
+    """The gate as every runtime meets it, local or on a device: the validation config, eager's
+    outputs, and ``note`` when the gate cannot score this model on this data."""
+
+    task: Any
+    cfg: dict[str, Any]
+    reference: EagerReference
+    max_images: int
+    note: str | None = None
+
+    def judge(self, forward: Callable[[torch.Tensor], Any] | None) -> GateResult:
+        """``forward``'s verdict (``None``: eager itself), or the note saying why there is none."""
+        if self.note:
+            return GateResult(note=self.note)
+        return run_gate(self.task, self.cfg, self.reference, forward, self.max_images)
+
+
+def accuracy_gate(task: Any, cfg: dict[str, Any], images: Any, reference: EagerReference, max_images: int,
+                  batch_size: int = 1) -> AccuracyGate | None:  # fmt: skip
+    """The gate's set-up, or None where there is no gate (no images asked for, no validation data).
+
+    A label map (the official SSD's COCO 90-id map) ties the model's classes to the data's
+    categories, so only without one are the class counts compared. The gate's batches hold at least
+    8 images (``batch_size`` when larger) and are loaded in this process (no workers).
+    """
+    if max_images <= 0 or images.dataset is None:
+        return None
+    data_classes = None if cfg.get("label_map") else images.num_classes
+    mismatch = gate_class_mismatch(task.name, int(cfg["num_classes"]), data_classes)
+    gate_cfg = dict(cfg, num_workers=0, batch_size=max(batch_size, 8))
+    return AccuracyGate(task, gate_cfg, reference, max_images, mismatch)

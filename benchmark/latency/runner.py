@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from backbones.errors import UserError
-from benchmark.latency.gate import EagerReference, GateResult, fixed_batch, gate_class_mismatch, run_gate
+from benchmark.latency.gate import EagerReference, accuracy_gate, fixed_batch
 from benchmark.latency.inputs import TaskImages, calibration_batches, load_task_images
 from benchmark.latency.record import LatencyRecord
 from benchmark.latency.runtimes import Runtime, get_runtime
@@ -122,17 +122,12 @@ def measure_runtime(
         end_to_end = measure(lambda: task.postprocess(prepared(example), cfg), options.tier, clock=clock)
         postprocess = {"decode_nms": asdict(post), "end_to_end": asdict(end_to_end)}
     accuracy = None
-    # A label map (the official SSD's COCO 90-id map) ties the model's classes to the data's categories.
-    data_classes = None if cfg.get("label_map") else images.num_classes
-    mismatch = gate_class_mismatch(task.name, int(cfg["num_classes"]), data_classes)
-    if options.accuracy_images > 0 and images.dataset is not None and mismatch:
-        accuracy = GateResult(note=mismatch)
-    elif options.accuracy_images > 0 and images.dataset is not None:
-        gate_cfg = dict(cfg, num_workers=0, batch_size=max(options.batch_size, 8))
+    gate = accuracy_gate(task, cfg, images, reference, options.accuracy_images, options.batch_size)
+    if gate is not None:
         forward = None if runtime.is_reference else prepared
         if forward is not None and prepared.static_batch is not None:
             forward = fixed_batch(prepared, prepared.static_batch)
-        accuracy = run_gate(task, gate_cfg, reference, forward, options.accuracy_images)
+        accuracy = gate.judge(forward)
     details = dict(prepared.details)
     if runtime.needs_calibration:
         details["calibration"] = calibration_info
