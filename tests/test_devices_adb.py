@@ -58,6 +58,15 @@ def bench(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
                           text=True, env=env, timeout=600)  # fmt: skip
 
 
+def bench_here(env: dict[str, str], monkeypatch, capsys, *args: str) -> subprocess.CompletedProcess:
+    """``bench`` in this process (the CLI's own main, the fake phone's environment set): the failure
+    paths need no process of their own, and a subprocess spends most of its time importing torch."""
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    code = main(["latency", *MODEL, *args])
+    return subprocess.CompletedProcess(args, code, "", capsys.readouterr().err)
+
+
 def test_adb_push_pin_run_parse_clean(tmp_path):
     env = phone(tmp_path)
     tool = str(tmp_path / "tools" / "benchmark_model")
@@ -87,10 +96,10 @@ def test_adb_push_pin_run_parse_clean(tmp_path):
     assert path.with_suffix(".log").read_text() == (LOGS / "benchmark_model_xnnpack_peak_monitor.txt").read_text()
 
 
-def test_crashing_tool_is_one_line_exit_2_no_record_folder_cleaned(tmp_path):
+def test_crashing_tool_is_one_line_exit_2_no_record_folder_cleaned(tmp_path, monkeypatch, capsys):
     env = phone(tmp_path, log="benchmark_model_failure.txt", exit_code=1)
     tool = str(tmp_path / "tools" / "benchmark_model")
-    done = bench(env, *QUICK, "--runtime", "litert", "--device", "adb:SER123", "--device-tool", tool,
+    done = bench_here(env, monkeypatch, capsys, *QUICK, "--runtime", "litert", "--device", "adb:SER123", "--device-tool", tool,
                  "--cpu-mask", "3", "--output", str(tmp_path / "out"))  # fmt: skip
     assert done.returncode == 2, done.stderr[-2000:]
     assert "Node number 57 (BATCH_MATMUL) failed to prepare" in done.stderr and "Traceback" not in done.stderr
@@ -179,11 +188,11 @@ def test_tool_for_another_cpu_is_refused_before_anything_is_pushed(tmp_path, mon
     assert not (tmp_path / "out").exists()
 
 
-def test_exec_format_error_on_the_device_is_one_line_exit_2(tmp_path):
+def test_exec_format_error_on_the_device_is_one_line_exit_2(tmp_path, monkeypatch, capsys):
     # The phone says arm64-v8a, so the header passes; the kernel (this host's) refuses the file.
     env = phone(tmp_path)
     tool = elf_stub(tmp_path / "tools" / "benchmark_model", EM_AARCH64)
-    done = bench(env, *QUICK, "--runtime", "litert", "--device", "adb", "--device-tool", str(tool),
+    done = bench_here(env, monkeypatch, capsys, *QUICK, "--runtime", "litert", "--device", "adb", "--device-tool", str(tool),
                  "--output", str(tmp_path / "out"))  # fmt: skip
     assert done.returncode == 2, done.stderr[-2000:]
     (error,) = bench_errors(done.stderr)
@@ -193,12 +202,12 @@ def test_exec_format_error_on_the_device_is_one_line_exit_2(tmp_path):
     assert not list((tmp_path / "out").glob("*")) if (tmp_path / "out").exists() else True
 
 
-def test_full_phone_is_one_line_with_the_folder_and_the_size(tmp_path):
+def test_full_phone_is_one_line_with_the_folder_and_the_size(tmp_path, monkeypatch, capsys):
     refusal = ("adb: error: failed to copy '{source}' to '{target}': remote couldn't create file: "
                "No space left on device")  # fmt: skip
     env = phone(tmp_path, push_errors={"benchmark_model": refusal})  # the model file fits, the tool does not
     tool = tmp_path / "tools" / "benchmark_model"
-    done = bench(env, *QUICK, "--runtime", "litert", "--device", "adb", "--device-tool", str(tool),
+    done = bench_here(env, monkeypatch, capsys, *QUICK, "--runtime", "litert", "--device", "adb", "--device-tool", str(tool),
                  "--output", str(tmp_path / "out"))  # fmt: skip
     assert done.returncode == 2, done.stderr[-2000:]
     (error,) = bench_errors(done.stderr)
