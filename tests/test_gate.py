@@ -4,6 +4,7 @@ of every task and passes a faithful one."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 
@@ -127,14 +128,21 @@ def test_gate_flags_a_broken_model_and_passes_a_faithful_one(task_name: str) -> 
     reference = EagerReference(model)
     run_gate(task, cfg, reference, None, images)
 
+    seen: dict[bytes, object] = {}
+
+    def outputs(x):  # each batch through the model once: the two judged runtimes only alter its outputs
+        key = hashlib.sha1(x.numpy().tobytes()).digest()
+        if key not in seen:
+            with torch.no_grad():
+                seen[key] = model(x)
+        return seen[key]
+
     def faithful(x):
-        with torch.no_grad():
-            out = model(x)
+        out = outputs(x)
         return (out[0] + 1e-5, out[1]) if isinstance(out, tuple) else out + 1e-5
 
     def broken(x):
-        with torch.no_grad():
-            return breaks(model(x))
+        return breaks(outputs(x))
 
     good = run_gate(task, cfg, reference, faithful, images)
     assert good.verdict == PASS and good.ratio == pytest.approx(1.0, abs=1e-3), good
