@@ -33,6 +33,15 @@ def output_order(interpreter):
     return [details[named[name]] for name in sorted(named, key=number)]
 
 
+def quantize_input(array, scale, zero_point, dtype):
+    """benchmark.latency.runtimes.litert.quantize_input (TFLite's QUANTIZE: float32 x / scale, half
+    away from zero, plus the zero point, clamped); a copy, as this script imports nothing of the suite."""
+    limits = np.iinfo(dtype)
+    steps = (array.astype(np.float32) / np.float32(scale)).astype(np.float64)
+    rounded = np.sign(steps) * np.floor(np.abs(steps) + 0.5)
+    return np.ascontiguousarray(np.clip(rounded + zero_point, limits.min, limits.max).astype(dtype))
+
+
 def load_tflite(path, threads):
     from ai_edge_litert import __version__ as version
     from ai_edge_litert.interpreter import Interpreter
@@ -49,8 +58,7 @@ def load_tflite(path, threads):
             x = x.transpose(0, 2, 3, 1)
         scale, zero = detail["quantization"]
         if np.dtype(detail["dtype"]).kind in "iu" and scale:
-            info = np.iinfo(detail["dtype"])
-            x = np.clip(np.round(x / scale + zero), info.min, info.max)
+            return quantize_input(x, scale, zero, detail["dtype"])
         return np.ascontiguousarray(x.astype(detail["dtype"]))
 
     def bind(x):
