@@ -1,4 +1,4 @@
-"""Integer execution of the official uint8 MobileNets (tasks/weights/tflite_int8.py) against LiteRT's
+"""Integer execution of the official uint8 MobileNets (tasks/tflite/int8.py) against LiteRT's
 builtin integer kernels, op by op, on real ImageNet images."""
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from ai_edge_litert.interpreter import Interpreter, OpResolverType
 from PIL import Image
 
 from tasks.preprocessing import central_crop, pil_bilinear_resize
-from tasks.weights.tflite_int8 import QuantizedTFLite, multiply_by_quantized_multiplier, quantize_multiplier
+from tasks.tflite.int8 import QuantizedTFLite, multiply_by_quantized_multiplier, quantize_multiplier
 
 REALDATA = Path(os.environ["BENCH_REALDATA"])
 
@@ -44,7 +44,7 @@ def test_integer_mobilenet_v1_follows_litert_op_by_op() -> None:
         reference.set_tensor(detail["index"], pixels)
         reference.invoke()
         (logits,), env = model.run(pixels)
-        convs = [outputs[0] for kind, _, outputs, _ in model.ops if kind in ("CONV_2D", "DEPTHWISE_CONV_2D")]
+        convs = [op.outputs[0] for op in model.graph.convs()]
         # Every body layer bit-exact; the final 1x1 logits conv within one integer step.
         for tensor in convs[:-1]:
             assert torch.equal(env[tensor], torch.from_numpy(reference.get_tensor(tensor).astype(np.int64))), tensor

@@ -143,7 +143,7 @@ def _model_and_config(task, args: argparse.Namespace):
         return model, cfg, {"source": "tflite", **report.as_dict()}
     if args.checkpoint:
         from tasks.base import load_checkpoint
-        from tasks.weights.tflite_import import sha256_of
+        from tasks.tflite.importer import sha256_of
 
         run_cfg, model = load_checkpoint(args.checkpoint, task)
         cfg = {

@@ -25,7 +25,7 @@ from backbones.errors import UserError
 from benchmark.latency.runtimes.base import Prepared, Runtime, output_spec
 from benchmark.latency.runtimes.export import missing_extra
 from benchmark.latency.runtimes.litert import dequantizing_reader, input_converter, prepare_tflite_file
-from tasks.detection.tflite_import import TF_TO_SUITE_CODES
+from tasks.tflite.detection import TF_TO_SUITE_CODES
 
 # Final ops whose inputs are the raw outputs the suite's evaluation takes.
 POSTPROCESS_OPS = ("SOFTMAX", "ARG_MAX", "TFLite_Detection_PostProcess")
@@ -106,7 +106,7 @@ class TfliteFileRuntime(Runtime):
     def prepare(self, model: nn.Module, example: torch.Tensor, *, threads: int = 1, calibration=()) -> Prepared:
         from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
-        from tasks.weights.tflite_import import sha256_of
+        from tasks.tflite.importer import sha256_of
 
         timed = prepare_tflite_file(self.path, threads, pixels=self.pixels)
         with torch.no_grad():

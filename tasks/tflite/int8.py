@@ -1,6 +1,6 @@
 """Integer-faithful execution of a quantized ``.tflite`` file in PyTorch (TFLite's reference arithmetic).
 
-The float import (``tflite_import``) runs the dequantized weights in float: the deployed model's
+The float import (``tasks.tflite.importer``) runs the dequantized weights in float: the deployed model's
 float shadow. This runs the file's own integer graph: uint8/int8 tensors with per-tensor or
 per-channel scales and zero points, int32 accumulators, and TFLite's requantization
 (``MultiplyByQuantizedMultiplier``: gemmlowp's ``SaturatingRoundingDoublingHighMul`` then
@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from backbones.errors import UserError
+from tasks.tflite.reader import TFLiteGraph, read_tflite
 
 STOP_OPS = ("SOFTMAX", "ARG_MAX", "LOGISTIC", "TFLite_Detection_PostProcess")
 INT_RANGES = {"uint8": (0, 255), "int8": (-128, 127)}
@@ -79,37 +80,18 @@ def tflite_round(x: np.ndarray | float) -> np.ndarray:
 class QuantizedTFLite:
     """A quantized file run op by op in integers; ``__call__(pixels uint8 NHWC)`` -> raw float outputs."""
 
-    def __init__(self, path: str | Path) -> None:
-        from ai_edge_litert import schema_py_generated as schema
-        from ai_edge_litert.interpreter import Interpreter, OpResolverType
-
-        self.path = Path(path)
-        data = self.path.read_bytes()
-        interpreter = Interpreter(model_content=data,
-                                  experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
-        interpreter.allocate_tensors()
-        model = schema.ModelT.InitFromPackedBuf(data, 0)
-        subgraph = model.subgraphs[0]
-        self.tensors = {int(t["index"]): t for t in interpreter.get_tensor_details()}
-        self.constants: dict[int, np.ndarray] = {}
-        for index, tensor in enumerate(subgraph.tensors):
-            buffer = model.buffers[tensor.buffer] if tensor.buffer > 0 else None
-            if buffer is not None and buffer.data is not None and len(buffer.data):
-                self.constants[index] = np.array(interpreter.get_tensor(index))
-        self.ops = [
-            (str(op["op_name"]), [int(i) for i in op["inputs"]], [int(i) for i in op["outputs"]], raw)
-            for op, raw in zip(interpreter._get_ops_details(), subgraph.operators, strict=True)
-        ]
-        self.options = [vars(raw.builtinOptions) if raw.builtinOptions is not None else {} for *_, raw in self.ops]
-        self.input = int(interpreter.get_input_details()[0]["index"])
-        if self.tensors[self.input]["dtype"] not in (np.uint8, np.int8):
-            raise UserError(f"{self.path}: input is {np.dtype(self.tensors[self.input]['dtype']).name}; "
+    def __init__(self, path: str | Path | TFLiteGraph) -> None:
+        self.graph = path if isinstance(path, TFLiteGraph) else read_tflite(path)
+        self.path = self.graph.path
+        self.input = self.graph.inputs[0]
+        if self.graph.input.dtype not in INT_RANGES:
+            raise UserError(f"{self.path}: input is {self.graph.input.dtype}; "
                             "integer execution needs a quantized (uint8/int8) file")
 
     # -- quantization parameters --------------------------------------------------------------
     def qparams(self, index: int) -> tuple[np.ndarray, np.ndarray, str]:
-        q = self.tensors[index]["quantization_parameters"]
-        return np.asarray(q["scales"], np.float64), np.asarray(q["zero_points"], np.int64), np.dtype(self.tensors[index]["dtype"]).name
+        tensor = self.graph.tensors[index]
+        return np.asarray(tensor.scales, np.float64), np.asarray(tensor.zero_points, np.int64), tensor.dtype
 
     def activation_range(self, index: int, fused: int) -> tuple[int, int]:
         """``CalculateActivationRangeQuantized``: the fused activation as integer clamps."""
@@ -125,7 +107,7 @@ class QuantizedTFLite:
         return low, high
 
     def value(self, index: int, env: dict[int, torch.Tensor]) -> torch.Tensor:
-        return env[index] if index in env else torch.from_numpy(self.constants[index].astype(np.int64))
+        return env[index] if index in env else torch.from_numpy(self.graph.stored[index].astype(np.int64))
 
     # -- ops ------------------------------------------------------------------------------------
     def conv(self, kind: str, inputs: list[int], output: int, options: dict[str, Any], env: dict) -> torch.Tensor:
@@ -133,7 +115,7 @@ class QuantizedTFLite:
         in_scale, in_zp, _ = self.qparams(inputs[0])
         w_scales, w_zps, _ = self.qparams(inputs[1])
         out_scale, out_zp, _ = self.qparams(output)
-        weight = torch.from_numpy(self.constants[inputs[1]].astype(np.int64))
+        weight = torch.from_numpy(self.graph.stored[inputs[1]].astype(np.int64))
         channels = weight.shape[0] if kind == "CONV_2D" else weight.shape[3]
         zp_w = torch.from_numpy(np.broadcast_to(w_zps, (channels,)).copy()) if w_zps.size else torch.zeros(channels, dtype=torch.long)
         if kind == "CONV_2D":
@@ -156,7 +138,7 @@ class QuantizedTFLite:
         acc = F.conv2d(xin, weight.double(), stride=stride, dilation=dilation, groups=groups)
         acc = acc.round().long()
         if len(inputs) > 2 and inputs[2] >= 0:
-            acc = acc + torch.from_numpy(self.constants[inputs[2]].astype(np.int64)).view(1, -1, 1, 1)
+            acc = acc + torch.from_numpy(self.graph.stored[inputs[2]].astype(np.int64)).view(1, -1, 1, 1)
         scales = np.broadcast_to(w_scales, (channels,))
         if w_scales.size == 1:
             # Per-tensor (TF1 uint8 files): TFLite's legacy multiplier, the scale product taken in float32.
@@ -223,7 +205,8 @@ class QuantizedTFLite:
         """``pixels``: [N, H, W, 3] in the input tensor's integer type. Returns the stop op's inputs
         (dequantized float) and every integer tensor computed (for per-layer comparisons)."""
         env: dict[int, torch.Tensor] = {self.input: torch.from_numpy(np.asarray(pixels).astype(np.int64))}
-        for (kind, inputs, outputs, _), options in zip(self.ops, self.options, strict=True):
+        for op in self.graph.ops:
+            kind, inputs, outputs, options = op.kind, list(op.inputs), list(op.outputs), op.options
             if kind in STOP_OPS:
                 raw = [inputs[0]] if kind != "TFLite_Detection_PostProcess" else inputs[:2]
                 return [self.dequantize(i, env) for i in raw], env
@@ -235,16 +218,16 @@ class QuantizedTFLite:
             elif kind == "AVERAGE_POOL_2D":
                 env[output] = self.average_pool(inputs, output, options, env)
             elif kind == "RESHAPE":
-                env[output] = env[inputs[0]].reshape(tuple(int(v) for v in self.tensors[output]["shape"]))
+                env[output] = env[inputs[0]].reshape(self.graph.tensors[output].shape)
             elif kind == "QUANTIZE":
                 env[output] = self.requantize(inputs, output, env)
             elif kind == "CONCATENATION":
                 env[output] = self.concatenation(inputs, output, options, env)
             else:
-                raise UserError(f"{self.path}: integer execution does not support {kind} (op {len(env)}); "
+                raise UserError(f"{self.path}: integer execution does not support {kind} (op {op.index}); "
                                 "supported: CONV_2D, DEPTHWISE_CONV_2D, ADD, AVERAGE_POOL_2D, RESHAPE, QUANTIZE, "
                                 "CONCATENATION up to SOFTMAX/ARG_MAX/LOGISTIC/TFLite_Detection_PostProcess")
-        last = self.ops[-1][2][0]
+        last = self.graph.ops[-1].outputs[0]
         return [self.dequantize(last, env)], env
 
     def dequantize(self, index: int, env: dict[int, torch.Tensor]) -> torch.Tensor:
