@@ -19,13 +19,12 @@ import torch
 from torch import nn
 
 from backbones.errors import UserError
+from tasks.tflite.outputs import TF_TO_SUITE_CODES
 from tasks.tflite.reader import TFLiteGraph, TFLiteOp, read_tflite
 
 if TYPE_CHECKING:  # the detection task hands its SSD class in (tasks.detection imports this subsystem)
     from tasks.detection.ssdlite import SSDLite
 
-# The file's box codes are (ty, tx, th, tw); the suite's (and torchvision's) (tx, ty, tw, th).
-TF_TO_SUITE_CODES = (1, 0, 3, 2)
 # TF's SSD anchors as the file stores them: (y centre, x centre, height, width), normalised.
 ANCHOR_LAYOUT = "ycenter, xcenter, height, width"
 

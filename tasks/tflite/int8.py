@@ -9,12 +9,14 @@ per-channel scales and zero points, int32 accumulators, and TFLite's requantizat
 the file's post-processing op (SOFTMAX, ARG_MAX, LOGISTIC, TFLite_Detection_PostProcess) and
 returns that op's input dequantized: the raw outputs the suite's evaluation takes.
 
-Integers are held in int64 tensors; convolutions run in float64, exact for integer sums below 2**53
-(the largest here is ~1e8). Exactness, not speed, is the point.
+Integers are held in int64 tensors; convolutions run in float32 on the input split into two 4-bit
+halves (``integer_conv2d``), exact because every partial sum stays below 2**24. Exactness first,
+speed second.
 """
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -23,9 +25,8 @@ import torch
 import torch.nn.functional as F
 
 from backbones.errors import UserError
-from tasks.tflite.reader import TFLiteGraph, read_tflite
+from tasks.tflite.reader import TFLiteGraph, TFLiteOp, read_tflite
 
-STOP_OPS = ("SOFTMAX", "ARG_MAX", "LOGISTIC", "TFLite_Detection_PostProcess")
 INT_RANGES = {"uint8": (0, 255), "int8": (-128, 127)}
 ACTIVATION_BOUNDS = {0: None, 1: (0.0, None), 3: (0.0, 6.0)}  # fused NONE, RELU, RELU6
 
@@ -49,12 +50,12 @@ def _trunc_div(x: torch.Tensor, d: int) -> torch.Tensor:
 
 
 def saturating_rounding_doubling_high_mul(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """gemmlowp's ``SaturatingRoundingDoublingHighMul`` on int64 tensors holding int32 values."""
-    product = a * b
-    nudge = torch.where(product >= 0, torch.tensor(1 << 30), torch.tensor(1 - (1 << 30)))
-    result = _trunc_div(product + nudge, 1 << 31)
-    overflow = (a == -(1 << 31)) & (b == -(1 << 31))
-    return torch.where(overflow, torch.tensor((1 << 31) - 1), result)
+    """gemmlowp's ``SaturatingRoundingDoublingHighMul`` on int64 tensors holding int32 values.
+
+    gemmlowp nudges by 2**30 (or 1 - 2**30 below zero) and divides by 2**31 truncating; both cases
+    equal ``floor((a * b + 2**30) / 2**31)``, one add and one shift. Its one saturating case,
+    ``a == b == -2**31``, cannot occur: TFLite's multipliers are positive."""
+    return (a * b + (1 << 30)) >> 31
 
 
 def rounding_divide_by_pot(x: torch.Tensor, exponent: torch.Tensor) -> torch.Tensor:
@@ -70,6 +71,38 @@ def multiply_by_quantized_multiplier(x: torch.Tensor, multiplier: torch.Tensor, 
     left = shift.clamp_min(0)
     right = (-shift).clamp_min(0)
     return rounding_divide_by_pot(saturating_rounding_doubling_high_mul(x * (torch.ones_like(left) << left), multiplier), right)
+
+
+def multiply_by_quantized_multiplier_ties_up(x: torch.Tensor, multiplier: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
+    """LiteRT's CONV_2D requantization (its GEMM backend, ruy): the same high multiply, then a right
+    shift that rounds ties toward +inf rather than away from zero.
+
+    Measured, not read off a header: with ``RoundingDivideByPOT`` every CONV_2D without a ReLU
+    (MobileNetV2's projections, the logits) lands one step low on a few negative ties per layer
+    (e.g. 381 of 200704 values in MobileNetV2's first projection); with this rounding every
+    CONV_2D of the seven quantized files matches LiteRT bit for bit. DEPTHWISE_CONV_2D and ADD
+    keep gemmlowp's rounding (they do not go through the GEMM)."""
+    left = shift.clamp_min(0)
+    right = (-shift).clamp_min(0)
+    high = saturating_rounding_doubling_high_mul(x * (torch.ones_like(left) << left), multiplier)
+    half = torch.where(right > 0, torch.ones_like(right) << (right - 1).clamp_min(0), torch.zeros_like(right))
+    return (high + half) >> right
+
+
+def integer_conv2d(x: torch.Tensor, weight: torch.Tensor, **conv: Any) -> torch.Tensor:
+    """The exact int32 accumulator of a convolution of integer tensors (``x`` float64, ``weight`` int64).
+
+    Float32 convolutions are several times faster than float64 on CPU, and exact while every
+    partial sum stays below 2**24. So ``x`` is split into ``16 * high + low`` (``low`` in [0, 16),
+    both parts below 17 in magnitude), each part convolved in float32 and the two integer results
+    recombined; a layer whose sums could pass 2**24 even so runs in float64."""
+    taps = weight[0].numel()
+    if taps * 16 * int(weight.abs().max()) >= 1 << 24:
+        return F.conv2d(x, weight.double(), **conv).round().long()
+    high = torch.div(x, 16, rounding_mode="floor")
+    low = x - 16 * high
+    w = weight.float()
+    return (16 * F.conv2d(high.float(), w, **conv).round().long() + F.conv2d(low.float(), w, **conv).round().long())
 
 
 def tflite_round(x: np.ndarray | float) -> np.ndarray:
@@ -135,8 +168,7 @@ class QuantizedTFLite:
                 total = max((out - 1) * s + effective - size, 0)
                 pads.append((total // 2, total - total // 2))
             xin = F.pad(xin, (pads[1][0], pads[1][1], pads[0][0], pads[0][1]))
-        acc = F.conv2d(xin, weight.double(), stride=stride, dilation=dilation, groups=groups)
-        acc = acc.round().long()
+        acc = integer_conv2d(xin, weight, stride=stride, dilation=dilation, groups=groups)
         if len(inputs) > 2 and inputs[2] >= 0:
             acc = acc + torch.from_numpy(self.graph.stored[inputs[2]].astype(np.int64)).view(1, -1, 1, 1)
         scales = np.broadcast_to(w_scales, (channels,))
@@ -147,7 +179,8 @@ class QuantizedTFLite:
             pairs = [quantize_multiplier(float(in_scale[0]) * float(s) / float(out_scale[0])) for s in scales]
         multiplier = torch.tensor([m for m, _ in pairs]).view(1, -1, 1, 1)
         shift = torch.tensor([s for _, s in pairs]).view(1, -1, 1, 1)
-        out = multiply_by_quantized_multiplier(acc, multiplier, shift) + int(out_zp[0])
+        requantize = multiply_by_quantized_multiplier_ties_up if kind == "CONV_2D" else multiply_by_quantized_multiplier
+        out = requantize(acc, multiplier, shift) + int(out_zp[0])
         low, high = self.activation_range(output, int(options.get("fusedActivationFunction", 0)))
         return out.clamp(low, high).permute(0, 2, 3, 1)
 
@@ -199,37 +232,89 @@ class QuantizedTFLite:
         axis = int(options.get("axis", -1))
         return torch.cat(parts, dim=axis)
 
+    def reshape(self, inputs: list[int], output: int, options: dict[str, Any], env: dict) -> torch.Tensor:
+        x = env[inputs[0]]
+        return x.reshape(x.shape[0], *self.graph.tensors[output].shape[1:])  # the file's batch is 1
+
+    def resize_bilinear(self, inputs: list[int], output: int, options: dict[str, Any], env: dict) -> torch.Tensor:
+        """TFLite's ``ResizeBilinearInteger``: source positions and weights in 10-bit fixed point,
+        the four weighted corners summed in int64 and rounded half away from zero by 2**20.
+
+        (A float32 interpolation truncated to uint8, the older uint8 kernel, is one step low on about
+        half of DeepLab's 33 -> 513 logits; this matches LiteRT bit for bit.)"""
+        x = env[inputs[0]]
+        out_h, out_w = (int(v) for v in self.graph.stored[inputs[1]])
+        align, half = bool(options.get("alignCorners")), bool(options.get("halfPixelCenters"))
+        y, y0, y1 = _interpolation_10(x.shape[1], out_h, align, half)
+        u, x0, x1 = _interpolation_10(x.shape[2], out_w, align, half)
+        one = 1 << 10
+        dy = (y - one * y0).view(1, -1, 1, 1)
+        dx = (u - one * x0).view(1, 1, -1, 1)
+        top, bottom = x[:, y0], x[:, y1]
+        total = (top[:, :, x0] * (one - dy) * (one - dx) + bottom[:, :, x0] * dy * (one - dx)
+                 + top[:, :, x1] * (one - dy) * dx + bottom[:, :, x1] * dy * dx)
+        return _trunc_div(total + torch.where(total > 0, 1 << 19, -(1 << 19)), 1 << 20)
+
     # -- the graph ------------------------------------------------------------------------------
+    def raw_outputs(self) -> tuple[list[int], str | None]:
+        """The tensors the suite's evaluation takes and the post-processing op that hides them: the
+        inputs of the last SOFTMAX / ARG_MAX, or of TFLite_Detection_PostProcess as (class logits
+        before its LOGISTIC, box codes), the order of the suite's SSD outputs; else the file's outputs."""
+        last = self.graph.ops[-1]
+        if last.kind in ("SOFTMAX", "ARG_MAX"):
+            return [last.inputs[0]], last.kind
+        if last.kind == "TFLite_Detection_PostProcess":
+            boxes, scores = last.inputs[0], last.inputs[1]
+            producer = self.graph.producer(scores)
+            if producer is not None and producer.kind == "LOGISTIC":
+                scores = producer.inputs[0]
+            return [scores, boxes], last.kind
+        return list(self.graph.outputs), None
+
     @torch.no_grad()
     def run(self, pixels: np.ndarray) -> tuple[list[torch.Tensor], dict[int, torch.Tensor]]:
-        """``pixels``: [N, H, W, 3] in the input tensor's integer type. Returns the stop op's inputs
-        (dequantized float) and every integer tensor computed (for per-layer comparisons)."""
+        """``pixels``: [N, H, W, 3] in the input tensor's integer type. Returns the raw outputs
+        (``raw_outputs``, dequantized float) and every integer tensor computed (for per-layer
+        comparisons). The post-processing ops are not run: the suite's evaluation does their job."""
+        raw, _ = self.raw_outputs()
         env: dict[int, torch.Tensor] = {self.input: torch.from_numpy(np.asarray(pixels).astype(np.int64))}
         for op in self.graph.ops:
-            kind, inputs, outputs, options = op.kind, list(op.inputs), list(op.outputs), op.options
-            if kind in STOP_OPS:
-                raw = [inputs[0]] if kind != "TFLite_Detection_PostProcess" else inputs[:2]
-                return [self.dequantize(i, env) for i in raw], env
-            output = outputs[0]
-            if kind in ("CONV_2D", "DEPTHWISE_CONV_2D"):
-                env[output] = self.conv(kind, inputs, output, options, env)
-            elif kind == "ADD":
-                env[output] = self.add(inputs, output, options, env)
-            elif kind == "AVERAGE_POOL_2D":
-                env[output] = self.average_pool(inputs, output, options, env)
-            elif kind == "RESHAPE":
-                env[output] = env[inputs[0]].reshape(self.graph.tensors[output].shape)
-            elif kind == "QUANTIZE":
-                env[output] = self.requantize(inputs, output, env)
-            elif kind == "CONCATENATION":
-                env[output] = self.concatenation(inputs, output, options, env)
-            else:
-                raise UserError(f"{self.path}: integer execution does not support {kind} (op {op.index}); "
-                                "supported: CONV_2D, DEPTHWISE_CONV_2D, ADD, AVERAGE_POOL_2D, RESHAPE, QUANTIZE, "
-                                "CONCATENATION up to SOFTMAX/ARG_MAX/LOGISTIC/TFLite_Detection_PostProcess")
-        last = self.graph.ops[-1].outputs[0]
-        return [self.dequantize(last, env)], env
+            if all(i in env for i in raw):
+                break
+            env[op.outputs[0]] = self.run_op(op, env)
+        return [self.dequantize(i, env) for i in raw], env
+
+    def run_op(self, op: TFLiteOp, env: dict[int, torch.Tensor]) -> torch.Tensor:
+        """One op on integer tensors already in ``env``; an op integer execution lacks is a UserError."""
+        kernels = {
+            "CONV_2D": partial(self.conv, op.kind),
+            "DEPTHWISE_CONV_2D": partial(self.conv, op.kind),
+            "ADD": self.add,
+            "AVERAGE_POOL_2D": self.average_pool,
+            "RESHAPE": self.reshape,
+            "QUANTIZE": lambda inputs, output, options, env: self.requantize(inputs, output, env),
+            "CONCATENATION": self.concatenation,
+            "RESIZE_BILINEAR": self.resize_bilinear,
+        }
+        if op.kind not in kernels:
+            raise UserError(f"{self.path}: integer execution does not support {op.kind} ({op.describe()}); "
+                            f"supported: {', '.join(kernels)} before the file's SOFTMAX / ARG_MAX / "
+                            "TFLite_Detection_PostProcess")
+        return kernels[op.kind](list(op.inputs), op.outputs[0], op.options, env)
 
     def dequantize(self, index: int, env: dict[int, torch.Tensor]) -> torch.Tensor:
         scales, zero_points, _ = self.qparams(index)
         return ((env[index] - int(zero_points[0])).double() * float(scales[0])).float()
+
+
+def _interpolation_10(size: int, out_size: int, align: bool, half: bool) -> tuple[torch.Tensor, ...]:
+    """TFLite's ``ComputeInterpolationValuesInteger`` for every output row (or column): the source
+    position in 1/1024 steps and the lower and upper source index."""
+    if align and out_size > 1:
+        scale = ((1 << 10) * (size - 1) + (out_size - 1) // 2) // (out_size - 1)
+    else:
+        scale = ((1 << 10) * size + out_size // 2) // out_size
+    position = torch.arange(out_size) * scale + ((scale // 2 - (1 << 9)) if half else 0)
+    lower = _trunc_div(position, 1 << 10).clamp_min(0)
+    upper = _trunc_div(position + (1 << 10) - 1, 1 << 10).clamp_max(size - 1)
+    return position, lower, upper
