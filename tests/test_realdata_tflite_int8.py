@@ -67,6 +67,7 @@ def coco_pixels(size: int, count: int) -> list[np.ndarray]:
 CASES = {
     "mobilenet_v1_0.25_128_quant": (imagenet_pixels, 4),
     "mobilenet_v2_1.0_224_quant": (imagenet_pixels, 1),
+    "tf2_mobilenet_v2_1.0_224_ptq": (imagenet_pixels, 1),  # int8 per channel, QUANTIZE, MEAN
     "deeplabv3_mnv2_dm05_pascal_quant": (voc_pixels, 1),
     "ssd_mobilenet_v1_coco_quant": (coco_pixels, 1),
 }

@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from backbones.errors import UserError
 from tasks.tflite.reader import TFLiteGraph, TFLiteOp, read_tflite
 
+POSTPROCESS_OPS = ("SOFTMAX", "ARG_MAX", "TFLite_Detection_PostProcess")
 INT_RANGES = {"uint8": (0, 255), "int8": (-128, 127)}
 ACTIVATION_BOUNDS = {0: None, 1: (0.0, None), 3: (0.0, 6.0)}  # fused NONE, RELU, RELU6
 
@@ -255,12 +256,33 @@ class QuantizedTFLite:
                  + top[:, :, x1] * (one - dy) * dx + bottom[:, :, x1] * dy * dx)
         return _trunc_div(total + torch.where(total > 0, 1 << 19, -(1 << 19)), 1 << 20)
 
+    def mean(self, inputs: list[int], output: int, options: dict[str, Any], env: dict) -> torch.Tensor:
+        """TFLite's quantized MEAN over height and width (optimized ``MeanImpl``, the TF2 files' global
+        pooling): the integer sum requantized by ``in_scale / (count * out_scale)``, plus a float32
+        zero-point bias rounded half away from zero (all matched bit for bit against LiteRT)."""
+        axes = sorted(int(a) % 4 for a in self.graph.stored[inputs[1]].reshape(-1))
+        if axes != [1, 2]:
+            raise UserError(f"{self.path}: integer MEAN over axes {axes} is not supported (only height and width)")
+        x = env[inputs[0]]
+        (si, zi, _), (so, zo, dtype) = self.qparams(inputs[0]), self.qparams(output)
+        count = x.shape[1] * x.shape[2]
+        f = np.float32
+        shifted = f(zi[0]) * f(si[0]) / f(so[0])
+        bias = int(zo[0]) - int(shifted + f(0.5) if shifted > 0 else shifted - f(0.5))
+        m, e = quantize_multiplier(float(f(si[0]) / (f(count) * f(so[0]))))
+        total = x.sum(dim=(1, 2), keepdim=True)
+        # Ties toward +inf, as CONV_2D: gemmlowp's rounding misses 99 of 5120 values on 4 images.
+        out = multiply_by_quantized_multiplier_ties_up(total, torch.tensor(m), torch.tensor(e)) + bias
+        out = out.clamp(*INT_RANGES[dtype])
+        return out if options.get("keepDims", True) else out.flatten(1, 2)
+
     # -- the graph ------------------------------------------------------------------------------
     def raw_outputs(self) -> tuple[list[int], str | None]:
         """The tensors the suite's evaluation takes and the post-processing op that hides them: the
         inputs of the last SOFTMAX / ARG_MAX, or of TFLite_Detection_PostProcess as (class logits
         before its LOGISTIC, box codes), the order of the suite's SSD outputs; else the file's outputs."""
-        last = self.graph.ops[-1]
+        # The last post-processing op (a trailing QUANTIZE, as in the TF2 files, only converts its output).
+        last = next((op for op in reversed(self.graph.ops) if op.kind in POSTPROCESS_OPS), self.graph.ops[-1])
         if last.kind in ("SOFTMAX", "ARG_MAX"):
             return [last.inputs[0]], last.kind
         if last.kind == "TFLite_Detection_PostProcess":
@@ -295,6 +317,7 @@ class QuantizedTFLite:
             "QUANTIZE": lambda inputs, output, options, env: self.requantize(inputs, output, env),
             "CONCATENATION": self.concatenation,
             "RESIZE_BILINEAR": self.resize_bilinear,
+            "MEAN": self.mean,
         }
         if op.kind not in kernels:
             raise UserError(f"{self.path}: integer execution does not support {op.kind} ({op.describe()}); "
