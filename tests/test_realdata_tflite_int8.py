@@ -97,9 +97,12 @@ def test_integer_execution_is_litert_bit_for_bit(name: str) -> None:
             assert np.allclose(values.numpy(), expected, atol=1e-6)
 
 
-def test_bench_eval_runs_the_file_in_integers_and_records_it(tmp_path, capsys) -> None:
-    """``bench eval --runtime tflite-int8`` on the first 48 slice images (symlinked; the full 456 take
-    minutes): top-1/top-5 from the integer path, equal to LiteRT's builtin kernels on every raw value."""
+@pytest.mark.parametrize(("runtime", "metrics"), [("tflite-int8", {"top1": 58.3333, "top5": 87.5}),
+                                                  ("xnnpack-int8", {"top1": 60.4167, "top5": 87.5})])
+def test_bench_eval_runs_the_file_in_integers_and_records_it(tmp_path, capsys, runtime, metrics) -> None:
+    """``bench eval --runtime tflite-int8 / xnnpack-int8`` on the first 48 slice images (symlinked; the
+    full 456 take minutes): top-1/top-5 from the integer path, equal to LiteRT's builtin kernels / its
+    default XNNPACK interpreter on every raw value."""
     from benchmark.cli import main
 
     subset = tmp_path / "imagenet"
@@ -109,13 +112,13 @@ def test_bench_eval_runs_the_file_in_integers_and_records_it(tmp_path, capsys) -
         link.symlink_to(image)
     weights = REALDATA / "weights" / "mobilenet_v1_0.25_128_quant.tflite"
     code = main(["eval", "--task", "classification", "--weights", str(weights), "--data", str(subset),
-                 "--runtime", "tflite-int8", "--output", str(tmp_path / "out")])
+                 "--runtime", runtime, "--output", str(tmp_path / "out")])
     assert code == 0
     record = json.loads((tmp_path / "out" / "result.json").read_text())
-    assert (record["runtime"], record["precision"], record["images"]) == ("tflite-int8", "uint8", 48)
+    assert (record["runtime"], record["precision"], record["images"]) == (runtime, "uint8", 48)
     assert record["litert_agreement"] == {"raw_values_equal": 100.0, "argmax_equal": 100.0}
-    assert record["metrics"] == {"top1": 58.3333, "top5": 87.5}  # measured; deterministic
-    assert "runtime tflite-int8 (uint8)" in capsys.readouterr().out
+    assert record["metrics"] == metrics  # measured; deterministic
+    assert f"runtime {runtime} (uint8)" in capsys.readouterr().out
 
 
 def test_int8_runtime_without_a_file_is_one_line(tmp_path, capsys) -> None:
@@ -126,3 +129,24 @@ def test_int8_runtime_without_a_file_is_one_line(tmp_path, capsys) -> None:
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and err == ["bench eval: error: --runtime tflite-int8 runs a quantized file: "
                                  "give it with --weights FILE.tflite"]
+
+
+@pytest.mark.parametrize("name", ["mobilenet_v1_0.25_128_quant", "mobilenet_v2_1.0_224_quant"])
+def test_xnnpack_arithmetic_is_litert_default_bit_for_bit(name: str) -> None:
+    """LiteRT's default interpreter (XNNPACK delegate) on the file repacked with every op's output as a
+    graph output: each tensor, the uint8 SOFTMAX included, equals the xnnpack arithmetic's."""
+    from tasks.tflite.integer_model import _with_outputs
+
+    path = REALDATA / "weights" / f"{name}.tflite"
+    model = QuantizedTFLite(path, arithmetic="xnnpack")
+    every = [op.outputs[0] for op in model.graph.ops]
+    reference = Interpreter(model_content=_with_outputs(path.read_bytes(), every), num_threads=2)
+    reference.allocate_tensors()
+    detail = reference.get_input_details()[0]
+    for pixels in imagenet_pixels(int(detail["shape"][1]), 2 if "v1" in name else 1):
+        reference.set_tensor(detail["index"], pixels)
+        reference.invoke()
+        _, env = model.run(pixels)
+        assert set(every) <= set(env)
+        for tensor in every:
+            assert torch.equal(env[tensor], torch.from_numpy(reference.get_tensor(tensor).astype(np.int64))), tensor

@@ -20,7 +20,8 @@ from benchmark.cli.arguments import add_task_argument
 
 # Task flags (added by the task's add_model_arguments) that change how predictions are scored.
 EVAL_SETTINGS = ("max_detections", "nms_iou", "score_threshold", "nms")
-RUNTIMES = ("eager", "tflite-int8")
+# --runtime -> the integer arithmetic run (tasks.tflite.int8), or None: the eager PyTorch model.
+RUNTIMES = {"eager": None, "tflite-int8": "tflite", "xnnpack-int8": "xnnpack"}
 # Settings a file's own post-processing adds (recorded only when set: TFLite's SSD op).
 FILE_SETTINGS = ("nms", "max_classes_per_detection", "box_scales")
 
@@ -40,8 +41,8 @@ def add_parser(sub, task_name: str) -> None:
     source.add_argument("--pretrained", choices=["torchvision"], help="torchvision's ImageNet weights")
     add("--runtime", choices=RUNTIMES, default="eager",
         help="eager: the suite's PyTorch model in fp32 (with --weights: the file's dequantized weights); "
-             "tflite-int8: --weights FILE.tflite run in its own integer arithmetic (TFLite's kernels, "
-             "checked against LiteRT image by image)")
+             "tflite-int8 / xnnpack-int8: --weights FILE.tflite run in its own integers as TFLite's builtin "
+             "kernels / as XNNPACK (LiteRT's default) compute them, checked against LiteRT batch by batch")
     add("--preset", help="preprocessing: torchvision, tf-inception, tf-deeplab, tf-ssd (default: what the weights imply)")
     add("--batch-size", type=int, default=32)
     add("--num-workers", type=int, default=0)
@@ -58,15 +59,16 @@ def run(args: argparse.Namespace) -> int:
     task = get_task(args.task)
     task.evaluator()  # a task without one is a one-line error before anything is read
     started = time.perf_counter()
-    if args.runtime == "tflite-int8" and not args.weights:
-        raise UserError("--runtime tflite-int8 runs a quantized file: give it with --weights FILE.tflite")
+    arithmetic = RUNTIMES[args.runtime]
+    if arithmetic and not args.weights:
+        raise UserError(f"--runtime {args.runtime} runs a quantized file: give it with --weights FILE.tflite")
     model, cfg, weights = _model_and_config(task, args)
     precision = "fp32"
-    if args.runtime == "tflite-int8":
+    if arithmetic:
         from tasks.preprocessing import mean_std
         from tasks.tflite.integer_model import IntegerTFLiteModel
 
-        model = IntegerTFLiteModel(args.weights, model, mean_std(cfg["preset"]), compare=True)
+        model = IntegerTFLiteModel(args.weights, model, mean_std(cfg["preset"]), arithmetic=arithmetic, compare=True)
         precision = model.precision
     datamodule = task.build_datamodule(cfg)
     datamodule.prepare_data()
@@ -98,7 +100,7 @@ def run(args: argparse.Namespace) -> int:
         "weights": weights,
         "runtime": args.runtime,
         "precision": precision,
-        **({"litert_agreement": model.agreement()} if args.runtime == "tflite-int8" else {}),
+        **({"litert_agreement": model.agreement()} if arithmetic else {}),
         "wall_time_s": round(time.perf_counter() - started, 2),
         "environment": environment("cpu"),
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -112,7 +114,8 @@ def run(args: argparse.Namespace) -> int:
           f"runtime {args.runtime} ({precision}): {shown}")
     if record.get("litert_agreement"):
         agreement = record["litert_agreement"]
-        print(f"agreement with LiteRT (builtin kernels, same bytes): raw outputs {agreement['raw_values_equal']:.2f} % "
+        kernels = "XNNPACK" if arithmetic == "xnnpack" else "builtin kernels"
+        print(f"agreement with LiteRT ({kernels}, same bytes): raw outputs {agreement['raw_values_equal']:.2f} % "
               f"equal, arg-max {agreement['argmax_equal']:.2f} %")
     if record["settings"]:
         print("settings: " + ", ".join(f"{k} {v}" for k, v in record["settings"].items()))

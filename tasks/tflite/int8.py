@@ -25,8 +25,12 @@ import torch
 import torch.nn.functional as F
 
 from backbones.errors import UserError
+from tasks.tflite import xnnpack
 from tasks.tflite.reader import TFLiteGraph, TFLiteOp, read_tflite
 
+ARITHMETICS = ("tflite", "xnnpack")
+# The ops whose XNNPACK results were matched bit for bit (tasks/tflite/xnnpack.py); others refuse.
+XNNPACK_MATCHED = ("CONV_2D", "DEPTHWISE_CONV_2D", "ADD", "AVERAGE_POOL_2D", "RESHAPE")
 POSTPROCESS_OPS = ("SOFTMAX", "ARG_MAX", "TFLite_Detection_PostProcess")
 INT_RANGES = {"uint8": (0, 255), "int8": (-128, 127)}
 ACTIVATION_BOUNDS = {0: None, 1: (0.0, None), 3: (0.0, 6.0)}  # fused NONE, RELU, RELU6
@@ -114,7 +118,10 @@ def tflite_round(x: np.ndarray | float) -> np.ndarray:
 class QuantizedTFLite:
     """A quantized file run op by op in integers; ``__call__(pixels uint8 NHWC)`` -> raw float outputs."""
 
-    def __init__(self, path: str | Path | TFLiteGraph) -> None:
+    def __init__(self, path: str | Path | TFLiteGraph, *, arithmetic: str = "tflite") -> None:
+        if arithmetic not in ARITHMETICS:
+            raise ValueError(f"arithmetic {arithmetic!r}: one of {', '.join(ARITHMETICS)}")
+        self.arithmetic = arithmetic  # "tflite": TFLite's builtin kernels; "xnnpack": LiteRT's default delegate
         self.graph = path if isinstance(path, TFLiteGraph) else read_tflite(path)
         self.path = self.graph.path
         self.input = self.graph.inputs[0]
@@ -173,6 +180,10 @@ class QuantizedTFLite:
         if len(inputs) > 2 and inputs[2] >= 0:
             acc = acc + torch.from_numpy(self.graph.stored[inputs[2]].astype(np.int64)).view(1, -1, 1, 1)
         scales = np.broadcast_to(w_scales, (channels,))
+        low, high = self.activation_range(output, int(options.get("fusedActivationFunction", 0)))
+        if self.arithmetic == "xnnpack":
+            factors = xnnpack.conv_scales(in_scale[0], scales, out_scale[0])
+            return xnnpack.requantize_fp32(acc, factors, int(out_zp[0]), low, high).permute(0, 2, 3, 1)
         if w_scales.size == 1:
             # Per-tensor (TF1 uint8 files): TFLite's legacy multiplier, the scale product taken in float32.
             pairs = [quantize_multiplier(float(np.float32(in_scale[0]) * np.float32(scales[0])) / float(out_scale[0]))] * channels
@@ -182,11 +193,14 @@ class QuantizedTFLite:
         shift = torch.tensor([s for _, s in pairs]).view(1, -1, 1, 1)
         requantize = multiply_by_quantized_multiplier_ties_up if kind == "CONV_2D" else multiply_by_quantized_multiplier
         out = requantize(acc, multiplier, shift) + int(out_zp[0])
-        low, high = self.activation_range(output, int(options.get("fusedActivationFunction", 0)))
         return out.clamp(low, high).permute(0, 2, 3, 1)
 
     def add(self, inputs: list[int], output: int, options: dict[str, Any], env: dict) -> torch.Tensor:
         (s1, z1, _), (s2, z2, _), (so, zo, _) = (self.qparams(i) for i in (*inputs, output))
+        if self.arithmetic == "xnnpack":
+            low, high = self.activation_range(output, int(options.get("fusedActivationFunction", 0)))
+            quant = ((float(s1[0]), int(z1[0])), (float(s2[0]), int(z2[0])), (float(so[0]), int(zo[0])))
+            return xnnpack.add(self.value(inputs[0], env), self.value(inputs[1], env), quant, low, high)
         left_shift = 20
         twice_max = 2 * max(float(s1[0]), float(s2[0]))
         m1, e1 = quantize_multiplier(float(s1[0]) / twice_max)
@@ -283,6 +297,9 @@ class QuantizedTFLite:
         before its LOGISTIC, box codes), the order of the suite's SSD outputs; else the file's outputs."""
         # The last post-processing op (a trailing QUANTIZE, as in the TF2 files, only converts its output).
         last = next((op for op in reversed(self.graph.ops) if op.kind in POSTPROCESS_OPS), self.graph.ops[-1])
+        if last.kind == "SOFTMAX" and self.arithmetic == "xnnpack":
+            # XNNPACK's uint8 probabilities tie where the logits do not; its top-1 is their arg-max.
+            return [last.outputs[0]], last.kind
         if last.kind in ("SOFTMAX", "ARG_MAX"):
             return [last.inputs[0]], last.kind
         if last.kind == "TFLite_Detection_PostProcess":
@@ -319,11 +336,20 @@ class QuantizedTFLite:
             "RESIZE_BILINEAR": self.resize_bilinear,
             "MEAN": self.mean,
         }
+        if self.arithmetic == "xnnpack":
+            kernels = {kind: kernels[kind] for kind in XNNPACK_MATCHED if kind in kernels}
+            kernels["SOFTMAX"] = self.xnnpack_softmax
         if op.kind not in kernels:
             raise UserError(f"{self.path}: integer execution does not support {op.kind} ({op.describe()}); "
                             f"supported: {', '.join(kernels)} before the file's SOFTMAX / ARG_MAX / "
                             "TFLite_Detection_PostProcess")
         return kernels[op.kind](list(op.inputs), op.outputs[0], op.options, env)
+
+    def xnnpack_softmax(self, inputs: list[int], output: int, options: dict[str, Any], env: dict) -> torch.Tensor:
+        info = self.graph.tensors[output]
+        if self.graph.tensors[inputs[0]].dtype != "uint8" or (info.scale, info.zero_point) != (1 / 256, 0):
+            raise UserError(f"{self.path}: XNNPACK's SOFTMAX is matched for uint8 (scale 1/256) only")
+        return xnnpack.softmax(env[inputs[0]], self.graph.tensors[inputs[0]].scale)
 
     def dequantize(self, index: int, env: dict[int, torch.Tensor]) -> torch.Tensor:
         scales, zero_points, _ = self.qparams(index)

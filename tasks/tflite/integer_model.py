@@ -4,8 +4,9 @@ suite's evaluation scores the deployed arithmetic rather than its float shadow.
 The suite's batch is the preset's normalised float image; the file takes the image's bytes
 (uint8 0..255, its input quantization says what they mean), so each batch is turned back into
 those bytes exactly (``round((x * std + mean) * 255)``), run, and the raw outputs mapped onto the
-imported float model's outputs (``tasks.tflite.outputs``). With ``compare`` each batch also goes
-through LiteRT's builtin integer kernels on the same bytes, and ``agreement()`` says how often the
+imported float model's outputs (``tasks.tflite.outputs``). ``arithmetic`` picks whose integers:
+TFLite's builtin kernels ("tflite") or XNNPACK's, LiteRT's default ("xnnpack"). With ``compare``
+each batch also goes through LiteRT on the same bytes (builtin kernels, or the default interpreter), and ``agreement()`` says how often the
 two agree: every raw integer output value, and the arg-max over the last axis (classification: top-1;
 segmentation: each pixel's label; detection: each anchor's class).
 """
@@ -34,10 +35,11 @@ class IntegerTFLiteModel(nn.Module):
         float_model: nn.Module,
         pixels: tuple[tuple[float, ...], tuple[float, ...]],
         *,
+        arithmetic: str = "tflite",
         compare: bool = False,
     ) -> None:
         super().__init__()
-        self.engine = QuantizedTFLite(path)
+        self.engine = QuantizedTFLite(path, arithmetic=arithmetic)
         if self.engine.graph.input.dtype != "uint8":
             raise UserError(f"{path}: integer execution takes uint8 image input; the file's is "
                             f"{self.engine.graph.input.dtype}")
@@ -51,7 +53,7 @@ class IntegerTFLiteModel(nn.Module):
                 setattr(self, name, getattr(float_model, name))
         self._spec: pytree.TreeSpec | None = None
         self._reference: list[torch.Tensor] = []
-        self._litert = _LiteRT(path) if compare else None
+        self._litert = _LiteRT(path, self.engine.raw_outputs()[0], delegate=arithmetic == "xnnpack") if compare else None
         self.counts = {"values": 0, "values_equal": 0, "positions": 0, "positions_equal": 0}
 
     def anchors(self, *args: Any, **kwargs: Any) -> torch.Tensor:
@@ -108,15 +110,20 @@ def _ties_to_lower_index(logits: torch.Tensor, scale: float) -> torch.Tensor:
 
 
 class _LiteRT:
-    """LiteRT's builtin kernels (no delegate), every tensor kept: the raw outputs to compare with."""
+    """LiteRT on the same bytes, the raw outputs to compare with: its builtin kernels (no delegate,
+    every tensor kept) or, with ``delegate``, its default interpreter (XNNPACK), the file repacked
+    so the raw tensors are graph outputs (a delegate keeps no inner tensors)."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, raw_ids: list[int], *, delegate: bool = False) -> None:
         from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
-        self.interpreter = Interpreter(
-            model_path=str(path), experimental_preserve_all_tensors=True,
-            experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES,
-        )
+        if delegate:
+            self.interpreter = Interpreter(model_content=_with_outputs(Path(path).read_bytes(), raw_ids))
+        else:
+            self.interpreter = Interpreter(
+                model_path=str(path), experimental_preserve_all_tensors=True,
+                experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES,
+            )
         self.interpreter.allocate_tensors()
         self.input = int(self.interpreter.get_input_details()[0]["index"])
 
@@ -128,3 +135,17 @@ class _LiteRT:
             for slot, index in zip(found, raw_ids, strict=True):
                 slot.append(torch.from_numpy(self.interpreter.get_tensor(index).astype(np.int64)))
         return [torch.cat(slot) for slot in found]
+
+
+def _with_outputs(data: bytes, tensors: list[int]) -> bytes:
+    """The model with ``tensors`` (of subgraph 0) added to its outputs."""
+    import flatbuffers
+    from ai_edge_litert import schema_py_generated as schema
+
+    model = schema.ModelT.InitFromPackedBuf(data, 0)
+    subgraph = model.subgraphs[0]
+    outputs = [int(i) for i in subgraph.outputs]
+    subgraph.outputs = np.array(outputs + [i for i in tensors if i not in outputs], dtype=np.int32)
+    builder = flatbuffers.Builder(len(data) + 1024)
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    return bytes(builder.Output())
