@@ -30,7 +30,8 @@ from tasks.tflite.reader import TFLiteGraph, TFLiteOp, read_tflite
 
 ARITHMETICS = ("tflite", "xnnpack")
 # The ops whose XNNPACK results were matched bit for bit (tasks/tflite/xnnpack.py); others refuse.
-XNNPACK_MATCHED = ("CONV_2D", "DEPTHWISE_CONV_2D", "ADD", "AVERAGE_POOL_2D", "RESHAPE")
+XNNPACK_MATCHED = ("CONV_2D", "DEPTHWISE_CONV_2D", "ADD", "AVERAGE_POOL_2D", "RESHAPE", "CONCATENATION",
+                   "RESIZE_BILINEAR", "QUANTIZE")
 POSTPROCESS_OPS = ("SOFTMAX", "ARG_MAX", "TFLite_Detection_PostProcess")
 INT_RANGES = {"uint8": (0, 255), "int8": (-128, 127)}
 ACTIVATION_BOUNDS = {0: None, 1: (0.0, None), 3: (0.0, 6.0)}  # fused NONE, RELU, RELU6
@@ -228,6 +229,10 @@ class QuantizedTFLite:
 
     def requantize(self, inputs: list[int], output: int, env: dict) -> torch.Tensor:
         (si, zi, _), (so, zo, dtype) = self.qparams(inputs[0]), self.qparams(output)
+        if self.arithmetic == "xnnpack":
+            if not self.graph.tensors[inputs[0]].dtype == dtype == "uint8":
+                raise UserError(f"{self.path}: XNNPACK's QUANTIZE is matched for uint8 -> uint8 only")
+            return xnnpack.convert(env[inputs[0]], (float(si[0]), int(zi[0])), (float(so[0]), int(zo[0])), *INT_RANGES[dtype])
         m, e = quantize_multiplier(float(si[0]) / float(so[0]))
         out = multiply_by_quantized_multiplier(env[inputs[0]] - int(zi[0]), torch.tensor(m), torch.tensor(e)) + int(zo[0])
         return out.clamp(*INT_RANGES[dtype])

@@ -5,8 +5,9 @@ use TFLite's fixed-point requantization: convolutions scale the int32 accumulato
 round half to even (its "fp32" requantization), ADD has its own multipliers below 2**21, SOFTMAX is
 a 32-bit exp table normalised by integer division. Each function below was matched bit for bit,
 op by op, against the delegate's own tensors (the file repacked with every op's output as a graph
-output) on MobileNetV1 and V2; average pooling is TFLite's (it matches). Functions take and return
-int64 tensors holding the stored integers.
+output) on MobileNetV1 and V2, the SSD and DeepLab; average pooling, RESIZE_BILINEAR and
+CONCATENATION are TFLite's (they match). Functions take and return int64 tensors holding the
+stored integers.
 """
 
 from __future__ import annotations
@@ -46,6 +47,15 @@ def add(a: torch.Tensor, b: torch.Tensor, quant: tuple[tuple[float, int], ...], 
     bias = (1 << (shift - 1)) - a_multiplier * za - b_multiplier * zb
     out = (bias + a * a_multiplier + b * b_multiplier) >> shift
     return out.clamp(low - zo, high - zo) + zo
+
+
+def convert(x: torch.Tensor, input_quant: tuple[float, int], output_quant: tuple[float, int], low: int, high: int) -> torch.Tensor:
+    """XNNPACK's QUANTIZE between 8-bit types (``xnn_init_qu8_cvt_params``): an 8-bit fraction
+    multiplier ``rint(256 * in_scale / out_scale)``, the zero points folded into a bias, ``>> 8``."""
+    (si, zi), (so, zo) = input_quant, output_quant
+    multiplier = int(np.rint(np.float32(256.0) * (np.float32(si) / np.float32(so))))
+    bias = (zo << 8) - multiplier * zi + 0x80
+    return ((bias + x * multiplier) >> 8).clamp(low, high)
 
 
 def softmax(logits: torch.Tensor, input_scale: float) -> torch.Tensor:
