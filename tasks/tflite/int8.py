@@ -31,7 +31,7 @@ from tasks.tflite.reader import TFLiteGraph, TFLiteOp, read_tflite
 ARITHMETICS = ("tflite", "xnnpack")
 # The ops whose XNNPACK results were matched bit for bit (tasks/tflite/xnnpack.py); others refuse.
 XNNPACK_MATCHED = ("CONV_2D", "DEPTHWISE_CONV_2D", "ADD", "AVERAGE_POOL_2D", "RESHAPE", "CONCATENATION",
-                   "RESIZE_BILINEAR", "QUANTIZE")
+                   "RESIZE_BILINEAR", "QUANTIZE", "LOGISTIC")
 POSTPROCESS_OPS = ("SOFTMAX", "ARG_MAX", "TFLite_Detection_PostProcess")
 INT_RANGES = {"uint8": (0, 255), "int8": (-128, 127)}
 ACTIVATION_BOUNDS = {0: None, 1: (0.0, None), 3: (0.0, 6.0)}  # fused NONE, RELU, RELU6
@@ -252,6 +252,17 @@ class QuantizedTFLite:
         axis = int(options.get("axis", -1))
         return torch.cat(parts, dim=axis)
 
+    def logistic(self, inputs: list[int], output: int, options: dict[str, Any], env: dict) -> torch.Tensor:
+        """8-bit LOGISTIC as a 256-entry table: ``rint(sigmoid(in_scale * (q - zp)) / out_scale) + zp``
+        in float32 (TFLite's and XNNPACK's tables agree)."""
+        (si, zi, dtype), (so, zo, _) = self.qparams(inputs[0]), self.qparams(output)
+        low, high = INT_RANGES[dtype]
+        f = np.float32
+        q = np.arange(low, high + 1)
+        values = f(1.0) / (f(1.0) + np.exp(-(f(si[0]) * (q - int(zi[0])).astype(np.float32))))
+        table = np.clip(np.rint(values / f(so[0])) + int(zo[0]), *INT_RANGES[self.graph.tensors[output].dtype])
+        return torch.from_numpy(table.astype(np.int64))[env[inputs[0]] - low]
+
     def reshape(self, inputs: list[int], output: int, options: dict[str, Any], env: dict) -> torch.Tensor:
         x = env[inputs[0]]
         return x.reshape(x.shape[0], *self.graph.tensors[output].shape[1:])  # the file's batch is 1
@@ -298,8 +309,8 @@ class QuantizedTFLite:
     # -- the graph ------------------------------------------------------------------------------
     def raw_outputs(self) -> tuple[list[int], str | None]:
         """The tensors the suite's evaluation takes and the post-processing op that hides them: the
-        inputs of the last SOFTMAX / ARG_MAX, or of TFLite_Detection_PostProcess as (class logits
-        before its LOGISTIC, box codes), the order of the suite's SSD outputs; else the file's outputs."""
+        inputs of the last SOFTMAX / ARG_MAX, or of TFLite_Detection_PostProcess as (class scores,
+        box codes), the order of the suite's SSD outputs; else the file's outputs."""
         # The last post-processing op (a trailing QUANTIZE, as in the TF2 files, only converts its output).
         last = next((op for op in reversed(self.graph.ops) if op.kind in POSTPROCESS_OPS), self.graph.ops[-1])
         if last.kind == "SOFTMAX" and self.arithmetic == "xnnpack":
@@ -308,11 +319,9 @@ class QuantizedTFLite:
         if last.kind in ("SOFTMAX", "ARG_MAX"):
             return [last.inputs[0]], last.kind
         if last.kind == "TFLite_Detection_PostProcess":
-            boxes, scores = last.inputs[0], last.inputs[1]
-            producer = self.graph.producer(scores)
-            if producer is not None and producer.kind == "LOGISTIC":
-                scores = producer.inputs[0]
-            return [scores, boxes], last.kind
+            # The scores as the op sees them: the LOGISTIC's 8-bit output (1/256 steps, with their
+            # ties), which IntegerTFLiteModel hands on as logits that give them back.
+            return [last.inputs[1], last.inputs[0]], last.kind
         return list(self.graph.outputs), None
 
     @torch.no_grad()
@@ -340,6 +349,7 @@ class QuantizedTFLite:
             "CONCATENATION": self.concatenation,
             "RESIZE_BILINEAR": self.resize_bilinear,
             "MEAN": self.mean,
+            "LOGISTIC": self.logistic,
         }
         if self.arithmetic == "xnnpack":
             kernels = {kind: kernels[kind] for kind in XNNPACK_MATCHED if kind in kernels}

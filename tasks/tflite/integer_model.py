@@ -79,6 +79,11 @@ class IntegerTFLiteModel(nn.Module):
         matched = match_reference(raw, shapes, final_op)
         if final_op == "SOFTMAX":
             matched[0] = _ties_to_lower_index(matched[0], self.engine.graph.tensors[raw_ids[0]].scale)
+        if final_op == "TFLite_Detection_PostProcess":
+            # The file scores boxes with its 8-bit LOGISTIC output; the suite's decoder takes logits and
+            # applies the sigmoid: hand it the logits of those probabilities (0 stays below any threshold).
+            p = matched[0].double().clamp(1e-30, 1 - 1e-12)
+            matched[0] = torch.log(p / (1 - p)).float()
         return pytree.tree_unflatten(matched, self._spec)
 
     def _count(self, pixels: np.ndarray, ours: list[torch.Tensor], raw_ids: list[int]) -> None:
