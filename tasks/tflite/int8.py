@@ -1,13 +1,16 @@
-"""Integer-faithful execution of a quantized ``.tflite`` file in PyTorch (TFLite's reference arithmetic).
+"""Integer-faithful execution of a quantized ``.tflite`` file in PyTorch.
 
 The float import (``tasks.tflite.importer``) runs the dequantized weights in float: the deployed model's
 float shadow. This runs the file's own integer graph: uint8/int8 tensors with per-tensor or
-per-channel scales and zero points, int32 accumulators, and TFLite's requantization
+per-channel scales and zero points, int32 accumulators, TFLite's requantization
 (``MultiplyByQuantizedMultiplier``: gemmlowp's ``SaturatingRoundingDoublingHighMul`` then
-``RoundingDivideByPOT``), fused ReLU/ReLU6 as activation min/max clamps, quantized ADD (left shift
-20, per-input multipliers), average pooling with TFLite's rounding and RESHAPE. Execution stops at
-the file's post-processing op (SOFTMAX, ARG_MAX, LOGISTIC, TFLite_Detection_PostProcess) and
-returns that op's input dequantized: the raw outputs the suite's evaluation takes.
+``RoundingDivideByPOT``; ties toward +inf for CONV_2D and MEAN), fused ReLU/ReLU6 as activation
+min/max clamps, quantized ADD (left shift 20, per-input multipliers), average pooling, MEAN,
+RESIZE_BILINEAR, CONCATENATION, QUANTIZE, LOGISTIC and RESHAPE. ``arithmetic="xnnpack"`` swaps in
+XNNPACK's requantization, ADD, QUANTIZE and SOFTMAX (``tasks.tflite.xnnpack``): what LiteRT's
+default interpreter computes. Execution stops at the file's raw outputs (``raw_outputs``: the
+inputs of its SOFTMAX / ARG_MAX / TFLite_Detection_PostProcess), returned dequantized: what the
+suite's evaluation takes.
 
 Integers are held in int64 tensors; convolutions run in float32 on the input split into two 4-bit
 halves (``integer_conv2d``), exact because every partial sum stays below 2**24. Exactness first,
@@ -117,7 +120,7 @@ def tflite_round(x: np.ndarray | float) -> np.ndarray:
 
 
 class QuantizedTFLite:
-    """A quantized file run op by op in integers; ``__call__(pixels uint8 NHWC)`` -> raw float outputs."""
+    """A quantized file run op by op in integers; ``run(pixels uint8 NHWC)`` -> raw float outputs."""
 
     def __init__(self, path: str | Path | TFLiteGraph, *, arithmetic: str = "tflite") -> None:
         if arithmetic not in ARITHMETICS:
