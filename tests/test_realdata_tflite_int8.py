@@ -156,3 +156,14 @@ def test_xnnpack_arithmetic_is_litert_default_bit_for_bit(name: str) -> None:
         assert len(every) >= len(model.graph.convs())
         for tensor in every:
             assert torch.equal(env[tensor], torch.from_numpy(reference.get_tensor(tensor).astype(np.int64))), tensor
+
+
+def test_an_op_the_arithmetic_lacks_is_one_line_before_any_data(tmp_path, capsys) -> None:
+    """The TF2 file's uint8 -> int8 QUANTIZE is not matched against XNNPACK yet: refused up front."""
+    from benchmark.cli import main
+
+    weights = REALDATA / "weights" / "tf2_mobilenet_v2_1.0_224_ptq.tflite"
+    code = main(["eval", "--task", "classification", "--weights", str(weights), "--data", str(tmp_path),
+                 "--runtime", "xnnpack-int8"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and err[-1] == f"bench eval: error: {weights}: XNNPACK's QUANTIZE is matched for uint8 -> uint8 only"

@@ -43,6 +43,8 @@ class IntegerTFLiteModel(nn.Module):
         if self.engine.graph.input.dtype != "uint8":
             raise UserError(f"{path}: integer execution takes uint8 image input; the file's is "
                             f"{self.engine.graph.input.dtype}")
+        # One blank image first: an op the arithmetic lacks is a one-line error before any data is read.
+        self.engine.run(np.zeros((1, *self.engine.graph.input.shape[1:]), np.uint8))
         self.float_model = float_model.eval()
         first = self.engine.graph.convs()[0].inputs[0] if self.engine.graph.convs() else self.engine.input
         self.precision = self.engine.graph.tensors[first].dtype  # the layers' type: uint8 (TF1) or int8 (TF2)
