@@ -55,6 +55,15 @@ def canonical_name(name: str) -> str:
     return get_entry(name).name
 
 
+# The backbone constructors' options that a run config may carry (``bench --width`` etc.).
+BACKBONE_OPTIONS = ("width", "expansion", "output_stride")
+
+
+def backbone_options(cfg: dict) -> dict:
+    """The backbone constructor's options present in a run config."""
+    return {k: cfg[k] for k in BACKBONE_OPTIONS if cfg.get(k) is not None}
+
+
 def create_backbone(name: str, **options) -> Backbone:
     """Build a registered backbone; options it does not take are an error, not silently dropped."""
     entry = get_entry(name)
@@ -96,8 +105,10 @@ for _name in BASELINES:
     )
 
 __all__ = [
+    "BACKBONE_OPTIONS",
     "Backbone",
     "BackboneEntry",
+    "backbone_options",
     "FeatureSpec",
     "UnknownBackboneError",
     "canonical_name",

@@ -99,8 +99,8 @@ class Task(ABC):
 
     def import_tflite(self, path: str, *, backbone: str | None = None, width: float | None = None) -> tuple[nn.Module, Any]:
         """The suite's model for an official TFLite checkpoint of this task, weights loaded, and the
-        import report (``tasks.weights.tflite_import``)."""
-        from tasks.weights.tflite_import import import_tflite
+        import report (``tasks.tflite.importer``)."""
+        from tasks.tflite.importer import import_tflite
 
         return import_tflite(path, task=self.name, backbone=backbone, width=width)
 

@@ -22,22 +22,13 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
-from backbones import create_backbone
+from backbones import BACKBONE_OPTIONS, backbone_options, create_backbone
 from backbones.classifier import ImageClassifier
 from backbones.errors import UserError
 from backbones.features import Backbone
 
 if TYPE_CHECKING:
     from tasks.base import Task
-
-# The backbone constructors' options that a run config may carry (``bench --width`` etc.).
-BACKBONE_OPTIONS = ("width", "expansion", "output_stride")
-
-
-def backbone_options(cfg: dict[str, Any]) -> dict[str, Any]:
-    """The backbone constructor's options present in ``cfg``."""
-    return {k: cfg[k] for k in BACKBONE_OPTIONS if cfg.get(k) is not None}
-
 
 def backbone_from_config(cfg: dict[str, Any]) -> Backbone:
     """The randomly initialised backbone a run config names; a bad option is a one-line error."""

@@ -27,7 +27,7 @@ from tasks.classification.data import ImageNetDataModule  # noqa: E402
 from tasks.evaluate import evaluate  # noqa: E402
 from tasks.preprocessing import central_crop, pil_bilinear_resize  # noqa: E402
 from tasks.segmentation.voc import VocDataModule  # noqa: E402
-from tasks.weights.tflite_import import import_tflite  # noqa: E402
+from tasks.tflite.importer import import_tflite  # noqa: E402
 
 THREADS = 2
 # LiteRT (ai-edge-litert 2.3.0) on this folder: README.md of the real-data folder.

@@ -1,8 +1,9 @@
-"""Integer execution of the official uint8 MobileNets (tasks/weights/tflite_int8.py) against LiteRT's
-builtin integer kernels, op by op, on real ImageNet images."""
+"""Integer execution of the official quantized files (tasks/tflite/int8.py) against LiteRT's builtin
+integer kernels, every tensor compared, on real ImageNet / VOC / COCO images."""
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -17,7 +18,12 @@ from ai_edge_litert.interpreter import Interpreter, OpResolverType
 from PIL import Image
 
 from tasks.preprocessing import central_crop, pil_bilinear_resize
-from tasks.weights.tflite_int8 import QuantizedTFLite, multiply_by_quantized_multiplier, quantize_multiplier
+from tasks.tflite.int8 import (
+    QuantizedTFLite,
+    multiply_by_quantized_multiplier,
+    multiply_by_quantized_multiplier_ties_up,
+    quantize_multiplier,
+)
 
 REALDATA = Path(os.environ["BENCH_REALDATA"])
 
@@ -29,25 +35,135 @@ def test_requantization_matches_gemmlowp_examples() -> None:
     x = torch.tensor([5, 15, 25, -15, -25, 1000])
     # 0.1 * x rounded half away from zero: 0.5 -> 1, 1.5 -> 2, 2.5 -> 3 (gemmlowp), negatives symmetric.
     assert multiply_by_quantized_multiplier(x, torch.tensor(m), torch.tensor(s)).tolist() == [1, 2, 3, -2, -3, 100]
+    # LiteRT's CONV_2D: the negative ties go up instead.
+    m, s = quantize_multiplier(0.5)
+    x = torch.tensor([1, 3, -1, -3, -4])
+    assert multiply_by_quantized_multiplier_ties_up(x, torch.tensor(m), torch.tensor(s)).tolist() == [1, 2, 0, -1, -2]
 
 
-def test_integer_mobilenet_v1_follows_litert_op_by_op() -> None:
-    path = REALDATA / "weights" / "mobilenet_v1_0.25_128_quant.tflite"
+def imagenet_pixels(size: int, count: int) -> list[np.ndarray]:
+    images = sorted((REALDATA / "imagenet" / "val").glob("*/*.JPEG"))[:count]
+    return [pil_bilinear_resize(central_crop(np.asarray(Image.open(i).convert("RGB"))), size)[None] for i in images]
+
+
+def voc_pixels(size: int, count: int) -> list[np.ndarray]:
+    """VOC images padded bottom/right with 128 to the file's input, as the LiteRT reference does."""
+    found = []
+    for image in sorted((REALDATA / "voc" / "VOCdevkit" / "VOC2012" / "JPEGImages").glob("*.jpg"))[:count]:
+        pixels = np.asarray(Image.open(image).convert("RGB"))[:size, :size]
+        canvas = np.full((1, size, size, 3), 128, np.uint8)
+        canvas[0, : pixels.shape[0], : pixels.shape[1]] = pixels
+        found.append(canvas)
+    return found
+
+
+def coco_pixels(size: int, count: int) -> list[np.ndarray]:
+    images = sorted((REALDATA / "coco" / "val2017").glob("*.jpg"))[:count]
+    return [np.asarray(Image.open(i).convert("RGB").resize((size, size), Image.BILINEAR))[None] for i in images]
+
+
+# (file, images, how many): each file's every computed tensor equals LiteRT's. A few images each, to
+# stay near 30 s (the full slices are measured through bench eval: README, "Integer execution").
+CASES = {
+    "mobilenet_v1_0.25_128_quant": (imagenet_pixels, 4),
+    "mobilenet_v2_1.0_224_quant": (imagenet_pixels, 1),
+    "tf2_mobilenet_v2_1.0_224_ptq": (imagenet_pixels, 1),  # int8 per channel, QUANTIZE, MEAN
+    "deeplabv3_mnv2_dm05_pascal_quant": (voc_pixels, 1),
+    "ssd_mobilenet_v1_coco_quant": (coco_pixels, 1),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_integer_execution_is_litert_bit_for_bit(name: str) -> None:
+    path = REALDATA / "weights" / f"{name}.tflite"
     model = QuantizedTFLite(path)
     reference = Interpreter(model_path=str(path), experimental_preserve_all_tensors=True,
                             experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
     reference.allocate_tensors()
     detail = reference.get_input_details()[0]
-    images = sorted((REALDATA / "imagenet" / "val").glob("*/*.JPEG"))[:6]
-    for image in images:
-        pixels = pil_bilinear_resize(central_crop(np.asarray(Image.open(image).convert("RGB"))), 128)[None]
+    images, count = CASES[name]
+    for pixels in images(int(detail["shape"][1]), count):
         reference.set_tensor(detail["index"], pixels)
         reference.invoke()
-        (logits,), env = model.run(pixels)
-        convs = [outputs[0] for kind, _, outputs, _ in model.ops if kind in ("CONV_2D", "DEPTHWISE_CONV_2D")]
-        # Every body layer bit-exact; the final 1x1 logits conv within one integer step.
-        for tensor in convs[:-1]:
+        raw, env = model.run(pixels)
+        computed = [op.outputs[0] for op in model.graph.ops if op.outputs[0] in env and op.outputs[0] != model.input]
+        assert len(computed) >= len(model.graph.convs())
+        for tensor in computed:
             assert torch.equal(env[tensor], torch.from_numpy(reference.get_tensor(tensor).astype(np.int64))), tensor
-        last = torch.from_numpy(reference.get_tensor(convs[-1]).astype(np.int64))
-        assert int((env[convs[-1]] - last).abs().max()) <= 1
-        assert int(logits.argmax()) == int(last.argmax())
+        raw_ids, _ = model.raw_outputs()
+        for index, values in zip(raw_ids, raw, strict=True):
+            info = model.graph.tensors[index]
+            expected = (reference.get_tensor(index).astype(np.float64) - info.zero_point) * info.scale
+            assert np.allclose(values.numpy(), expected, atol=1e-6)
+
+
+@pytest.mark.parametrize(("runtime", "metrics"), [("tflite-int8", {"top1": 58.3333, "top5": 87.5}),
+                                                  ("xnnpack-int8", {"top1": 60.4167, "top5": 87.5})])
+def test_bench_eval_runs_the_file_in_integers_and_records_it(tmp_path, capsys, runtime, metrics) -> None:
+    """``bench eval --runtime tflite-int8 / xnnpack-int8`` on the first 48 slice images (symlinked; the
+    full 456 take minutes): top-1/top-5 from the integer path, equal to LiteRT's builtin kernels / its
+    default XNNPACK interpreter on every raw value."""
+    from benchmark.cli import main
+
+    subset = tmp_path / "imagenet"
+    for image in sorted((REALDATA / "imagenet" / "val").glob("*/*.JPEG"))[:48]:
+        link = subset / "val" / image.parent.name / image.name
+        link.parent.mkdir(parents=True, exist_ok=True)
+        link.symlink_to(image)
+    weights = REALDATA / "weights" / "mobilenet_v1_0.25_128_quant.tflite"
+    code = main(["eval", "--task", "classification", "--weights", str(weights), "--data", str(subset),
+                 "--runtime", runtime, "--output", str(tmp_path / "out")])
+    assert code == 0
+    record = json.loads((tmp_path / "out" / "result.json").read_text())
+    assert (record["runtime"], record["precision"], record["images"]) == (runtime, "uint8", 48)
+    assert record["litert_agreement"] == {"raw_values_equal": 100.0, "argmax_equal": 100.0}
+    assert record["metrics"] == metrics  # measured; deterministic
+    assert f"runtime {runtime} (uint8)" in capsys.readouterr().out
+
+
+def test_int8_runtime_without_a_file_is_one_line(tmp_path, capsys) -> None:
+    from benchmark.cli import main
+
+    code = main(["eval", "--task", "classification", "--checkpoint", str(tmp_path / "x.ckpt"), "--data", str(tmp_path),
+                 "--runtime", "tflite-int8"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and err == ["bench eval: error: --runtime tflite-int8 runs a quantized file: "
+                                 "give it with --weights FILE.tflite"]
+
+
+XNNPACK_CASES = ["mobilenet_v1_0.25_128_quant", "mobilenet_v2_1.0_224_quant", "deeplabv3_mnv2_dm05_pascal_quant",
+                 "ssd_mobilenet_v1_coco_quant"]
+
+
+@pytest.mark.parametrize("name", XNNPACK_CASES)
+def test_xnnpack_arithmetic_is_litert_default_bit_for_bit(name: str) -> None:
+    """LiteRT's default interpreter (XNNPACK delegate) on the file repacked with every op's output as a
+    graph output: each tensor, the uint8 SOFTMAX included, equals the xnnpack arithmetic's."""
+    from tasks.tflite.integer_model import _with_outputs
+
+    path = REALDATA / "weights" / f"{name}.tflite"
+    model = QuantizedTFLite(path, arithmetic="xnnpack")
+    every = [op.outputs[0] for op in model.graph.ops]
+    reference = Interpreter(model_content=_with_outputs(path.read_bytes(), every), num_threads=2)
+    reference.allocate_tensors()
+    detail = reference.get_input_details()[0]
+    images, count = CASES[name]
+    for pixels in images(int(detail["shape"][1]), count):
+        reference.set_tensor(detail["index"], pixels)
+        reference.invoke()
+        raw, env = model.run(pixels)
+        every = [tensor for tensor in every if tensor in env]  # up to the raw outputs
+        assert len(every) >= len(model.graph.convs())
+        for tensor in every:
+            assert torch.equal(env[tensor], torch.from_numpy(reference.get_tensor(tensor).astype(np.int64))), tensor
+
+
+def test_an_op_the_arithmetic_lacks_is_one_line_before_any_data(tmp_path, capsys) -> None:
+    """The TF2 file's uint8 -> int8 QUANTIZE is not matched against XNNPACK yet: refused up front."""
+    from benchmark.cli import main
+
+    weights = REALDATA / "weights" / "tf2_mobilenet_v2_1.0_224_ptq.tflite"
+    code = main(["eval", "--task", "classification", "--weights", str(weights), "--data", str(tmp_path),
+                 "--runtime", "xnnpack-int8"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and err[-1] == f"bench eval: error: {weights}: XNNPACK's QUANTIZE is matched for uint8 -> uint8 only"

@@ -17,7 +17,7 @@ from torch import nn
 from backbones import create_backbone
 from backbones.errors import UserError
 from backbones.layers import Conv2dTFSame, ConvNormAct, tf_same_padding
-from backbones.tflite import dequantize, read_tflite
+from tasks.tflite.reader import dequantize, read_tflite
 
 
 @pytest.mark.parametrize(
@@ -149,7 +149,7 @@ def mnv1_body_file(tmp_path, width: float = 0.25):
 
 def test_importer_fills_convs_and_identity_batchnorms(tmp_path) -> None:
     from backbones.mobilenet_v1 import mobilenet_v1
-    from tasks.weights.tflite_import import inspect_tflite, load_tflite_weights
+    from tasks.tflite.importer import inspect_tflite, load_tflite_weights
 
     path, layers = mnv1_body_file(tmp_path)
     facts = inspect_tflite(path)
@@ -176,7 +176,7 @@ def test_importer_fills_convs_and_identity_batchnorms(tmp_path) -> None:
 )
 def test_importer_names_the_first_layer_that_does_not_fit(tmp_path, options, message) -> None:
     from backbones.mobilenet_v1 import mobilenet_v1
-    from tasks.weights.tflite_import import load_tflite_weights
+    from tasks.tflite.importer import load_tflite_weights
 
     path, _ = mnv1_body_file(tmp_path)
     settings = {"width": 0.25, "padding": "tf", "activation_layer": nn.ReLU6, **options}

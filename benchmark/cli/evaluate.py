@@ -1,7 +1,8 @@
 """``bench eval``: evaluate given weights on a dataset's val split (no training), write a record.
 
 Weights come from an official TFLite checkpoint (``--weights``, imported into the suite's own
-modules), a ``bench run`` checkpoint (``--checkpoint``) or torchvision (``--pretrained``). The record
+modules; with ``--runtime tflite-int8`` run instead in the file's own integer arithmetic,
+``tasks.tflite.integer_model``), a ``bench run`` checkpoint (``--checkpoint``) or torchvision (``--pretrained``). The record
 holds metrics in percent, the image count, 95 % bootstrap intervals, the preset and the weights'
 source with the file's sha256.
 """
@@ -19,6 +20,8 @@ from benchmark.cli.arguments import add_task_argument
 
 # Task flags (added by the task's add_model_arguments) that change how predictions are scored.
 EVAL_SETTINGS = ("max_detections", "nms_iou", "score_threshold", "nms")
+# --runtime -> the integer arithmetic run (tasks.tflite.int8), or None: the eager PyTorch model.
+RUNTIMES = {"eager": None, "tflite-int8": "tflite", "xnnpack-int8": "xnnpack"}
 # Settings a file's own post-processing adds (recorded only when set: TFLite's SSD op).
 FILE_SETTINGS = ("nms", "max_classes_per_detection", "box_scales")
 
@@ -36,6 +39,10 @@ def add_parser(sub, task_name: str) -> None:
     source.add_argument("--weights", help="official TFLite checkpoint (.tflite)")
     source.add_argument("--checkpoint", help="checkpoint written by bench run")
     source.add_argument("--pretrained", choices=["torchvision"], help="torchvision's ImageNet weights")
+    add("--runtime", choices=RUNTIMES, default="eager",
+        help="eager: the suite's PyTorch model in fp32 (with --weights: the file's dequantized weights); "
+             "tflite-int8 / xnnpack-int8: --weights FILE.tflite run in its own integers as TFLite's builtin "
+             "kernels / as XNNPACK (LiteRT's default) compute them, checked against LiteRT batch by batch")
     add("--preset", help="preprocessing: torchvision, tf-inception, tf-deeplab, tf-ssd (default: what the weights imply)")
     add("--batch-size", type=int, default=32)
     add("--num-workers", type=int, default=0)
@@ -52,7 +59,17 @@ def run(args: argparse.Namespace) -> int:
     task = get_task(args.task)
     task.evaluator()  # a task without one is a one-line error before anything is read
     started = time.perf_counter()
+    arithmetic = RUNTIMES[args.runtime]
+    if arithmetic and not args.weights:
+        raise UserError(f"--runtime {args.runtime} runs a quantized file: give it with --weights FILE.tflite")
     model, cfg, weights = _model_and_config(task, args)
+    precision = "fp32"
+    if arithmetic:
+        from tasks.preprocessing import mean_std
+        from tasks.tflite.integer_model import IntegerTFLiteModel
+
+        model = IntegerTFLiteModel(args.weights, model, mean_std(cfg["preset"]), arithmetic=arithmetic, compare=True)
+        precision = model.precision
     datamodule = task.build_datamodule(cfg)
     datamodule.prepare_data()
     datamodule.setup("validate")  # check the classes before the long part
@@ -81,6 +98,9 @@ def run(args: argparse.Namespace) -> int:
         "ci95": {k: [round(low, 4), round(high, 4)] for k, (low, high) in result.ci95.items()},
         "ci_method": result.as_dict()["ci_method"],
         "weights": weights,
+        "runtime": args.runtime,
+        "precision": precision,
+        **({"litert_agreement": model.agreement()} if arithmetic else {}),
         "wall_time_s": round(time.perf_counter() - started, 2),
         "environment": environment("cpu"),
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -90,7 +110,13 @@ def run(args: argparse.Namespace) -> int:
         f"{k} {v:.2f} (95% CI {record['ci95'][k][0]:.2f}-{record['ci95'][k][1]:.2f})" if k in record["ci95"] else f"{k} {v:.2f}"
         for k, v in record["metrics"].items()
     )
-    print(f"{task.name} {cfg['backbone']} width {record['width']:g} @ {cfg['resolution']}, {result.images} images: {shown}")
+    print(f"{task.name} {cfg['backbone']} width {record['width']:g} @ {cfg['resolution']}, {result.images} images, "
+          f"runtime {args.runtime} ({precision}): {shown}")
+    if record.get("litert_agreement"):
+        agreement = record["litert_agreement"]
+        kernels = "XNNPACK" if arithmetic == "xnnpack" else "builtin kernels"
+        print(f"agreement with LiteRT ({kernels}, same bytes): raw outputs {agreement['raw_values_equal']:.2f} % "
+              f"equal, arg-max {agreement['argmax_equal']:.2f} %")
     if record["settings"]:
         print("settings: " + ", ".join(f"{k} {v}" for k, v in record["settings"].items()))
     print(f"result record: {path}", file=sys.stderr)
@@ -143,7 +169,7 @@ def _model_and_config(task, args: argparse.Namespace):
         return model, cfg, {"source": "tflite", **report.as_dict()}
     if args.checkpoint:
         from tasks.factory import load_checkpoint
-        from tasks.weights.tflite_import import sha256_of
+        from tasks.tflite.importer import sha256_of
 
         run_cfg, model = load_checkpoint(args.checkpoint, task)
         cfg = {

@@ -11,7 +11,7 @@ from typing import Any
 from benchmark.latency.gate import GateResult
 from benchmark.latency.timing import LatencyStats
 from benchmark.runs.records import SCHEMA_VERSION
-from tasks.weights.tflite_import import sha256_of
+from tasks.tflite.importer import sha256_of
 
 
 # --------------------------------------------------------------------------------------------

@@ -23,7 +23,7 @@ GENERAL_DEFAULTS: dict[str, Any] = {
     "expansion": None,
     "output_stride": None,
     "pretrained": None,
-    # An official TFLite checkpoint (tasks/weights/tflite_import.py): the model's weights, and the
+    # An official TFLite checkpoint (tasks/tflite/importer.py): the model's weights, and the
     # defaults of backbone, width, input size, classes and preset where the user gives none.
     "weights": None,
     # Evaluation preprocessing (tasks/preprocessing.py): torchvision, or the TF presets of imported weights.

@@ -132,15 +132,15 @@ class DetectionTask(Task):
         return detection_evaluator
 
     def import_tflite(self, path: str, *, backbone: str | None = None, width: float | None = None):
-        """TF Object Detection API SSD files: the suite's SSD with TF's head (tasks/detection/tflite_import.py)."""
-        from tasks.detection.tflite_import import import_ssd
-        from tasks.weights.tflite_import import inspect_tflite, read_tflite
+        """TF Object Detection API SSD files: the suite's SSD with TF's head (tasks/tflite/detection.py)."""
+        from tasks.tflite.detection import import_ssd
+        from tasks.tflite.importer import inspect_tflite, read_tflite
 
         graph = read_tflite(path)
         facts = inspect_tflite(graph)
         if facts.task != self.name:
             raise UserError(f"{path}: is a {facts.task} checkpoint ({facts.describe()}), not {self.name}")
-        return import_ssd(graph, facts, backbone=backbone, width=width)
+        return import_ssd(graph, facts, ssd_class=SSDLite, backbone=backbone, width=width)
 
     def build_datamodule(self, cfg: Config) -> BenchDataModule:
         from tasks.detection.coco import CocoDataModule

@@ -170,7 +170,7 @@ def table7_row(
 
 
 def deeplab_for_tflite(facts: Any, name: str, options: dict[str, Any]) -> DeepLabV3:
-    """The DeepLabV3 an official TF DeepLab file describes (``tasks.weights.tflite_import`` fills it):
+    """The DeepLabV3 an official TF DeepLab file describes (``tasks.tflite.importer`` fills it):
     no ASPP (the paper's light head), the file's output stride and upsampling."""
     from backbones import get_entry
 

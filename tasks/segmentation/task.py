@@ -105,7 +105,7 @@ class SegmentationTask(Task):
     def import_tflite(self, path: str, *, backbone: str | None = None, width: float | None = None):
         """TF DeepLab files (MobileNetV2, no ASPP): the suite's DeepLabV3 with the file's upsampling."""
         from tasks.segmentation.deeplabv3 import deeplab_for_tflite
-        from tasks.weights.tflite_import import import_tflite
+        from tasks.tflite.importer import import_tflite
 
         return import_tflite(path, task=self.name, backbone=backbone, width=width, builder=deeplab_for_tflite)
 

@@ -25,7 +25,7 @@ from backbones.errors import UserError
 from benchmark.latency.runtimes.base import Prepared, Runtime, output_spec
 from benchmark.latency.runtimes.export import missing_extra
 from benchmark.latency.runtimes.litert import dequantizing_reader, input_converter, prepare_tflite_file
-from tasks.detection.tflite_import import TF_TO_SUITE_CODES
+from tasks.tflite.outputs import match_reference
 
 # Final ops whose inputs are the raw outputs the suite's evaluation takes.
 POSTPROCESS_OPS = ("SOFTMAX", "ARG_MAX", "TFLite_Detection_PostProcess")
@@ -47,24 +47,6 @@ def raw_output_tensors(ops: Sequence[dict[str, Any]], outputs: set[int]) -> tupl
             scores = int(logistic["inputs"][0])
         return [scores, boxes], op["op_name"]
     return sorted(outputs), None
-
-
-def match_reference(raw: list[torch.Tensor], reference: list[torch.Tensor], final_op: str | None) -> list[torch.Tensor]:
-    """The file's raw tensors in the shapes and conventions of the suite's outputs (``reference``)."""
-    if len(raw) != len(reference):
-        raise UserError(f"the .tflite file has {len(raw)} raw outputs, the suite's model {len(reference)}")
-    matched = []
-    for i, (tensor, ref) in enumerate(zip(raw, reference, strict=True)):
-        if tensor.ndim == 4 and tensor.shape != ref.shape and tensor.permute(0, 3, 1, 2).shape == ref.shape:
-            tensor = tensor.permute(0, 3, 1, 2)  # NHWC logits (DeepLab) -> NCHW
-        if tensor.ndim == 2 and ref.ndim == 2 and tensor.shape[1] == ref.shape[1] + 1:
-            tensor = tensor[:, 1:]  # logit 0 is "background" (the import drops it too)
-        if final_op == "TFLite_Detection_PostProcess" and i == 1 and tensor.shape[-1] == 4:
-            tensor = tensor[..., list(TF_TO_SUITE_CODES)]  # (ty, tx, th, tw) -> the suite's (tx, ty, tw, th)
-        if tensor.shape != ref.shape:
-            raise UserError(f"the .tflite file's output {i} has shape {list(tensor.shape)}, the suite's {list(ref.shape)}")
-        matched.append(tensor.contiguous())
-    return matched
 
 
 class TfliteFileRuntime(Runtime):
@@ -106,7 +88,7 @@ class TfliteFileRuntime(Runtime):
     def prepare(self, model: nn.Module, example: torch.Tensor, *, threads: int = 1, calibration=()) -> Prepared:
         from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
-        from tasks.weights.tflite_import import sha256_of
+        from tasks.tflite.importer import sha256_of
 
         timed = prepare_tflite_file(self.path, threads, pixels=self.pixels)
         with torch.no_grad():

@@ -7,8 +7,9 @@ mode) come from the same file through LiteRT's generated flatbuffer schema. Cons
 dequantized as ``(q - zero_point) * scale``, per output channel where the tensor has per-channel
 scales, and conv weights are returned in PyTorch's layout.
 
-Nothing here knows about the suite's models: ``tasks/weights/tflite_import.py`` maps the graph onto
-them.
+Nothing here knows about the suite's models: ``tasks.tflite.importer`` (and ``.detection``) map the
+graph onto them; ``tasks.tflite.int8`` runs its stored integers. The raw (still quantized) constants
+and every tensor's full quantization (per-channel scales included) are kept for the latter.
 """
 
 from __future__ import annotations
@@ -30,7 +31,11 @@ PADDINGS = {0: "SAME", 1: "VALID"}
 
 @dataclass(frozen=True)
 class TensorInfo:
-    """One tensor of the graph: NHWC ``shape`` as stored, and its (per-tensor) quantization."""
+    """One tensor of the graph: NHWC ``shape`` as stored, and its quantization.
+
+    ``scale``/``zero_point`` are the first (per-tensor) pair; ``scales``/``zero_points`` hold one per
+    channel along ``quantized_dimension`` where the file quantizes per channel (empty: float tensor).
+    """
 
     index: int
     name: str
@@ -38,6 +43,9 @@ class TensorInfo:
     dtype: str
     scale: float
     zero_point: int
+    scales: tuple[float, ...] = ()
+    zero_points: tuple[int, ...] = ()
+    quantized_dimension: int = 0
 
 
 @dataclass(frozen=True)
@@ -82,6 +90,7 @@ class TFLiteGraph:
     inputs: tuple[int, ...]
     outputs: tuple[int, ...]
     constants: dict[int, np.ndarray]  # dequantized float32 arrays, raw TFLite layout
+    stored: dict[int, np.ndarray] = field(default_factory=dict)  # the same constants as the file stores them
 
     @property
     def input(self) -> TensorInfo:
@@ -157,14 +166,19 @@ def read_tflite(path: str | Path) -> TFLiteGraph:
             dtype=np.dtype(t["dtype"]).name,
             scale=float(t["quantization"][0]),
             zero_point=int(t["quantization"][1]),
+            scales=tuple(float(v) for v in t["quantization_parameters"]["scales"]),
+            zero_points=tuple(int(v) for v in t["quantization_parameters"]["zero_points"]),
+            quantized_dimension=int(t["quantization_parameters"]["quantized_dimension"]),
         )
         for index, t in details.items()
     }
     constant_ids = options.constant_tensors
     constants: dict[int, np.ndarray] = {}
+    stored: dict[int, np.ndarray] = {}
     for index in constant_ids:
         if index in details:
-            constants[index] = dequantize(interpreter.get_tensor(index), details[index]["quantization_parameters"])
+            stored[index] = np.array(interpreter.get_tensor(index))
+            constants[index] = dequantize(stored[index], details[index]["quantization_parameters"])
 
     ops = []
     for op, kind_options in zip(op_details, options.per_op, strict=True):
@@ -173,7 +187,7 @@ def read_tflite(path: str | Path) -> TFLiteGraph:
         ops.append(_make_op(int(op["index"]), str(op["op_name"]), inputs, outputs, tensors, constants, kind_options))
     graph_inputs = tuple(int(d["index"]) for d in interpreter.get_input_details())
     graph_outputs = tuple(int(d["index"]) for d in interpreter.get_output_details())
-    return TFLiteGraph(path, tuple(ops), tensors, graph_inputs, graph_outputs, constants)
+    return TFLiteGraph(path, tuple(ops), tensors, graph_inputs, graph_outputs, constants, stored)
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ shape; the first that does not fit is a one-line UserError naming it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,11 +19,13 @@ import torch
 from torch import nn
 
 from backbones.errors import UserError
-from backbones.tflite import TFLiteGraph, TFLiteOp, read_tflite
-from tasks.detection.ssdlite import SSDLite
+from tasks.tflite.outputs import TF_TO_SUITE_CODES
+from tasks.tflite.reader import TFLiteGraph, TFLiteOp, read_tflite
 
-# The file's box codes are (ty, tx, th, tw); the suite's (and torchvision's) (tx, ty, tw, th).
-TF_TO_SUITE_CODES = (1, 0, 3, 2)
+# The suite's SSD (tasks.detection.ssdlite.SSDLite): the detection task hands its class in, as
+# tasks.detection imports this subsystem and not the other way round.
+SSDLite = nn.Module
+
 # TF's SSD anchors as the file stores them: (y centre, x centre, height, width), normalised.
 ANCHOR_LAYOUT = "ycenter, xcenter, height, width"
 
@@ -142,22 +145,21 @@ def anchors_as_ycxchw(anchors: torch.Tensor, image_size: tuple[int, int]) -> tor
     return torch.stack([(y0 + y1) / 2 / height, (x0 + x1) / 2 / width, (y1 - y0) / height, (x1 - x0) / width], -1)
 
 
-def ssd_for_tflite(cfg: dict[str, Any], graph: TFLiteGraph | None = None) -> SSDLite:
-    """The suite's SSD for an official TF SSD ``.tflite`` (``cfg["weights"]``), weights loaded.
+def ssd_for_tflite(cfg: dict[str, Any], graph: TFLiteGraph | None, ssd_class: Callable[..., SSDLite]) -> SSDLite:
+    """The suite's SSD (``ssd_class``) for an official TF SSD ``.tflite`` (``cfg["weights"]``), weights loaded.
 
     The architecture comes from ``cfg`` (backbone, width, head, classes) with TF's conventions
     (SAME padding, ReLU6); the file must fit it, else a one-line UserError names the first layer
     that does not.
     """
-    from backbones import get_entry
-    from tasks.factory import backbone_options
+    from backbones import backbone_options, get_entry
 
     options = dict(backbone_options(cfg), padding="tf", activation_layer=nn.ReLU6)
     try:
         backbone = get_entry(cfg["backbone"]).builder(**options)
     except (TypeError, ValueError) as error:
         raise UserError(f"--backbone {cfg['backbone']}: cannot take TF weights ({error})") from None
-    model = SSDLite(
+    model = ssd_class(
         backbone,
         int(cfg["num_classes"]),
         head=cfg.get("head") or "ssd",
@@ -183,12 +185,19 @@ def ssd_for_tflite(cfg: dict[str, Any], graph: TFLiteGraph | None = None) -> SSD
     return model
 
 
-def import_ssd(graph: TFLiteGraph, facts: Any, *, backbone: str | None = None, width: float | None = None) -> tuple[SSDLite, Any]:
-    """``tasks.weights.tflite_import.import_tflite`` for detection files: the suite's SSD and the report."""
+def import_ssd(
+    graph: TFLiteGraph,
+    facts: Any,
+    *,
+    ssd_class: Callable[..., SSDLite],
+    backbone: str | None = None,
+    width: float | None = None,
+) -> tuple[SSDLite, Any]:
+    """``tasks.tflite.importer.import_tflite`` for detection files: the suite's SSD and the report."""
     from dataclasses import replace
 
     from backbones import get_entry
-    from tasks.weights.tflite_import import ImportReport
+    from tasks.tflite.importer import ImportReport
 
     post = graph.of_kind("TFLite_Detection_PostProcess")
     file_classes = int(graph.tensors[post[0].inputs[1]].shape[-1]) if post else 91
@@ -201,7 +210,7 @@ def import_ssd(graph: TFLiteGraph, facts: Any, *, backbone: str | None = None, w
         "resolution": facts.resolution,
         "weights": str(graph.path),
     }
-    model = ssd_for_tflite(cfg, graph)
+    model = ssd_for_tflite(cfg, graph, ssd_class)
     convs = conv_sequence(model)
     facts = replace(facts, num_classes=file_classes - 1, file_classes=file_classes, preset="tf-ssd", width=cfg["width"])
     notes = ["anchors: the file's match TF's ssd_anchor_generator within half their 8-bit quantization step"]
@@ -229,7 +238,7 @@ def _backbone_width(graph: TFLiteGraph, name: str) -> float | None:
     (The generic inspection reads the width off the last body conv, which for SSD files is a box
     predictor.)"""
     from backbones import get_entry
-    from tasks.weights.tflite_import import KNOWN_WIDTHS
+    from tasks.tflite.importer import KNOWN_WIDTHS
 
     found = [tuple(op.weight.shape) for op in graph.convs()]
     for width in KNOWN_WIDTHS:

@@ -30,7 +30,7 @@ from backbones import get_entry
 from backbones.classifier import ImageClassifier
 from backbones.errors import UserError
 from backbones.layers import Conv2dTFSame, make_divisible
-from backbones.tflite import TFLiteGraph, TFLiteOp, read_tflite
+from tasks.tflite.reader import TFLiteGraph, TFLiteOp, read_tflite
 
 # Widths the official MobileNet releases use (depth multipliers); a file's width snaps to one of them.
 KNOWN_WIDTHS = (0.25, 0.35, 0.5, 0.75, 1.0, 1.3, 1.4)

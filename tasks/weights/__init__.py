@@ -1,1 +1,0 @@
-"""Importers of weights released outside the suite (official TFLite checkpoints)."""
