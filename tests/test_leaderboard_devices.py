@@ -69,3 +69,17 @@ def test_sweep_devices_plans_one_latency_pass_per_target():
     assert first.runtimes == ("litert",)
     assert first.latency_args[-2:] == ("--device", "local")
     assert second.latency_args[-2:] == ("--device", "ssh://pi@board:2222")
+
+
+def test_adding_a_device_record_brings_its_tool_log(tmp_path: Path):
+    from benchmark.leaderboards.store import import_record_file
+
+    source = tmp_path / "measured" / "classification-mnv1-litert-20261204T000000-abc123.json"
+    source.parent.mkdir()
+    source.write_text(json.dumps(device_record(host_latency_record())))
+    source.with_suffix(".log").write_text("INFO: count=50 first=1 curr=2 min=1 max=3 avg=2 std=0\n")
+    store = tmp_path / "records"
+    target, changed = import_record_file(source, store)
+    assert changed and target.name != source.name  # the store's own descriptive name
+    assert target.with_suffix(".log").read_text() == source.with_suffix(".log").read_text()
+    assert sorted(p.suffix for p in store.iterdir()) == [".json", ".log"]

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from backbones.errors import UserError
-from benchmark.runs.records import read_record, write_json_atomic
+from benchmark.runs.records import read_record, write_json_atomic, write_text_atomic
 from tasks.facts import TASK_FACTS
 
 KINDS = ("result", "evaluation", "latency", "profile")
@@ -232,5 +232,10 @@ def add_record(
 
 
 def import_record_file(path: str | Path, directory: str | Path) -> tuple[Path, bool]:
-    """Copy a record file (a run's ``result.json``, a latency record) into the store."""
-    return add_record(load_record(path), directory, source=path)
+    """Copy a record file (a run's ``result.json``, a latency record) into the store, with the raw
+    tool log a device record keeps beside it (``.log``) under the record's new name."""
+    target, changed = add_record(load_record(path), directory, source=path)
+    log = Path(path).with_suffix(".log")
+    if log.is_file() and (not target.with_suffix(".log").is_file() or changed):
+        write_text_atomic(target.with_suffix(".log"), log.read_text(encoding="utf-8"))
+    return target, changed
