@@ -29,13 +29,13 @@ import torch.nn.functional as F
 
 from backbones.errors import UserError
 from tasks.tflite import xnnpack
+from tasks.tflite.outputs import POSTPROCESS_OPS
 from tasks.tflite.reader import TFLiteGraph, TFLiteOp, read_tflite
 
 ARITHMETICS = ("tflite", "xnnpack")
 # The ops whose XNNPACK results were matched bit for bit (tasks/tflite/xnnpack.py); others refuse.
 XNNPACK_MATCHED = ("CONV_2D", "DEPTHWISE_CONV_2D", "ADD", "AVERAGE_POOL_2D", "RESHAPE", "CONCATENATION",
                    "RESIZE_BILINEAR", "QUANTIZE", "LOGISTIC")
-POSTPROCESS_OPS = ("SOFTMAX", "ARG_MAX", "TFLite_Detection_PostProcess")
 INT_RANGES = {"uint8": (0, 255), "int8": (-128, 127)}
 ACTIVATION_BOUNDS = {0: None, 1: (0.0, None), 3: (0.0, 6.0)}  # fused NONE, RELU, RELU6
 

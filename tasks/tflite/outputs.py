@@ -14,6 +14,9 @@ import torch
 
 from backbones.errors import UserError
 
+# Final ops whose inputs are the raw outputs the suite's evaluation takes.
+POSTPROCESS_OPS = ("SOFTMAX", "ARG_MAX", "TFLite_Detection_PostProcess")
+
 # The file's box codes are (ty, tx, th, tw); the suite's (and torchvision's) (tx, ty, tw, th).
 TF_TO_SUITE_CODES = (1, 0, 3, 2)
 

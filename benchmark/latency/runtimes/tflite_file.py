@@ -25,10 +25,7 @@ from backbones.errors import UserError
 from benchmark.latency.runtimes.base import Prepared, Runtime, output_spec
 from benchmark.latency.runtimes.export import missing_extra
 from benchmark.latency.runtimes.litert import dequantizing_reader, input_converter, prepare_tflite_file
-from tasks.tflite.outputs import match_reference
-
-# Final ops whose inputs are the raw outputs the suite's evaluation takes.
-POSTPROCESS_OPS = ("SOFTMAX", "ARG_MAX", "TFLite_Detection_PostProcess")
+from tasks.tflite.outputs import POSTPROCESS_OPS, match_reference
 
 
 def raw_output_tensors(ops: Sequence[dict[str, Any]], outputs: set[int]) -> tuple[list[int], str | None]:
