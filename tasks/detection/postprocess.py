@@ -11,7 +11,9 @@ network so the network alone exports to ONNX and is timed alone.
 ``nms="fast"`` is TFLite's ``TFLite_Detection_PostProcess`` with ``use_regular_nms = false`` (what
 the official SSD files run): each anchor keeps its best ``max_classes_per_detection`` classes, one
 class-agnostic NMS over the anchors' best scores (score >= threshold, IoU > threshold suppressed),
-at most ``max_detections`` anchors, each reported with its best classes.
+at most ``max_detections`` anchors, each reported with its best classes. Ties are the op's: among
+equal scores the lower class and the lower anchor come first (8-bit scores tie often); boxes are
+not clipped to the image (the op reports them as decoded).
 """
 
 from __future__ import annotations
@@ -44,10 +46,19 @@ def class_scores(class_logits: torch.Tensor, scoring: str = "sigmoid") -> torch.
     (torchvision's SSD: probabilities over background + classes, background dropped).
     """
     if scoring == "sigmoid":
-        return class_logits[..., 1:].float().sigmoid()
+        return exact_sigmoid(class_logits[..., 1:])
     if scoring == "softmax":
         return class_logits.float().softmax(-1)[..., 1:]
     raise ValueError(f"unknown scoring {scoring!r}; choose from {', '.join(SCORINGS)}")
+
+
+def exact_sigmoid(logits: torch.Tensor) -> torch.Tensor:
+    """float32 sigmoid, the same for equal logits wherever they sit in the tensor.
+
+    torch's float32 sigmoid can differ by an ulp between its vector and scalar loops, which breaks
+    the ties of an 8-bit file's scores in an arbitrary order; computed in float64 and rounded, equal
+    logits give equal scores."""
+    return logits.double().sigmoid().float()
 
 
 @contextmanager
@@ -116,21 +127,50 @@ def _postprocess_fast(
     box_scales: tuple[float, ...] | None,
 ) -> list[dict[str, torch.Tensor]]:
     """TFLite's ``NonMaxSuppressionMultiClassFastHelper``: NMS over anchors, not (anchor, class) pairs.
-    Boxes are suppressed as decoded (unclipped, as TFLite), and clipped to the image afterwards."""
-    scores = class_scores(class_logits, scoring)
+    Boxes stay as decoded, unclipped (``image_size`` is unused), as the op returns them."""
     results = []
-    for image_scores, codes in zip(scores, box_regression.float(), strict=True):
-        best = image_scores.topk(min(max_classes, image_scores.shape[-1]), dim=-1)
-        candidates = torch.nonzero(best.values[:, 0] >= score_threshold).squeeze(1)
+    for logits, codes in zip(class_logits, box_regression.float(), strict=True):
+        best_scores, best_classes = _best_scores(logits, scoring, max_classes)
+        candidates = anchors_by_score(best_scores[:, 0], score_threshold)
         boxes = decode(codes[candidates], anchors[candidates], box_scales)
-        kept = candidates[nms(boxes, best.values[candidates, 0], nms_iou)[:max_detections]]
-        kept_boxes = clip_boxes_to_image(decode(codes[kept], anchors[kept], box_scales), image_size)
+        # Each candidate's rank as its score: NMS visits them in the op's order, ties included.
+        rank = torch.arange(len(candidates), 0, -1, dtype=torch.float32)
+        chosen = nms(boxes, rank, nms_iou)[:max_detections]
+        kept, kept_boxes = candidates[chosen], boxes[chosen]
         # Each kept anchor with its best classes, in selection order (TFLite: max_detections x classes).
-        order = torch.arange(len(kept) * best.values.shape[1])
-        anchor_of, class_of = order // best.values.shape[1], order % best.values.shape[1]
-        results.append({"boxes": kept_boxes[anchor_of], "scores": best.values[kept][anchor_of, class_of],
-                        "labels": best.indices[kept][anchor_of, class_of]})
+        rows = torch.arange(len(kept) * best_scores.shape[1])
+        anchor_of, class_of = rows // best_scores.shape[1], rows % best_scores.shape[1]
+        results.append({"boxes": kept_boxes[anchor_of], "scores": best_scores[kept][anchor_of, class_of],
+                        "labels": best_classes[kept][anchor_of, class_of]})
     return results
+
+
+def _best_scores(logits: torch.Tensor, scoring: str, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """One image's ``[A, k]`` best class scores and classes from its logits ``[A, C + 1]``.
+    Sigmoid is monotonic: the logits are ranked, and only the winners' sigmoid is taken."""
+    if scoring == "sigmoid":
+        values, classes = best_classes_per_anchor(logits[:, 1:].float(), k)
+        return exact_sigmoid(values), classes
+    return best_classes_per_anchor(class_scores(logits, scoring), k)
+
+
+def best_classes_per_anchor(scores: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``[A, k]`` best values of each anchor and their classes, equal values by lower class first.
+
+    TFLite's op takes the arg-max (the first maximum) for one class; ``topk`` orders ties as it
+    likes, and the 8-bit scores of a quantized file tie between classes."""
+    if k == 1:
+        values, classes = scores.max(dim=-1, keepdim=True)  # the first maximum, as the op's ArgMaxVector
+        return values, classes
+    values, classes = scores.sort(dim=-1, descending=True, stable=True)
+    return values[:, :k], classes[:, :k]
+
+
+def anchors_by_score(best: torch.Tensor, score_threshold: float) -> torch.Tensor:
+    """Indices of the anchors whose ``best`` score reaches the threshold, highest first, equal scores
+    by lower anchor first (the op's ``std::stable_sort``): the order its greedy NMS visits them."""
+    candidates = torch.nonzero(best >= score_threshold).squeeze(1)
+    return candidates[best[candidates].argsort(descending=True, stable=True)]
 
 
 def _postprocess(
@@ -153,7 +193,7 @@ def _postprocess(
         # Sigmoid is monotonic: rank the logits (background column skipped, no copy), and take the
         # sigmoid of the k winners only.
         top_values, anchor_index, labels = _top_pairs(class_logits.float(), k, first_column=1)
-        top_scores = top_values.sigmoid()
+        top_scores = exact_sigmoid(top_values)
     elif scoring == "softmax":
         top_scores, anchor_index, labels = _top_pairs(class_logits.float().softmax(-1), k, first_column=1)
     else:

@@ -132,6 +132,7 @@ class SSDLite(nn.Module):
         self._init_added_layers()
         self._feature_sizes: dict[tuple[int, int], list[tuple[int, int]]] = {}
         self._anchors: dict[tuple[int, int, str], torch.Tensor] = {}
+        self._given_anchors: dict[tuple[int, int], torch.Tensor] = {}
 
     def _init_added_layers(self) -> None:
         # TF's ssdlite config initialises the added convs from a truncated normal with stddev 0.03;
@@ -176,9 +177,24 @@ class SSDLite(nn.Module):
         """``[A, 4]`` anchors in input pixels, in the order of ``forward``'s outputs."""
         key = (int(image_size[0]), int(image_size[1]), str(device))
         if key not in self._anchors:
-            boxes = anchor_boxes(self.anchor_config, self.feature_sizes(image_size), image_size)
+            boxes = self._given_anchors.get(key[:2])
+            if boxes is None:
+                boxes = anchor_boxes(self.anchor_config, self.feature_sizes(image_size), image_size)
             self._anchors[key] = boxes.to(device)
         return self._anchors[key]
+
+    def use_anchors(self, image_size: tuple[int, int], boxes: torch.Tensor) -> None:
+        """Take ``boxes`` ``[A, 4]`` (input pixels, x0 y0 x1 y1) as the anchors at ``image_size``.
+
+        A TFLite SSD's post-processing op decodes against the anchors stored in the file, 8-bit
+        quantized (up to half a step, a pixel at 300, from the generator's): boxes that are the
+        deployed file's need those.
+        """
+        size = (int(image_size[0]), int(image_size[1]))
+        if boxes.shape != self.anchors(size).shape:
+            raise ValueError(f"{len(boxes)} anchors given, the model makes {len(self.anchors(size))} at {size}")
+        self._given_anchors[size] = boxes.detach().float().cpu()
+        self._anchors = {key: value for key, value in self._anchors.items() if key[:2] != size}
 
     def prediction_layers(self) -> nn.ModuleDict:
         """The detector's own layers (extras + predictors), for the paper's Table 5 counts."""

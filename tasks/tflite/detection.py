@@ -145,6 +145,14 @@ def anchors_as_ycxchw(anchors: torch.Tensor, image_size: tuple[int, int]) -> tor
     return torch.stack([(y0 + y1) / 2 / height, (x0 + x1) / 2 / width, (y1 - y0) / height, (x1 - x0) / width], -1)
 
 
+def ycxchw_as_anchors(anchors: torch.Tensor, image_size: tuple[int, int]) -> torch.Tensor:
+    """The file's normalised (y, x, h, w) anchors as the suite's pixel (x0, y0, x1, y1) ones."""
+    height, width = image_size
+    yc, xc, h, w = anchors.double().unbind(-1)
+    corners = torch.stack([(xc - w / 2) * width, (yc - h / 2) * height, (xc + w / 2) * width, (yc + h / 2) * height], -1)
+    return corners.float()
+
+
 def ssd_for_tflite(cfg: dict[str, Any], graph: TFLiteGraph | None, ssd_class: Callable[..., SSDLite]) -> SSDLite:
     """The suite's SSD (``ssd_class``) for an official TF SSD ``.tflite`` (``cfg["weights"]``), weights loaded.
 
@@ -180,6 +188,8 @@ def ssd_for_tflite(cfg: dict[str, Any], graph: TFLiteGraph | None, ssd_class: Ca
         if gap > 0.5 * info["anchor_step"] + 1e-6:
             raise UserError(f"{cfg['weights']}: the file's anchors differ from TF's generator by {gap:.4f} "
                             f"(more than half their quantization step {info['anchor_step']:.4f})")
+        # The file's op decodes against these, not the generator's: so do the suite's evaluations.
+        model.use_anchors(size, ycxchw_as_anchors(info["anchors"], size))
     if int(cfg["num_classes"]) == 90:
         model.label_map = "coco90"  # TF's COCO label map: label i is category i + 1 (the evaluator reads it)
     return model
@@ -213,7 +223,8 @@ def import_ssd(
     model = ssd_for_tflite(cfg, graph, ssd_class)
     convs = conv_sequence(model)
     facts = replace(facts, num_classes=file_classes - 1, file_classes=file_classes, preset="tf-ssd", width=cfg["width"])
-    notes = ["anchors: the file's match TF's ssd_anchor_generator within half their 8-bit quantization step"]
+    notes = ["anchors: the file's (TF's ssd_anchor_generator within half their 8-bit quantization step), "
+             "as its post-processing op decodes against them"]
     if getattr(model, "label_map", None):
         notes.append("label map coco90: label i is COCO category i + 1")
     values = sum(conv.weight.numel() + (norm.bias.numel() if norm is not None else conv.bias.numel())
