@@ -153,7 +153,7 @@ def test_check_reports_drift_and_regenerating_fixes_it(tmp_path: Path, capsys) -
     new_file.write_text(json.dumps(new))
     assert _leaderboard(tmp_path, records, "--check") == 0
     assert _leaderboard(tmp_path, records, "--add", str(new_file)) == 0
-    assert len(list(records.glob("*.json"))) == 12
+    assert len(list(records.glob("*.json"))) == 13
     assert "| 50.00 | 90.00 |" in page.read_text()
     assert _leaderboard(tmp_path, records, "--check") == 0
 
@@ -282,9 +282,9 @@ def test_wandb_logs_each_table_offline(tmp_path: Path, monkeypatch, capsys) -> N
     monkeypatch.setenv("WANDB_SILENT", "true")
     assert _leaderboard(tmp_path, RECORDS, "--wandb") == 0
     # The run's own folder, as printed: W&B keeps the directory of the first run in this process.
-    folder = Path(re.search(r"W&B: logged 9 tables \((.+)\)", capsys.readouterr().out).group(1))
+    folder = Path(re.search(r"W&B: logged 10 tables \((.+)\)", capsys.readouterr().out).group(1))
     tables = sorted(folder.rglob("media/table/leaderboard/*.table.json"))
-    assert len(tables) == 9, [p.name for p in tables]  # real_data included
+    assert len(tables) == 10, [p.name for p in tables]  # real_data and integer_execution included
     table = next(folder.rglob("media/table/leaderboard/classification_reported_*.table.json"))
     data = json.loads(table.read_text())
     assert "model" in data["columns"] and any("72.0" in row for row in data["data"])
@@ -305,19 +305,19 @@ def test_add_takes_an_eval_output_folder_and_labels_the_row(tmp_path: Path, caps
     run_dir.mkdir()
     shutil.copy(EVALUATION, run_dir / "result.json")
     assert _leaderboard(tmp_path, records, "--add", str(run_dir)) == 0
-    added = [p.name for p in records.glob("evaluation-*.json")]
+    added = [p.name for p in records.glob("evaluation-*-tf-inception-*.json")]
     assert len(added) == 1
     assert re.fullmatch(r"evaluation-classification-mobilenet-v2-1.0-224-quant-tf-inception-imagenet-n456-[0-9a-f]{10}\.json",
                         added[0])  # fmt: skip
     page = (tmp_path / "out" / "classification.md").read_text()
-    row = _line_with(page, "| mobilenet_v2_1.0_224_quant | mnv2 1.0 @224 | classification |")
+    row = _line_with(page, "| mobilenet_v2_1.0_224_quant | mnv2 1.0 @224 | classification | eager |")
     assert row is not None
     assert ("measured (ImageNet val slice, 456 images, official MobileNetV2 1.0 224 quant weights, "
-            "tf-inception preset, PyTorch 2.14.1+cu130, commit b1be50caaaa3)") in row  # fmt: skip
+            "tf-inception preset, runtime eager fp32, PyTorch 2.14.1+cu130, commit b1be50caaaa3)") in row  # fmt: skip
     assert "| 81.14 / 93.86 | 77.85–84.43 |" in row
     assert "80.70 / 93.64 (LiteRT 2.3.0" in row
     assert "70.8 / 89.9 (reported: TF Lite hosted models (full ImageNet val))" in row
-    assert (tmp_path / "out" / "real_data.csv").read_text().count("\n") == 2
+    assert (tmp_path / "out" / "real_data.csv").read_text().count("\n") == 3  # header, eager, xnnpack-int8
 
 
 def _evaluation(**changes) -> dict:
@@ -340,12 +340,39 @@ def test_real_data_rows_pair_only_the_same_checkpoint_images_and_settings() -> N
         _evaluation(weights=dict(json.loads(EVALUATION.read_text())["weights"], sha256="0" * 64)),
     ]).rows  # fmt: skip
     ten, hundred, fewer, retrained = rows
-    assert ten[6].startswith("20.41 / 33.33 (LiteRT 2.3.0") and "10 detections per image" in ten[8]
-    assert "COCO val slice, 80 images" in ten[8] and "16 / – (reported: TF detection model zoo" in ten[7]
-    assert hundred[6] == "–" and "100 detections per image" in hundred[8]
-    assert fewer[6] == "–"
+    assert ten[7].startswith("20.41 / 33.33 (LiteRT 2.3.0") and "10 detections per image" in ten[9]
+    assert "COCO val slice, 80 images" in ten[9] and "16 / – (reported: TF detection model zoo" in ten[8]
+    assert hundred[7] == "–" and "100 detections per image" in hundred[9]
+    assert fewer[7] == "–"
     # Another file of the same name is not the official checkpoint: no reported or runtime number.
-    assert retrained[6] == retrained[7] == "–" and "official" not in retrained[8]
+    assert retrained[7] == retrained[8] == "–" and "official" not in retrained[9]
+
+
+def test_integer_execution_table_puts_each_files_runtimes_side_by_side() -> None:
+    """One row per file and setting: the float import, both integer runtimes (the newest record of each)
+    and the official runtime; a retrained file of the same name and a plain checkpoint have no row."""
+    from benchmark.leaderboards.store import record_name
+    from benchmark.leaderboards.tables import integer_execution_table
+
+    agree = {"raw_values_equal": 100.0, "argmax_equal": 100.0}
+    int8 = dict(precision="uint8", litert_agreement=agree, created="2026-12-04T00:00:00+00:00")
+    records = [
+        _evaluation(),
+        _evaluation(runtime="tflite-int8", metrics={"top1": 80.9211, "top5": 93.6404}, **int8),
+        _evaluation(runtime="xnnpack-int8", metrics={"top1": 80.0, "top5": 93.0}, **int8),
+        _evaluation(runtime="xnnpack-int8", metrics={"top1": 80.7018, "top5": 93.6404},
+                    **dict(int8, created="2026-12-05T00:00:00+00:00")),
+        _evaluation(weights=dict(json.loads(EVALUATION.read_text())["weights"], sha256="0" * 64)),
+    ]  # fmt: skip
+    table = integer_execution_table(records)
+    assert table.rows == ((
+        "mobilenet_v2_1.0_224_quant", "–", "top-1 / top-5", "81.14 / 93.86", "80.92 / 93.64 (raw = LiteRT 100.00 %)",
+        "80.70 / 93.64 (raw = LiteRT 100.00 %)", "80.70 / 93.64 (LiteRT 2.3.0 (ai-edge-litert, 2 threads))",
+        "b1be50caaaa3",
+    ),)  # fmt: skip
+    # The integer runtimes' records are named apart from the float import's.
+    assert record_name(records[1]).split("-n456-")[1].startswith("tflite-int8-")
+    assert "int8" not in record_name(records[0])
 
 
 README_TEXT = """# Project
@@ -360,6 +387,9 @@ Middle.
 <!-- bench:begin real-data -->
 stale content
 <!-- bench:end real-data -->
+
+<!-- bench:begin integer-execution -->
+<!-- bench:end integer-execution -->
 
 <!-- bench:begin latency -->
 <!-- bench:end latency -->
@@ -381,7 +411,7 @@ def test_readme_blocks_are_generated_and_checked(tmp_path: Path, capsys) -> None
     assert _line_with(text, "| mnv2 1.0 @96 | classification | 2 | 1 |")  # latency: p50 per runtime
     assert _leaderboard(tmp_path, records, "--check") == 0
     capsys.readouterr()
-    readme.write_text(text.replace("| 81.14 / 93.86 |", "| 82.00 / 93.86 |"))
+    readme.write_text(text.replace("| eager | top-1 / top-5 | 81.14 / 93.86 |", "| eager | top-1 / top-5 | 82.00 / 93.86 |"))
     assert _leaderboard(tmp_path, records, "--check") == 1
     assert f"{readme}: its generated tables differ from the records (2 changed line(s)" in capsys.readouterr().out
     assert _leaderboard(tmp_path, records) == 0 and readme.read_text() == text

@@ -376,6 +376,17 @@ OFFICIAL_CHECKPOINTS = (
         note="8-bit; float 70.19",
         references=(RuntimeReference(57, (("miou", "73.83"), ("pixel_acc", "93.59"))),),
     ),
+    OfficialCheckpoint(
+        "tf2_mobilenet_v2_1.0_224_ptq.tflite", "5d3137241276e79c86d14a74fe43581398ae0e815191d3dba45495b810840e8c",
+        "classification", "TF2 post-training quantized Keras MobileNetV2 1.0 224 weights (int8 per channel)", (),
+        "google-coral/test_data (no accuracy published)", references=_imagenet("78.73", "94.52"),
+    ),
+    OfficialCheckpoint(
+        "deeplabv3_257_mv_gpu.tflite", "9711334db2b01d5894feb8ed0f5cb3e97d125b8d229f8d8692f625801818f5ef",
+        "segmentation", "float32 DeepLabv3 MobileNetV2 0.5 257 weights", (("miou", "70.19"),),
+        "DeepLab model zoo (full VOC 2012 val)", note="mobilenetv2_dm05_coco_voc_trainaug, at 513",
+        references=(RuntimeReference(57, (("miou", "63.10"), ("pixel_acc", "90.58"))),),
+    ),
 )  # fmt: skip
 
 

@@ -27,6 +27,7 @@ from benchmark.leaderboards.tables import (
     Table,
     evaluation_table,
     generate_tables,
+    integer_execution_table,
     is_device_record,
     split_records,
 )
@@ -68,7 +69,16 @@ def real_data_block(table: Table) -> str:
     return f"{table.markdown()}\n\nCSV: [real_data.csv](real_data.csv)\n"
 
 
-def task_page(task: str, reported: Table, measured: Table, plots: list[str], real_data: Table) -> str:
+def integer_block(table: Table) -> str:
+    """The official files' float import beside their integer runtimes, when any file of the task has one."""
+    if not table.rows:
+        return ""
+    return (f"## The official files' float import and integer execution (`bench eval --runtime ...`)\n\n"
+            f"{table.markdown()}\n\nCSV: [integer_execution.csv](integer_execution.csv)\n\n")  # fmt: skip
+
+
+def task_page(task: str, reported: Table, measured: Table, plots: list[str], real_data: Table,
+              integer: Table | None = None) -> str:
     plot_lines = "\n".join(f"![{name}]({PLOTS_DIR}/{name}.png)" for name in plots)
     hint = ("No measured records for this task yet: run `bench sweep --tier quick`, or add a run's "
             "record with `bench leaderboard --add runs/<run>/result.json`.")  # fmt: skip
@@ -76,6 +86,7 @@ def task_page(task: str, reported: Table, measured: Table, plots: list[str], rea
         f"{HEADER}\n# {TASK_TITLES[task]} leaderboard\n\n{LEGEND}\n\n"
         f"## Measured by this suite\n\n{table_block(measured, hint)}\n"
         f"## Official checkpoints on real data (`bench eval`)\n\n{real_data_block(real_data)}\n"
+        f"{integer_block(integer) if integer is not None else ''}"
         f"## Reported, with the suite's counted params and MAdds\n\n"
         f"{table_block(reported, 'No reported rows.')}\n"
         f"## Plots\n\n{plot_lines}\n"
@@ -153,7 +164,7 @@ def generate(records: Sequence[dict[str, Any]], baselines: Baselines = BASELINES
             files[f"{PLOTS_DIR}/{name}.png"] = render(spec)
         plots += list(task_plots)
         page = task_page(task, tables[f"{task}_reported"], tables[f"{task}_measured"], list(task_plots),
-                         evaluation_table(evaluations))  # fmt: skip
+                         evaluation_table(evaluations), integer_execution_table(evaluations))  # fmt: skip
         files[f"{task}.md"] = page.encode()
     # Charts show the host's rows only: a device's rows are never mixed with them (their own table).
     files[f"{PLOTS_DIR}/latency_by_runtime.png"] = render(latency_by_runtime_spec(host_latency))

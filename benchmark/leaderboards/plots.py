@@ -26,6 +26,7 @@ from benchmark.leaderboards.tables import (
     TASK_TITLES,
     dataset_label,
     device_of,
+    evaluation_runtime,
     model_label,
     width_of,
 )
@@ -193,7 +194,8 @@ def latency_points(
     """Each latency record of ``task`` that has an accuracy to pair with: ``{"latency", "accuracy_record",
     "accuracy", "label"}`` (the PNGs and the site plot exactly these)."""
     latest = latest_results(results)
-    by_weights = {sha: e for e in evaluations if (sha := weights_sha256(e))}
+    # A timed network is the float import of its file: pair it with that evaluation, not an integer runtime's.
+    by_weights = {sha: e for e in evaluations if (sha := weights_sha256(e)) and evaluation_runtime(e) == "eager"}
     points = []
     for record in latency:
         paired = paired_accuracy(record, by_weights, latest) if record["task"] == task else None

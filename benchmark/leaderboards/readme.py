@@ -3,7 +3,8 @@
 Each table sits between ``<!-- bench:begin NAME -->`` and ``<!-- bench:end NAME -->``;
 ``bench leaderboard`` rewrites what is between them and ``--check`` fails when the README differs.
 Blocks: ``default-runs`` (the newest record of each task's default ``bench run`` on the embedded
-data), ``latency`` (p50 per runtime) and ``real-data`` (``bench eval`` of the official checkpoints).
+data), ``latency`` (p50 per runtime), ``real-data`` (``bench eval`` of the official checkpoints) and
+``integer-execution`` (the same files' float import beside their integer runtimes).
 """
 
 from __future__ import annotations
@@ -19,12 +20,13 @@ from benchmark.leaderboards.tables import (
     Table,
     evaluation_table,
     fmt_num,
+    integer_execution_table,
     model_label,
     split_records,
     timed_model_label,
 )
 
-BLOCKS = ("default-runs", "latency", "real-data")
+BLOCKS = ("default-runs", "latency", "real-data", "integer-execution")
 BEGIN = "<!-- bench:begin {} -->"
 END = "<!-- bench:end {} -->"
 _MARKER = re.compile(r"<!-- bench:(begin|end) ([A-Za-z0-9_-]+) -->")
@@ -136,6 +138,7 @@ def render_blocks(records: Sequence[dict[str, Any]]) -> dict[str, str]:
         "default-runs": default_run_table(kinds["result"]),
         "latency": latency_summary(kinds["latency"]),
         "real-data": evaluation_table(kinds["evaluation"]),
+        "integer-execution": integer_execution_table(kinds["evaluation"]),
     }
     return {name: table.markdown() if table.rows else empty for name, table in tables.items()}
 

@@ -193,7 +193,7 @@ def dataset_slug(record: dict[str, Any]) -> str:
 
 def record_name(record: dict[str, Any]) -> str:
     """``<kind>-<task>-<backbone>-w<width>-r<res>[-<runtime>-t<threads>-b<batch>]-<digest>.json``;
-    evaluations: ``evaluation-<task>-<weights>-<preset>-<dataset>-n<images>[-<setting><value>]-<digest>.json``.
+    evaluations: ``evaluation-<task>-<weights>-<preset>-<dataset>-n<images>[-<setting><value>][-<runtime>]-<digest>.json``.
 
     Profile records are named by their key alone, so a recount replaces the old count.
     """
@@ -212,6 +212,8 @@ def record_name(record: dict[str, Any]) -> str:
     if kind == "evaluation":
         parts = [kind, record["task"], weights_name(record), record["preset"], dataset_slug(record),
                  f"n{record['images']}", *[f"{k}{v}" for k, v in sorted((record.get("settings") or {}).items())]]  # fmt: skip
+        if record.get("runtime") not in (None, "eager"):  # the float import's records keep their names
+            parts.append(record["runtime"])
     return f"{_slug('-'.join(str(p) for p in parts))}-{content_digest(record)}.json"
 
 

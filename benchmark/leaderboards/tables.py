@@ -170,10 +170,30 @@ def settings_words(record: dict[str, Any]) -> list[str]:
     return [SETTING_WORDS.get(key, key + " {}").format(value) for key, value in sorted(settings.items())]
 
 
+def evaluation_runtime(record: dict[str, Any]) -> str:
+    """``eager`` (the float import; records before integer execution name no runtime), ``tflite-int8``, ..."""
+    return str(record.get("runtime") or "eager")
+
+
+def runtime_words(record: dict[str, Any]) -> list[str]:
+    """How the record's numbers were computed: the float import, or the file's integers and how often
+    their raw outputs equalled LiteRT's on the same bytes."""
+    runtime = evaluation_runtime(record)
+    if runtime == "eager":
+        return ["runtime eager fp32"]
+    words = [f"runtime {runtime} ({record.get('precision', '?')})"]
+    agreement = record.get("litert_agreement") or {}
+    if agreement:
+        words.append(f"raw outputs {fmt_num(agreement.get('raw_values_equal'))} % / arg-max "
+                     f"{fmt_num(agreement.get('argmax_equal'))} % equal to LiteRT's")  # fmt: skip
+    return words
+
+
 def evaluation_source(record: dict[str, Any]) -> str:
     """``measured (ImageNet val slice, 456 images, official ... weights, tf-inception preset, commit abc)``."""
     env = record["environment"]
-    parts = [data_label(record), weights_label(record), f"{record['preset']} preset", *settings_words(record)]
+    parts = [data_label(record), weights_label(record), f"{record['preset']} preset", *settings_words(record),
+             *runtime_words(record)]  # fmt: skip
     return f"measured ({', '.join(parts)}, PyTorch {env.get('torch', '?')}, commit {env.get('commit', '?')})"
 
 
@@ -272,8 +292,8 @@ def _values(values: dict[str, Any], keys: list[str], decimals: int = 2) -> str:
 def evaluation_table(evaluations: list[dict[str, Any]], name: str = "real_data") -> Table:
     """``bench eval`` records beside the same checkpoint's reported number and the official runtime's
     number on the same images: the suite is judged against the runtime, not the full-set figure."""
-    columns = ("checkpoint", "suite model", "task", "metrics (%)", "measured by this suite", "95% CI (first metric)",
-               "official runtime, same images", "reported, full val set", "source")  # fmt: skip
+    columns = ("checkpoint", "suite model", "task", "runtime", "metrics (%)", "measured by this suite",
+               "95% CI (first metric)", "official runtime, same images", "reported, full val set", "source")  # fmt: skip
     rows = []
     for record in evaluations:
         metrics = evaluation_metrics(record["task"])
@@ -285,7 +305,7 @@ def evaluation_table(evaluations: list[dict[str, Any]], name: str = "real_data")
         if reference is not None:
             runtime = f"{_values(dict(reference.metrics), keys)} ({reference.runtime}; {reference.source})"
         reported = "–"
-        if checkpoint is not None:
+        if checkpoint is not None and checkpoint.reported:
             note = f"; {checkpoint.note}" if checkpoint.note else ""
             printed = dict(checkpoint.reported)
             reported = f"{' / '.join(printed.get(key, '–') for key in keys)} (reported: {checkpoint.source}{note})"
@@ -293,6 +313,7 @@ def evaluation_table(evaluations: list[dict[str, Any]], name: str = "real_data")
             weights_name(record),
             model_label(record),
             record["task"],
+            evaluation_runtime(record),
             " / ".join(title for _, title in metrics),
             _values(record["metrics"], keys),
             f"{fmt_num(ci[0])}–{fmt_num(ci[1])}" if isinstance(ci, list) and len(ci) == 2 else "–",
@@ -301,6 +322,52 @@ def evaluation_table(evaluations: list[dict[str, Any]], name: str = "real_data")
             evaluation_source(record),
         ))  # fmt: skip
     return Table(name, columns, tuple(rows))
+
+
+# The columns of the integer-execution table: the float import, then the file's integers as TFLite's
+# builtin kernels and as XNNPACK (LiteRT's default interpreter) compute them.
+EVALUATION_RUNTIMES = (("eager", "float import (eager fp32)"), ("tflite-int8", "tflite-int8 (builtin kernels)"),
+                       ("xnnpack-int8", "xnnpack-int8 (LiteRT default)"))  # fmt: skip
+
+
+def integer_execution_table(evaluations: list[dict[str, Any]]) -> Table:
+    """One row per official file and evaluation setting, the float import and the integer runtimes side by
+    side with the official runtime on the same images: where the float shadow and the deployed integers
+    part, and which of the suite's arithmetics reproduces the runtime (the newest record of each cell)."""
+    groups: dict[tuple[str, str], dict[str, dict[str, Any]]] = {}
+    for record in evaluations:
+        checkpoint = official_checkpoint(record)
+        if checkpoint is None:
+            continue
+        key = (checkpoint.file, json.dumps(record.get("settings") or {}, sort_keys=True))
+        cell = groups.setdefault(key, {})
+        runtime = evaluation_runtime(record)
+        if runtime not in cell or str(record.get("created", "")) >= str(cell[runtime].get("created", "")):
+            cell[runtime] = record
+    columns = ("checkpoint", "setting", "metrics (%)", *[title for _, title in EVALUATION_RUNTIMES],
+               "official runtime, same images", "records' commits")  # fmt: skip
+    rows = []
+    for (_, settings), cells in sorted(groups.items()):
+        any_record = next(iter(cells.values()))
+        keys = [key for key, _ in evaluation_metrics(any_record["task"])]
+        reference = official_checkpoint(any_record).reference_for(any_record)
+        measured = []
+        for runtime, _ in EVALUATION_RUNTIMES:
+            record = cells.get(runtime)
+            agreement = (record or {}).get("litert_agreement") or {}
+            text = _values(record["metrics"], keys) if record else "–"
+            if agreement:
+                text += f" (raw = LiteRT {fmt_num(agreement.get('raw_values_equal'))} %)"
+            measured.append(text)
+        rows.append((
+            weights_name(any_record),
+            ", ".join(settings_words(any_record)) or "–",
+            " / ".join(title for _, title in evaluation_metrics(any_record["task"])),
+            *measured,
+            f"{_values(dict(reference.metrics), keys)} ({reference.runtime})" if reference else "–",
+            ", ".join(sorted({str(r["environment"].get("commit", "?")) for r in cells.values()})),
+        ))  # fmt: skip
+    return Table("integer_execution", columns, tuple(rows))
 
 
 def accuracy_cell(accuracy: dict[str, Any] | None) -> str:
@@ -449,6 +516,7 @@ def generate_tables(records: Sequence[dict[str, Any]], baselines: Baselines = BA
         tables.append(measured_table(task, results))
         tables.append(reported_table(task, baselines.for_task(task), profiles))
     tables.append(evaluation_table(kinds["evaluation"]))
+    tables.append(integer_execution_table(kinds["evaluation"]))
     tables.append(latency_table([r for r in kinds["latency"] if not is_device_record(r)]))
     devices = [r for r in kinds["latency"] if is_device_record(r)]
     if devices:  # a table of its own, only when some record was timed on a device
