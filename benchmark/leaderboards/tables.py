@@ -347,7 +347,7 @@ def integer_execution_table(evaluations: list[dict[str, Any]]) -> Table:
     columns = ("checkpoint", "setting", "metrics (%)", *[title for _, title in EVALUATION_RUNTIMES],
                "official runtime, same images", "records' commits")  # fmt: skip
     rows = []
-    for (_, settings), cells in sorted(groups.items()):
+    for _key, cells in sorted(groups.items()):
         any_record = next(iter(cells.values()))
         keys = [key for key, _ in evaluation_metrics(any_record["task"])]
         reference = official_checkpoint(any_record).reference_for(any_record)
