@@ -101,6 +101,25 @@ def test_training_augmentation_keeps_boxes_and_labels_together() -> None:
                 assert (box[3] - box[1]) > 0 and widths.min() >= 1
 
 
+def test_without_the_random_crop_boxes_are_only_flipped_and_scaled() -> None:
+    rng = np.random.default_rng(2)
+    transform = train_transform(64, random_crop="none")
+    pixels = rng.integers(0, 255, (120, 160, 3), dtype=np.uint8)
+    boxes = np.array([[10, 10, 30, 40], [100, 50, 150, 110]], dtype=np.float32)
+    scaled = boxes * np.array([64 / 160, 64 / 120] * 2, dtype=np.float32)
+    mirrored = scaled[:, [2, 1, 0, 3]] * np.array([-1, 1, -1, 1], dtype=np.float32) + np.array([64, 0, 64, 0])
+    flips = set()
+    for _ in range(20):
+        out = transform(image=pixels, bboxes=boxes, labels=np.array([0, 1]))
+        kept = np.asarray(out["bboxes"], dtype=np.float32).reshape(-1, 4)
+        flipped = bool(np.allclose(kept, mirrored, atol=1e-3))
+        assert flipped or np.allclose(kept, scaled, atol=1e-3), kept
+        flips.add(flipped)
+    assert flips == {True, False}  # half the images are mirrored, none is cropped
+    with pytest.raises(UserError, match="--random-crop"):
+        train_transform(64, random_crop="zoom")
+
+
 def test_boxes_outside_the_image_are_clipped_and_zero_size_dropped(coco: Path) -> None:
     def change(data):
         data["annotations"][0]["bbox"] = [-10.0, 50.0, 40.0, 30.0]  # leaves the image to the left and bottom
@@ -161,7 +180,9 @@ def test_bad_input_is_one_clear_line(coco: Path, breakage: str, message: str, ca
 @pytest.mark.parametrize(
     "flags, flag",
     [(["--nms-iou", "1.5"], "--nms-iou"), (["--score-threshold", "-0.1"], "--score-threshold"),
-     (["--max-detections", "0"], "--max-detections"), (["--head", "yolo"], "--head")],
+     (["--max-detections", "0"], "--max-detections"), (["--head", "yolo"], "--head"),
+     (["--random-crop", "zoom"], "--random-crop"), (["--threads", "0"], "--threads"),
+     (["--val-every-n-epochs", "0"], "--val-every-n-epochs")],
 )
 def test_nonsense_detection_flags(coco: Path, flags: list[str], flag: str, capsys) -> None:
     try:

@@ -19,6 +19,9 @@ def add_parser(sub, task_name: str) -> None:
     add("--max-steps", type=int, help="stop after this many optimizer steps (-1: no limit)")
     add("--batch-size", type=int, help="per-device batch size")
     add("--num-workers", type=int, help="DataLoader workers per device")
+    add("--threads", type=int, help="PyTorch intra-op threads of the training process (default: torch's, one per core)")
+    add("--val-every-n-epochs", type=int, help="validate every N epochs while training (default 1; the run "
+        "always ends with a validation of the final weights)")
     add("--lr", type=float, help="initial learning rate")
     add("--optimizer", help="rmsprop (the paper's), sgd (torchvision's), adamw")
     add("--schedule", help="exponential (x0.98/epoch), step (StepLR(1, 0.98)), cosine, poly (DeepLab's, power 0.9), constant")

@@ -31,6 +31,9 @@ GENERAL_DEFAULTS: dict[str, Any] = {
     "data": "synthetic",
     "batch_size": 32,
     "num_workers": 2,
+    # PyTorch intra-op threads for training (None: torch's default). On a 2-core CPU the loader's
+    # workers need a core: 2 threads beside them oversubscribe it and each step waits on the slowest.
+    "threads": None,
     "max_epochs": 1,
     "max_steps": -1,
     "optimizer": "sgd",
@@ -53,6 +56,9 @@ GENERAL_DEFAULTS: dict[str, Any] = {
     "logger": "wandb",
     "output": None,
     "val_check_interval": None,
+    # Validate every N epochs during training (Lightning's check_val_every_n_epoch); the run always
+    # ends with a validation of the final weights, whose numbers the record keeps.
+    "val_every_n_epochs": 1,
     "limit_val_batches": None,
     "on_bad_sample": "error",
     "resume": False,
@@ -191,6 +197,10 @@ def validate_training(cfg: dict[str, Any]) -> None:
         if cfg.get(key) not in allowed:
             flag = "--" + key.replace("_", "-")
             raise UserError(f"{flag}: unknown value {cfg.get(key)!r}; choose from {', '.join(allowed)}")
+    if cfg.get("val_every_n_epochs") is not None and cfg["val_every_n_epochs"] < 1:
+        raise UserError(f"--val-every-n-epochs must be >= 1, got {cfg['val_every_n_epochs']}")
+    if cfg.get("threads") is not None and cfg["threads"] < 1:
+        raise UserError(f"--threads must be >= 1, got {cfg['threads']}")
     for key in ("lr", "num_workers", "weight_decay", "warmup_epochs", "label_smoothing"):
         value = cfg.get(key)
         if value is not None and (value < 0 or (key == "lr" and value == 0)):

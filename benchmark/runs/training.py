@@ -212,9 +212,12 @@ def run(cfg: dict[str, Any]) -> dict[str, Any]:
         default_root_dir=output,
         log_every_n_steps=cfg.get("log_every_n_steps") or 10,
         val_check_interval=cfg.get("val_check_interval"),
+        check_val_every_n_epoch=cfg.get("val_every_n_epochs") or 1,
         limit_val_batches=cfg.get("limit_val_batches"),
         enable_model_summary=False,
     )
+    if cfg.get("threads"):
+        torch.set_num_threads(cfg["threads"])
     L.seed_everything(cfg["seed"], workers=True, verbose=False)
 
     datamodule = task.build_datamodule(cfg)

@@ -256,11 +256,20 @@ class SSDRandomCrop(BaseCrop):
         return fcrops.crop_bboxes_by_coords(bboxes, crop_coords, params["shape"][:2])
 
 
-def train_transform(resolution: int) -> A.Compose:
-    """SSD augmentation: random IoU crop, flip, photometric distortion, then resize to a square."""
+RANDOM_CROPS = ("ssd", "none")
+
+
+def train_transform(resolution: int, random_crop: str = "ssd") -> A.Compose:
+    """SSD augmentation: random IoU crop, flip, photometric distortion, then resize to a square.
+
+    ``random_crop="none"`` leaves the crop out: it zooms in, so objects are larger in training than
+    in evaluation, which a long COCO schedule absorbs and a few hundred steps do not.
+    """
+    if random_crop not in RANDOM_CROPS:
+        raise UserError(f"--random-crop: unknown value {random_crop!r}; choose from {', '.join(RANDOM_CROPS)}")
     return A.Compose(
         [
-            SSDRandomCrop(),
+            *([SSDRandomCrop()] if random_crop == "ssd" else []),
             A.HorizontalFlip(p=0.5),
             # SSD's photometric distortions (brightness, contrast, saturation, hue), half the time.
             A.ColorJitter(brightness=0.2, contrast=0.5, saturation=0.5, hue=0.05, p=0.5),
@@ -293,12 +302,13 @@ class CocoDetectionDataset(Dataset):
         train: bool,
         on_bad_sample: str = "error",
         preset: str = "torchvision",
+        random_crop: str = "ssd",
     ):
         self.images = images
         self.resolution = resolution
         self.train = train
         self.on_bad_sample = on_bad_sample
-        self.transform = train_transform(resolution) if train else eval_transform(resolution, preset)
+        self.transform = train_transform(resolution, random_crop) if train else eval_transform(resolution, preset)
 
     def __len__(self) -> int:
         return len(self.images)
@@ -369,11 +379,13 @@ class CocoDataModule(BenchDataModule):
         num_workers: int = 2,
         on_bad_sample: str = "error",
         preset: str = "torchvision",
+        random_crop: str = "ssd",
     ) -> None:
         super().__init__(
             root, resolution=resolution, batch_size=batch_size, num_workers=num_workers, on_bad_sample=on_bad_sample
         )
         self.preset = preset
+        self.random_crop = random_crop
         self.splits: dict[str, CocoSplit] = {}
         self.categories: list[dict[str, Any]] = []
 
@@ -381,7 +393,8 @@ class CocoDataModule(BenchDataModule):
     def from_config(cls, cfg: dict[str, Any]) -> CocoDataModule:
         from tasks.preprocessing import check_preset
 
-        return cls(**cls.config_kwargs(cfg), preset=check_preset(cfg.get("preset"), "detection"))
+        return cls(**cls.config_kwargs(cfg), preset=check_preset(cfg.get("preset"), "detection"),
+                   random_crop=cfg.get("random_crop") or "ssd")
 
     def synthetic_root(self) -> Path:
         from tasks.detection.synthetic_coco import synthetic_coco
@@ -408,6 +421,7 @@ class CocoDataModule(BenchDataModule):
             train=split == "train",
             on_bad_sample=self.on_bad_sample,
             preset=self.preset,
+            random_crop=self.random_crop,
         )
 
     def _loader(self, split: str) -> DataLoader:

@@ -14,6 +14,7 @@ from torch import nn
 from backbones.counting import count_madds, count_params
 from backbones.errors import UserError
 from tasks.base import BenchDataModule, BenchModule, Config, Task
+from tasks.detection.coco import RANDOM_CROPS
 from tasks.detection.loss import MININGS
 from tasks.detection.postprocess import (
     MAX_DETECTIONS,
@@ -53,6 +54,9 @@ class DetectionTask(Task):
         add("--hard-mining", choices=MININGS, default=None,
             help="negatives in the loss: tf (TF's hard-example miner, default) or ratio (the hardest, 3 per "
                  "positive, torchvision's)")
+        add("--random-crop", choices=RANDOM_CROPS, default=None,
+            help="training crop: ssd (SSD's random IoU crop, default) or none (flip and colour only; the "
+                 "embedded demo's short schedule)")
         add("--score-threshold", type=float, default=None,
             help=f"keep detections scoring above this (evaluation default {SCORE_THRESHOLD}, "
                  f"predict default {PREDICT_SCORE_THRESHOLD})")
@@ -68,6 +72,7 @@ class DetectionTask(Task):
             "predictor_kernel": SSD_PREDICTOR_KERNEL,
             "scoring": "sigmoid",
             "hard_mining": "tf",
+            "random_crop": "ssd",
             "pre_nms_top_k": PRE_NMS_TOP_K,
             "score_threshold": SCORE_THRESHOLD,
             "label_map": None,  # "coco90": label i is COCO category i + 1 (TF's 90-id label map)
@@ -263,7 +268,7 @@ def detection_options(cfg: Config) -> DetectionOptions:
     head = cfg.get("head") or "ssdlite"
     if head not in HEADS:
         raise UserError(f"--head: unknown value {head!r}; choose from {', '.join(HEADS)}")
-    for key, allowed in (("scoring", SCORINGS), ("hard_mining", MININGS)):
+    for key, allowed in (("scoring", SCORINGS), ("hard_mining", MININGS), ("random_crop", RANDOM_CROPS)):
         if cfg.get(key) is not None and cfg[key] not in allowed:
             raise UserError(f"--{key.replace('_', '-')}: unknown value {cfg[key]!r}; choose from {', '.join(allowed)}")
     score = cfg.get("score_threshold", SCORE_THRESHOLD)
