@@ -68,18 +68,26 @@ class IntegerTFLiteModel(nn.Module):
 
     @torch.no_grad()
     def forward(self, x: torch.Tensor) -> Any:
+        pixels = self.to_pixels(x)
+        raw_ids, _ = self.engine.raw_outputs()
+        raw, env = self.engine.run(pixels)
+        if self._litert is not None:
+            self._count(pixels, [env[i] for i in raw_ids], raw_ids)
+        return self.outputs(raw, x)
+
+    @torch.no_grad()
+    def outputs(self, raw: list[torch.Tensor], x: torch.Tensor, *, quantized: bool = True) -> Any:
+        """The file's raw outputs for the batch ``x`` in the structure the suite's evaluation takes:
+        dequantized integers, or (``quantized=False``) floats from a float run of the same graph,
+        whose logits have no 8-bit ties to break."""
         if self._spec is None:  # the suite's output structure and shapes, read once from the float model
             out = self.float_model(x[:1])
             self._reference = [t for t in pytree.tree_leaves(out) if isinstance(t, torch.Tensor)]
             self._spec = pytree.tree_structure(out)
-        pixels = self.to_pixels(x)
         raw_ids, final_op = self.engine.raw_outputs()
-        raw, env = self.engine.run(pixels)
-        if self._litert is not None:
-            self._count(pixels, [env[i] for i in raw_ids], raw_ids)
         shapes = [torch.empty(len(x), *t.shape[1:]) for t in self._reference]
         matched = match_reference(raw, shapes, final_op)
-        if final_op == "SOFTMAX":
+        if final_op == "SOFTMAX" and quantized:
             matched[0] = _ties_to_lower_index(matched[0], self.engine.graph.tensors[raw_ids[0]].scale)
         if final_op == "TFLite_Detection_PostProcess":
             # The file scores boxes with its 8-bit LOGISTIC output; the suite's decoder takes logits and
