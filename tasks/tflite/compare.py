@@ -51,6 +51,18 @@ PASS_THROUGH = ("RESHAPE", "QUANTIZE", "DEQUANTIZE")
 # Ops that round nothing (their output is their input on the same grid): not probed, not ranked.
 NO_ROUNDING = ("RESHAPE",)
 Batches = list[list[torch.Tensor]]  # raw outputs (MixedTFLite.raw), one list per batch
+# What each number of a row means (written into compare-float.json).
+DEFINITIONS = {
+    "mean_error_steps / rmse_steps / max_abs_error_steps": "the op's dequantized integer output minus the op run in "
+    "float on the integer path's own dequantized inputs, in steps of the output's scale (isolated, layer-wise)",
+    "isolated_sqnr_db": "10 log10 of that float output's power over the isolated error's",
+    "accumulated_sqnr_db": "10 log10 of the float graph's tensor power over (integer - float graph) power, same images",
+    "rounded_alone_pct": "the float graph with only this op's output rounded to its grid: its raw-output squared error "
+    "against the float graph's, in percent of the integer path's (mean over raw outputs)",
+    "kept_in_float": "the integer path with this op's output unrounded (the op and the ops reading it in float, their "
+    "outputs quantized for the next integer op): the task's metrics, their change from the integer path's, and the "
+    "integer path's raw-output squared error left, in percent",
+}
 
 
 @dataclass
@@ -75,7 +87,8 @@ class FloatComparison:
             "metric": self.metric,
             "metrics": {"integer": self.integer, "float": self.float},
             "kept_in_float_ops": self.chosen,
-            "ranking": "rounding alone, costliest first",
+            "ranking": "rounded_alone_pct, highest first",
+            "definitions": DEFINITIONS,
             "layers": self.rows,
             "wall_time_s": round(self.wall_time_s, 2),
         })
