@@ -24,6 +24,7 @@ from torch.utils import _pytree as pytree
 from backbones.errors import UserError
 from tasks.tflite.int8 import QuantizedTFLite
 from tasks.tflite.outputs import match_reference
+from tasks.tflite.reader import TFLiteGraph
 
 
 class IntegerTFLiteModel(nn.Module):
@@ -31,7 +32,7 @@ class IntegerTFLiteModel(nn.Module):
 
     def __init__(
         self,
-        path: str | Path,
+        path: str | Path | TFLiteGraph,
         float_model: nn.Module,
         pixels: tuple[tuple[float, ...], tuple[float, ...]],
         *,
@@ -41,7 +42,7 @@ class IntegerTFLiteModel(nn.Module):
         super().__init__()
         self.engine = QuantizedTFLite(path, arithmetic=arithmetic)
         if self.engine.graph.input.dtype != "uint8":
-            raise UserError(f"{path}: integer execution takes uint8 image input; the file's is "
+            raise UserError(f"{self.engine.path}: integer execution takes uint8 image input; the file's is "
                             f"{self.engine.graph.input.dtype}")
         # One blank image first: an op the arithmetic lacks is a one-line error before any data is read.
         self.engine.run(np.zeros((1, *self.engine.graph.input.shape[1:]), np.uint8))
@@ -55,7 +56,7 @@ class IntegerTFLiteModel(nn.Module):
                 setattr(self, name, getattr(float_model, name))
         self._spec: pytree.TreeSpec | None = None
         self._reference: list[torch.Tensor] = []
-        self._litert = _LiteRT(path, self.engine.raw_outputs()[0], delegate=arithmetic == "xnnpack") if compare else None
+        self._litert = _LiteRT(self.engine.path, self.engine.raw_outputs()[0], delegate=arithmetic == "xnnpack") if compare else None
         self.counts = {"values": 0, "values_equal": 0, "positions": 0, "positions_equal": 0}
 
     def anchors(self, *args: Any, **kwargs: Any) -> torch.Tensor:
