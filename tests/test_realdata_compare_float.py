@@ -21,7 +21,7 @@ from PIL import Image
 
 from tasks import get_task
 from tasks.preprocessing import central_crop, mean_std, pil_bilinear_resize
-from tasks.tflite.compare import compare_float, kept_in_float
+from tasks.tflite.compare import compare_float, unrounded
 from tasks.tflite.float_graph import FloatTFLite
 from tasks.tflite.int8 import QuantizedTFLite
 from tasks.tflite.integer_model import IntegerTFLiteModel
@@ -68,19 +68,20 @@ def test_float_graph_equals_the_float_import(name: str, task: str) -> None:
         assert torch.allclose(ours, theirs, atol=1e-4), float((ours - theirs).abs().max())
 
 
-def test_bench_eval_compare_float_reports_every_layer(imagenet_subset: Path, tmp_path: Path, capsys) -> None:
+def test_bench_eval_compare_float_reports_the_chosen_layers(imagenet_subset: Path, tmp_path: Path, capsys) -> None:
     """The report's integer metric is bench eval's on the same images (no layer in float); its float
-    metric is the float graph's evaluated on its own; every op that rounds gets a kept-in-float metric."""
+    metric is the float graph's evaluated on its own; the four ops whose error alone is largest get
+    both kept-in-float metrics (the logits among them: the RESHAPE after them stays float unrounded)."""
     from benchmark.cli import main
     from tasks.evaluate import evaluate
 
     out = tmp_path / "out"
     code = main(["eval", "--task", "classification", "--weights", str(V1), "--data", str(imagenet_subset),
                  "--runtime", "tflite-int8", "--compare-float", "--compare-images", str(IMAGES),
-                 "--compare-layers", "all", "--output", str(out)])
+                 "--compare-layers", "4", "--output", str(out)])
     assert code == 0
     printed = capsys.readouterr().out
-    assert "compare-float: mobilenet_v1_0.25_128_quant.tflite" in printed and "kept in float" in printed
+    assert "compare-float: mobilenet_v1_0.25_128_quant.tflite" in printed and "float op / unrounded for 4 of 30" in printed
     result = json.loads((out / "result.json").read_text())
     report = json.loads((out / "compare-float.json").read_text())
     assert report["images"] == result["images"] == IMAGES
@@ -101,10 +102,13 @@ def test_bench_eval_compare_float_reports_every_layer(imagenet_subset: Path, tmp
     assert report["metrics"]["float"] == alone
 
     rows = {row["op"]: row for row in report["layers"]}
-    assert [row["kind"] for row in rows.values() if row["kept_in_float"] is None] == ["RESHAPE"]
-    assert len(report["kept_in_float_ops"]) == len(rows) - 1
+    ranked = sorted((r for r in rows.values() if r["error_alone_pct"] is not None), key=lambda r: -r["error_alone_pct"])
+    assert report["kept_in_float_ops"] == [r["op"] for r in ranked[:4]]
+    for variant in ("kept_in_float", "unrounded"):
+        assert sorted(op for op, row in rows.items() if row[variant]) == sorted(report["kept_in_float_ops"])
     logits = next(row for row in rows.values() if row["shape"] == [1, 1, 1, 1001])
-    assert logits["kept_in_float"]["ops_in_float"] == [logits["op"], logits["op"] + 1]  # through the RESHAPE
+    assert logits["kept_in_float"]["ops_in_float"] == [logits["op"]]
+    assert logits["unrounded"]["ops_in_float"] == [logits["op"], logits["op"] + 1]  # through the RESHAPE
     assert logits["max_abs_error_steps"] > 2  # the uint8 logits clip; the report shows it
     csv_lines = (out / "compare-float.csv").read_text().splitlines()
     assert len(csv_lines) == len(rows) + 1 and csv_lines[0].startswith("op,kind,tensor,shape,scale")
@@ -112,7 +116,8 @@ def test_bench_eval_compare_float_reports_every_layer(imagenet_subset: Path, tmp
 
 def test_a_coarsened_layer_is_found_as_the_worst(imagenet_subset: Path) -> None:
     """One mid-network output's scale made 8x coarser in the file: its rounding alone costs most, it is
-    chosen first, keeping it in float recovers most, and its isolated SQNR is the lowest."""
+    chosen first, keeping its output unrounded recovers most, and its isolated SQNR is the lowest;
+    run in float but quantized to that coarse grid again, it recovers nothing."""
     graph = read_tflite(V1)
     target, reader = graph.convs()[12], graph.convs()[13]
     tensors, stored = dict(graph.tensors), dict(graph.stored)
@@ -130,13 +135,15 @@ def test_a_coarsened_layer_is_found_as_the_worst(imagenet_subset: Path) -> None:
     datamodule.setup("validate")
     report = compare_float(task, model, datamodule, images=IMAGES, layers=2).as_dict()
 
-    rows = [row for row in report["layers"] if row["rounded_alone_pct"] is not None]
+    rows = [row for row in report["layers"] if row["error_alone_pct"] is not None]
     assert report["kept_in_float_ops"][0] == target.index
-    assert max(rows, key=lambda r: r["rounded_alone_pct"])["op"] == target.index
+    assert max(rows, key=lambda r: r["error_alone_pct"])["op"] == target.index
     assert min(rows, key=lambda r: r["isolated_sqnr_db"])["op"] == target.index
-    kept = [row for row in rows if row["kept_in_float"]]
-    assert min(kept, key=lambda r: r["kept_in_float"]["output_error_left_pct"])["op"] == target.index
-    assert kept_in_float(MixedTFLite(model.engine), target.index) == {target.index, target.index + 1}
+    chosen = [row for row in rows if row["unrounded"]]
+    assert min(chosen, key=lambda r: r["unrounded"]["output_error_left_pct"])["op"] == target.index
+    coarse_row = next(row for row in chosen if row["op"] == target.index)
+    assert coarse_row["unrounded"]["output_error_left_pct"] < 70 < coarse_row["kept_in_float"]["output_error_left_pct"]
+    assert unrounded(MixedTFLite(model.engine), target.index) == {target.index, target.index + 1}
 
 
 def test_compare_float_on_a_float_file_is_one_line(tmp_path: Path, capsys) -> None:

@@ -2,28 +2,29 @@
 
 On the first ``images`` validation images, for each op of the integer path (``tasks.tflite.mixed``):
 
-1. its isolated and accumulated error (``tasks.tflite.layer_error``): the op in float on the integer
-   path's own inputs, and the float graph (``tasks.tflite.float_graph``) from the same image;
-2. the cost of its rounding alone: the float graph with only this op's output rounded to its
-   grid, as a percent of the integer path's output error (both against the float graph's output);
-3. for the ``layers`` ops whose rounding alone costs most (all when ``layers`` is None), the task's
-   metric with the layer kept in float (the task's own evaluator: top-1/top-5, COCO mAP, mIoU),
-   beside the all-integer and the all-float metric, and the percent of the integer path's output
-   error left.
+1. its errors (``tasks.tflite.layer_error``): isolated (the op in float on the integer path's own
+   inputs, as TF's QuantizationDebugger), the kernel's offset from exact rounding, and accumulated
+   (against the float graph, ``tasks.tflite.float_graph``, from the same image);
+2. its output error alone: the float graph with only this op's output rounded to its grid, in
+   percent of the integer path's output error (both against the float graph's raw outputs);
+3. for the ``layers`` ops whose error alone is largest (all when ``layers`` is None), the task's
+   metric (its own evaluator: top-1/top-5, COCO mAP, mIoU) and the percent of the integer path's
+   output error left, beside the all-integer and the all-float metric, two ways:
 
-"Kept in float" means the layer's output is not rounded: the op runs in float on its dequantized
-inputs and the ops that read its output read the float value (running in float themselves, their
-own outputs quantized to their own scale and zero point for the next integer op). Running only the
-op in float and quantizing its output back to its own scale, as TF's selective quantization deploys
-a denylisted op, changes nothing here: the file's float weights are its dequantized ones, so the
-float op rounded to the same grid is what the integer kernel computes, up to a rounding in a few
-values (MobileNetV1 0.25, 64 images: 0.98-1.03 of the integer path's output error for every layer).
+   - kept in float: the op in float on its dequantized inputs, its output quantized to its own scale
+     and zero point for the next integer op (what selective quantization deploys). With the file's
+     dequantized weights this removes only the kernel's arithmetic (its offset from exact rounding);
+   - unrounded: the op's output never rounded: the op and the ops reading it in float (through
+     reshapes), their own outputs quantized for the next integer op. This removes the output's grid.
 
-Why not rank by isolated error (TF's ``rmse/scale``): every op that rounds correctly has ~0.29
-steps, and the isolated SQNR put MobileNetV1 0.25's first three layers last, whose rounding is
-most of its output error (34, 14 and 8 % alone; kept in float, 50, 25 and 10 % of it is gone).
+   MobileNetV1 0.25 (32 images, every layer): kept in float leaves 98-103 % of the output error for
+   every layer (its kernels round exactly); unrounded, the first three layers leave 50, 75 and 90 %.
 
-Cost per image: the integer path twice (errors, then the chosen layers' branches, each from its
+The ranking is a cheap guess: alone, MobileNetV1 0.25's layers add up to ~93 % and follow the
+unrounded measure closely (correlation 0.97), while MobileNetV2's errors add coherently (a share
+alone of a few percent, 10-20 % gone unrounded) and rank less well; ``layers=None`` measures every op.
+
+Cost per image: the integer path twice (errors, then each chosen layer's two branches, each from its
 layer on), the float graph once per op from that op on (~10x cheaper than integers). Metrics are
 replayed from recorded outputs: the evaluator runs once per variant without recomputing anything.
 """
@@ -53,16 +54,21 @@ NO_ROUNDING = ("RESHAPE",)
 Batches = list[list[torch.Tensor]]  # raw outputs (MixedTFLite.raw), one list per batch
 # What each number of a row means (written into compare-float.json).
 DEFINITIONS = {
+    "kernel_mean_steps / kernel_off_pct": "the op's integer output minus the op run in float on the integer path's "
+    "own inputs and rounded to the output's grid: mean in steps, and percent of values that differ",
     "mean_error_steps / rmse_steps / max_abs_error_steps": "the op's dequantized integer output minus the op run in "
     "float on the integer path's own dequantized inputs, in steps of the output's scale (isolated, layer-wise)",
     "isolated_sqnr_db": "10 log10 of that float output's power over the isolated error's",
     "accumulated_sqnr_db": "10 log10 of the float graph's tensor power over (integer - float graph) power, same images",
-    "rounded_alone_pct": "the float graph with only this op's output rounded to its grid: its raw-output squared error "
+    "error_alone_pct": "the float graph with only this op's output rounded to its grid: its raw-output squared error "
     "against the float graph's, in percent of the integer path's (mean over raw outputs)",
-    "kept_in_float": "the integer path with this op's output unrounded (the op and the ops reading it in float, their "
-    "outputs quantized for the next integer op): the task's metrics, their change from the integer path's, and the "
-    "integer path's raw-output squared error left, in percent",
+    "kept_in_float": "the integer path with this op in float, its output quantized to its own scale and zero point: "
+    "the task's metrics, their change from the integer path's, and the integer path's raw-output squared error "
+    "left (against the float graph's), in percent",
+    "unrounded": "the same with this op's output never rounded (the op and the ops reading it in float, their outputs "
+    "quantized for the next integer op)",
 }
+VARIANTS = ("kept_in_float", "unrounded")
 
 
 @dataclass
@@ -76,7 +82,7 @@ class FloatComparison:
     integer: dict[str, float]
     float: dict[str, float]
     rows: list[dict[str, Any]]
-    chosen: list[int]  # op indices that got a kept-in-float metric, costliest rounding first
+    chosen: list[int]  # op indices that got kept-in-float metrics, largest error alone first
     wall_time_s: float = 0.0
 
     def as_dict(self) -> dict[str, Any]:
@@ -87,7 +93,7 @@ class FloatComparison:
             "metric": self.metric,
             "metrics": {"integer": self.integer, "float": self.float},
             "kept_in_float_ops": self.chosen,
-            "ranking": "rounded_alone_pct, highest first",
+            "ranking": "error_alone_pct, highest first",
             "definitions": DEFINITIONS,
             "layers": self.rows,
             "wall_time_s": round(self.wall_time_s, 2),
@@ -98,8 +104,8 @@ def compare_float(
     task: Any, model: IntegerTFLiteModel, datamodule: Any, *, images: int, layers: int | None
 ) -> FloatComparison:
     """Run the comparison on ``datamodule``'s (a ``tasks.base.BenchDataModule``) first ``images``
-    validation images, scored by ``task``'s evaluator; ``layers``: how many ops get a kept-in-float
-    metric (those whose rounding alone costs most), None for all."""
+    validation images, scored by ``task``'s evaluator; ``layers``: how many ops get kept-in-float
+    metrics (those whose error alone is largest), None for all."""
     started = time.perf_counter()
     mixed = MixedTFLite(model.engine)
     data = FirstImages(datamodule, images)
@@ -119,33 +125,35 @@ def compare_float(
     base = _output_error(mixed, recorded["integer"], recorded["float"])
     rows = [_row(mixed, position, e) for position, e in enumerate(errors)]
     for row in rows:
-        row["rounded_alone_pct"] = _percent(rounding[row["op"]], base) if row["op"] in rounding else None
-    ranked = sorted((r for r in rows if r["rounded_alone_pct"] is not None), key=lambda r: -r["rounded_alone_pct"])
+        row["error_alone_pct"] = _percent(rounding[row["op"]], base) if row["op"] in rounding else None
+    ranked = sorted((r for r in rows if r["error_alone_pct"] is not None), key=lambda r: -r["error_alone_pct"])
     chosen = [r["op"] for r in ranked][: len(ranked) if layers is None else layers]
 
-    keep = {op: kept_in_float(mixed, op) for op in chosen}
+    in_float = {(op, variant): frozenset({op}) if variant == "kept_in_float" else unrounded(mixed, op)
+                for op in chosen for variant in VARIANTS}
     position_of = {op.index: position for position, op in enumerate(mixed.ops)}
-    branches: dict[int, Batches] = {op: [] for op in chosen}
+    branches: dict[tuple[int, str], Batches] = {key: [] for key in in_float}
 
     def branches_pass(x: torch.Tensor) -> Any:
         for position, state in mixed.trunk(model.to_pixels(x)):
-            for op in chosen:
+            for (op, variant), ops in in_float.items():
                 if position_of[op] == position:
-                    branches[op].append(mixed.finish(state.branch(), position, keep[op]))
+                    branches[op, variant].append(mixed.finish(state.branch(), position, ops))
         return model.outputs(mixed.as_floats(mixed.raw(state)), x)
 
     if chosen:
         again = evaluator(_Scripted(model, branches_pass), data, False)
         if again.metrics != integer.metrics:  # the same integer path twice: a nondeterministic loader
             raise RuntimeError(f"integer metrics differ between passes: {integer.metrics} vs {again.metrics}")
-    for op in chosen:
-        metrics = evaluator(_Replay(model, mixed, branches[op]), data, False).metrics
-        rows[position_of[op]]["kept_in_float"] = {
-            "ops_in_float": sorted(keep[op]),
+    for (op, variant), ops in in_float.items():
+        metrics = evaluator(_Replay(model, mixed, branches[op, variant]), data, False).metrics
+        rows[position_of[op]][variant] = {
+            "ops_in_float": sorted(ops),
             "metrics": metrics,
             "delta": {k: v - integer.metrics[k] for k, v in metrics.items()},
-            "output_error_left_pct": _percent(_output_error(mixed, branches[op], recorded["float"]), base),
+            "output_error_left_pct": _percent(_output_error(mixed, branches[op, variant], recorded["float"]), base),
         }
+        branches[op, variant] = []  # replayed: free the outputs
     return FloatComparison(
         file=str(mixed.graph.path),
         arithmetic=model.engine.arithmetic,
@@ -159,7 +167,7 @@ def compare_float(
     )
 
 
-def kept_in_float(mixed: MixedTFLite, op_index: int) -> frozenset[int]:
+def unrounded(mixed: MixedTFLite, op_index: int) -> frozenset[int]:
     """The ops run in float to keep ``op_index``'s output unrounded: the op and its readers (through
     ops that only move values: a reshape's reader reads the float too)."""
     keep = {op_index}
@@ -189,7 +197,8 @@ def _errors_of_batch(mixed: MixedTFLite, pixels: Any, errors: list[LayerError],
             integer = mixed.step(position, trunk, False)
             graph = mixed.step(position, shadow, True)
             tensor = mixed.graph.tensors[op.outputs[0]]
-            errors[position].add(mixed.dequantize(tensor.index, integer), isolated, graph, tensor.scale)
+            rounded = mixed.dequantize(tensor.index, mixed.quantize(tensor.index, isolated))
+            errors[position].add(mixed.dequantize(tensor.index, integer), isolated, graph, tensor.scale, rounded)
             if op.index in rounding:
                 probe = shadow.branch()
                 probe.real[tensor.index] = mixed.dequantize(tensor.index, mixed.quantize(tensor.index, graph))
@@ -214,8 +223,9 @@ def _row(mixed: MixedTFLite, position: int, error: LayerError) -> dict[str, Any]
         "scale": info.scale,
         "zero_point": info.zero_point,
         **error.summary(info.scale),
-        "rounded_alone_pct": None,
+        "error_alone_pct": None,
         "kept_in_float": None,
+        "unrounded": None,
     }
 
 
