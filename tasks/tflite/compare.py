@@ -17,12 +17,12 @@ On the first ``images`` validation images, for each op of the integer path (``ta
    - unrounded: the op's output never rounded: the op and the ops reading it in float (through
      reshapes), their own outputs quantized for the next integer op. This removes the output's grid.
 
-   MobileNetV1 0.25 (32 images, every layer): kept in float leaves 98-103 % of the output error for
-   every layer (its kernels round exactly); unrounded, the first three layers leave 50, 75 and 90 %.
+   MobileNetV1 0.25 (64 images, every layer): kept in float leaves 95-100 % of the output error for
+   every layer (its kernels round exactly); unrounded, the first three layers leave 58, 79 and 89 %.
 
 The ranking is a cheap guess: alone, MobileNetV1 0.25's layers add up to ~93 % and follow the
-unrounded measure closely (correlation 0.97), while MobileNetV2's errors add coherently (a share
-alone of a few percent, 10-20 % gone unrounded) and rank less well; ``layers=None`` measures every op.
+unrounded measure closely (32 images: correlation 0.97), while MobileNetV2's do not add up (the
+first conv: 10 % alone, 19 % gone unrounded) and rank less well; ``layers=None`` measures every op.
 
 Cost per image: the integer path twice (errors, then each chosen layer's two branches, each from its
 layer on), the float graph once per op from that op on (~10x cheaper than integers). Metrics are
