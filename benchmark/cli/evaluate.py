@@ -16,6 +16,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from benchmark.cli import compare_float
 from benchmark.cli.arguments import add_task_argument
 
 # Task flags (added by the task's add_model_arguments) that change how predictions are scored.
@@ -47,6 +48,7 @@ def add_parser(sub, task_name: str) -> None:
     add("--batch-size", type=int, default=32)
     add("--num-workers", type=int, default=0)
     add("--output", help="folder for result.json (default runs/eval-<task>-<backbone>-<time>)")
+    compare_float.add_arguments(parser)
     parser.set_defaults(func=run)
 
 
@@ -62,6 +64,7 @@ def run(args: argparse.Namespace) -> int:
     arithmetic = RUNTIMES[args.runtime]
     if arithmetic and not args.weights:
         raise UserError(f"--runtime {args.runtime} runs a quantized file: give it with --weights FILE.tflite")
+    compare_float.check(args, arithmetic)
     model, cfg, weights = _model_and_config(task, args)
     precision = "fp32"
     if arithmetic:
@@ -120,6 +123,8 @@ def run(args: argparse.Namespace) -> int:
     if record["settings"]:
         print("settings: " + ", ".join(f"{k} {v}" for k, v in record["settings"].items()))
     print(f"result record: {path}", file=sys.stderr)
+    if args.compare_float:
+        print(f"per-layer report: {compare_float.run_comparison(task, model, datamodule, output, args)}", file=sys.stderr)
     return 0
 
 

@@ -24,6 +24,7 @@ from torch.utils import _pytree as pytree
 from backbones.errors import UserError
 from tasks.tflite.int8 import QuantizedTFLite
 from tasks.tflite.outputs import match_reference
+from tasks.tflite.reader import TFLiteGraph
 
 
 class IntegerTFLiteModel(nn.Module):
@@ -31,7 +32,7 @@ class IntegerTFLiteModel(nn.Module):
 
     def __init__(
         self,
-        path: str | Path,
+        path: str | Path | TFLiteGraph,
         float_model: nn.Module,
         pixels: tuple[tuple[float, ...], tuple[float, ...]],
         *,
@@ -41,7 +42,7 @@ class IntegerTFLiteModel(nn.Module):
         super().__init__()
         self.engine = QuantizedTFLite(path, arithmetic=arithmetic)
         if self.engine.graph.input.dtype != "uint8":
-            raise UserError(f"{path}: integer execution takes uint8 image input; the file's is "
+            raise UserError(f"{self.engine.path}: integer execution takes uint8 image input; the file's is "
                             f"{self.engine.graph.input.dtype}")
         # One blank image first: an op the arithmetic lacks is a one-line error before any data is read.
         self.engine.run(np.zeros((1, *self.engine.graph.input.shape[1:]), np.uint8))
@@ -55,7 +56,7 @@ class IntegerTFLiteModel(nn.Module):
                 setattr(self, name, getattr(float_model, name))
         self._spec: pytree.TreeSpec | None = None
         self._reference: list[torch.Tensor] = []
-        self._litert = _LiteRT(path, self.engine.raw_outputs()[0], delegate=arithmetic == "xnnpack") if compare else None
+        self._litert = _LiteRT(self.engine.path, self.engine.raw_outputs()[0], delegate=arithmetic == "xnnpack") if compare else None
         self.counts = {"values": 0, "values_equal": 0, "positions": 0, "positions_equal": 0}
 
     def anchors(self, *args: Any, **kwargs: Any) -> torch.Tensor:
@@ -68,18 +69,26 @@ class IntegerTFLiteModel(nn.Module):
 
     @torch.no_grad()
     def forward(self, x: torch.Tensor) -> Any:
+        pixels = self.to_pixels(x)
+        raw_ids, _ = self.engine.raw_outputs()
+        raw, env = self.engine.run(pixels)
+        if self._litert is not None:
+            self._count(pixels, [env[i] for i in raw_ids], raw_ids)
+        return self.outputs(raw, x)
+
+    @torch.no_grad()
+    def outputs(self, raw: list[torch.Tensor], x: torch.Tensor, *, quantized: bool = True) -> Any:
+        """The file's raw outputs for the batch ``x`` in the structure the suite's evaluation takes:
+        dequantized integers, or (``quantized=False``) floats from a float run of the same graph,
+        whose logits have no 8-bit ties to break."""
         if self._spec is None:  # the suite's output structure and shapes, read once from the float model
             out = self.float_model(x[:1])
             self._reference = [t for t in pytree.tree_leaves(out) if isinstance(t, torch.Tensor)]
             self._spec = pytree.tree_structure(out)
-        pixels = self.to_pixels(x)
         raw_ids, final_op = self.engine.raw_outputs()
-        raw, env = self.engine.run(pixels)
-        if self._litert is not None:
-            self._count(pixels, [env[i] for i in raw_ids], raw_ids)
         shapes = [torch.empty(len(x), *t.shape[1:]) for t in self._reference]
         matched = match_reference(raw, shapes, final_op)
-        if final_op == "SOFTMAX":
+        if final_op == "SOFTMAX" and quantized:
             matched[0] = _ties_to_lower_index(matched[0], self.engine.graph.tensors[raw_ids[0]].scale)
         if final_op == "TFLite_Detection_PostProcess":
             # The file scores boxes with its 8-bit LOGISTIC output; the suite's decoder takes logits and
