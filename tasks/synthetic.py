@@ -117,11 +117,8 @@ def draw_shape(
     rng: np.random.Generator,
     mask: Image.Image | None = None,
     mask_value: int = 1,
-    striped: bool = True,
 ) -> tuple[float, float, float, float]:
     """Draw a textured shape on ``image`` (and its silhouette with ``mask_value`` on ``mask``).
-
-    ``striped=False`` fills the shape with its jittered colour alone (the random draws are the same).
 
     Returns the tight box (x0, y0, x1, y1) of the drawn outline, before clipping to the image.
     """
@@ -139,7 +136,7 @@ def draw_shape(
     yy, xx = np.mgrid[0:h, 0:w]
     period = float(rng.uniform(4, 10))
     stripes = (np.sin((xx + yy * float(rng.uniform(-1, 1))) * 2 * math.pi / period) > 0)[..., None]
-    texture = np.where(stripes | (not striped), np.array(jitter), np.array(jitter) * 0.7).astype(np.uint8)
+    texture = np.where(stripes, np.array(jitter), np.array(jitter) * 0.7).astype(np.uint8)
     image.paste(Image.fromarray(texture, "RGB"), (0, 0), silhouette)
     if mask is not None:
         mask.paste(mask_value, (0, 0), silhouette)
