@@ -182,7 +182,7 @@ def test_bad_input_is_one_clear_line(coco: Path, breakage: str, message: str, ca
     [(["--nms-iou", "1.5"], "--nms-iou"), (["--score-threshold", "-0.1"], "--score-threshold"),
      (["--max-detections", "0"], "--max-detections"), (["--head", "yolo"], "--head"),
      (["--random-crop", "zoom"], "--random-crop"), (["--threads", "0"], "--threads"),
-     (["--val-every-n-epochs", "0"], "--val-every-n-epochs")],
+     (["--val-every-n-epochs", "0"], "--val-every-n-epochs"), (["--head-width", "0"], "--head-width")],
 )
 def test_nonsense_detection_flags(coco: Path, flags: list[str], flag: str, capsys) -> None:
     try:

@@ -45,6 +45,8 @@ class DetectionTask(Task):
         add("--head", choices=HEADS, default=None,
             help="prediction layers: ssdlite (depthwise 3x3 + 1x1, default) or ssd (TF's SSD: regular "
                  "3x3 extra layers, 1x1 class and box predictors)")
+        add("--head-width", type=float, default=None,
+            help="width multiplier of the extra layers (default: the backbone's, as TF's depth multiplier)")
         add("--predictor-kernel", type=int, choices=(1, 3), default=None,
             help=f"kernel of the ssd head's predictors (default {SSD_PREDICTOR_KERNEL} as TF's configs; "
                  "3 is the V2 paper's Table 5 SSD)")
@@ -69,6 +71,7 @@ class DetectionTask(Task):
     def defaults(self) -> Config:
         return {
             "head": "ssdlite",
+            "head_width": None,
             "predictor_kernel": SSD_PREDICTOR_KERNEL,
             "scoring": "sigmoid",
             "hard_mining": "tf",
@@ -86,8 +89,9 @@ class DetectionTask(Task):
         return detection_options(cfg)
 
     def model_options(self, cfg: Config) -> dict[str, Any]:
-        # The extra layers follow the backbone's width (TF's depth multiplier).
-        return {"head": cfg.get("head"), "predictor_kernel": cfg.get("predictor_kernel"), "head_width": cfg.get("width")}
+        # The extra layers follow the backbone's width (TF's depth multiplier) unless --head-width says.
+        return {"head": cfg.get("head"), "predictor_kernel": cfg.get("predictor_kernel"),
+                "head_width": cfg.get("head_width") or cfg.get("width")}
 
     def assemble(
         self, backbone, *, num_classes: int, head: str | None = None, predictor_kernel: int | None = None,
@@ -268,6 +272,8 @@ def detection_options(cfg: Config) -> DetectionOptions:
     head = cfg.get("head") or "ssdlite"
     if head not in HEADS:
         raise UserError(f"--head: unknown value {head!r}; choose from {', '.join(HEADS)}")
+    if cfg.get("head_width") is not None and cfg["head_width"] <= 0:
+        raise UserError(f"--head-width must be > 0, got {cfg['head_width']}")
     for key, allowed in (("scoring", SCORINGS), ("hard_mining", MININGS), ("random_crop", RANDOM_CROPS)):
         if cfg.get(key) is not None and cfg[key] not in allowed:
             raise UserError(f"--{key.replace('_', '-')}: unknown value {cfg[key]!r}; choose from {', '.join(allowed)}")
