@@ -285,7 +285,7 @@ def test_cli_run_writes_a_record_and_predict_draws_boxes(coco: Path, tmp_path: P
 
 
 def test_profile_cli_reports_the_head_alone(capsys) -> None:
-    # --resolution given: the synthetic recipe (160 px) would otherwise apply to profile too.
+    # --resolution given: the synthetic recipe (128 px) would otherwise apply to profile too.
     # --predictor-kernel 3: the V2 paper's Table 5 SSD (TF's configs, the default, use 1x1 predictors).
     assert main(["profile", "--task", "detection", "--backbone", "mnv2", "--head", "ssd", "--predictor-kernel", "3",
                  "--resolution", "320", "--json"]) == 0

@@ -345,7 +345,7 @@ def test_cli_writes_one_record_per_runtime_and_prints_json(tmp_path: Path, capsy
 
 
 def test_default_model_is_the_published_one_not_the_training_recipes(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The embedded-data recipes train smaller models (classification at 96, detection 0.35 @160,
+    """The embedded-data recipes train smaller models (classification at 96, detection 0.35 @128,
     segmentation 0.5 @112); latency and export time the papers' model unless told otherwise."""
     import benchmark.latency.runner
 
