@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from backbones.errors import UserError
+from backbones.layers import tf_same_padding
 from tasks.tflite.int8 import INT_RANGES
 from tasks.tflite.reader import ACTIVATIONS, TFLiteGraph, TFLiteOp
 
@@ -102,7 +103,7 @@ class FloatTFLite:
         stride, dilation = op.stride or (1, 1), op.dilation or (1, 1)
         groups = x.shape[1] if op.kind == "DEPTHWISE_CONV_2D" else 1
         if op.padding == "SAME":  # TF pads (total // 2) before and the rest after (the integer path's zero point)
-            pads = [_same_pads(size, k, s, d) for size, k, s, d in zip(x.shape[2:], op.weight.shape[2:], stride, dilation, strict=True)]
+            pads = [tf_same_padding(size, k, s, d) for size, k, s, d in zip(x.shape[2:], op.weight.shape[2:], stride, dilation, strict=True)]
             x = F.pad(x, (*pads[1], *pads[0]))
         y = F.conv2d(x, op.weight, op.bias, stride=stride, dilation=dilation, groups=groups)
         return self.activate(op, y.permute(0, 2, 3, 1))
@@ -145,12 +146,6 @@ class FloatTFLite:
         top, bottom = x[:, y0], x[:, y1]
         return (top[:, :, x0] * (1 - fy) * (1 - fx) + bottom[:, :, x0] * fy * (1 - fx)
                 + top[:, :, x1] * (1 - fy) * fx + bottom[:, :, x1] * fy * fx)
-
-
-def _same_pads(size: int, kernel: int, stride: int, dilation: int) -> tuple[int, int]:
-    effective = (kernel - 1) * dilation + 1
-    total = max((-(-size // stride) - 1) * stride + effective - size, 0)
-    return total // 2, total - total // 2
 
 
 def _interpolation(size: int, out_size: int, align: bool, half: bool) -> tuple[torch.Tensor, ...]:

@@ -28,6 +28,7 @@ import torch
 import torch.nn.functional as F
 
 from backbones.errors import UserError
+from backbones.layers import tf_same_padding
 from tasks.tflite import xnnpack
 from tasks.tflite.outputs import POSTPROCESS_OPS
 from tasks.tflite.reader import TFLiteGraph, TFLiteOp, read_tflite
@@ -173,12 +174,8 @@ class QuantizedTFLite:
         dilation = (int(options.get("dilationHFactor", 1)), int(options.get("dilationWFactor", 1)))
         xin = (x - int(in_zp[0])).permute(0, 3, 1, 2).double()
         if options["padding"] == 0:  # SAME: TF pads (total // 2) before, the rest after, with the zero point
-            pads = []
-            for size, k, s, d in zip(xin.shape[2:], weight.shape[2:], stride, dilation, strict=True):
-                effective = (k - 1) * d + 1
-                out = -(-size // s)
-                total = max((out - 1) * s + effective - size, 0)
-                pads.append((total // 2, total - total // 2))
+            pads = [tf_same_padding(size, k, s, d)
+                    for size, k, s, d in zip(xin.shape[2:], weight.shape[2:], stride, dilation, strict=True)]
             xin = F.pad(xin, (pads[1][0], pads[1][1], pads[0][0], pads[0][1]))
         acc = integer_conv2d(xin, weight, stride=stride, dilation=dilation, groups=groups)
         if len(inputs) > 2 and inputs[2] >= 0:
@@ -338,7 +335,7 @@ class QuantizedTFLite:
             if all(i in env for i in raw):
                 break
             env[op.outputs[0]] = self.run_op(op, env)
-        return [self.dequantize(i, env) for i in raw], env
+        return [self.dequantize(i, env[i]) for i in raw], env
 
     def run_op(self, op: TFLiteOp, env: dict[int, torch.Tensor]) -> torch.Tensor:
         """One op on integer tensors already in ``env``; an op integer execution lacks is a UserError."""
@@ -369,9 +366,10 @@ class QuantizedTFLite:
             raise UserError(f"{self.path}: XNNPACK's SOFTMAX is matched for uint8 (scale 1/256) only")
         return xnnpack.softmax(env[inputs[0]], self.graph.tensors[inputs[0]].scale)
 
-    def dequantize(self, index: int, env: dict[int, torch.Tensor]) -> torch.Tensor:
+    def dequantize(self, index: int, values: torch.Tensor) -> torch.Tensor:
+        """Integer ``values`` of tensor ``index`` as float32: ``(q - zero_point) * scale``."""
         scales, zero_points, _ = self.qparams(index)
-        return ((env[index] - int(zero_points[0])).double() * float(scales[0])).float()
+        return ((values - int(zero_points[0])).double() * float(scales[0])).float()
 
 
 def _interpolation_10(size: int, out_size: int, align: bool, half: bool) -> tuple[torch.Tensor, ...]:

@@ -59,8 +59,7 @@ class MixedTFLite:
 
     # -- one tensor's two forms ----------------------------------------------------------------
     def dequantize(self, index: int, values: torch.Tensor) -> torch.Tensor:
-        info = self.graph.tensors[index]
-        return ((values - info.zero_point).double() * info.scale).float()
+        return self.engine.dequantize(index, values)
 
     def quantize(self, index: int, values: torch.Tensor) -> torch.Tensor:
         """``round(x / scale) + zero_point`` (half away from zero), clamped to the tensor's type."""
