@@ -251,6 +251,7 @@ def optim_kwargs(cfg: Config) -> dict[str, Any]:
         "lr_decay": cfg["lr_decay"],
         "warmup_epochs": cfg["warmup_epochs"],
         "ema_decay": cfg.get("ema_decay"),
+        "channels_last": bool(cfg.get("channels_last")),
     }
 
 
@@ -275,6 +276,7 @@ class BenchModule(L.LightningModule):
         lr_decay: float = 0.98,
         warmup_epochs: float = 0.0,
         ema_decay: float | None = None,
+        channels_last: bool = False,
     ) -> None:
         super().__init__()
         if optimizer not in OPTIMIZERS or schedule not in SCHEDULES:
@@ -288,11 +290,30 @@ class BenchModule(L.LightningModule):
         self.lr_decay = lr_decay
         self.warmup_epochs = warmup_epochs
         self.ema_decay = ema_decay
+        self.channels_last = channels_last
         self.ema: nn.Module | None = None
         if ema_decay:
             self.ema = copy.deepcopy(model).eval()
             for p in self.ema.parameters():
                 p.requires_grad_(False)
+
+    # -- memory format ----------------------------------------------------------------------
+    def on_fit_start(self) -> None:
+        if self.channels_last:
+            self.to(memory_format=torch.channels_last)
+
+    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        """Images (every 4-D float tensor of the batch) in the weights' memory format."""
+        if not self.channels_last:
+            return batch
+        from lightning_utilities.core.apply_func import apply_to_collection
+
+        def nhwc(tensor: torch.Tensor) -> torch.Tensor:
+            if tensor.ndim == 4 and tensor.is_floating_point():
+                return tensor.contiguous(memory_format=torch.channels_last)
+            return tensor
+
+        return apply_to_collection(batch, torch.Tensor, nhwc)
 
     # -- weights used for evaluation -------------------------------------------------------
     def eval_model(self) -> nn.Module:

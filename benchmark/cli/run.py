@@ -20,6 +20,8 @@ def add_parser(sub, task_name: str) -> None:
     add("--batch-size", type=int, help="per-device batch size")
     add("--num-workers", type=int, help="DataLoader workers per device")
     add("--threads", type=int, help="PyTorch intra-op threads of the training process (default: torch's, one per core)")
+    add("--channels-last", action="store_true", default=None,
+        help="train with NHWC (channels-last) tensors: depthwise convolutions run about 1.5x faster per step on CPU")
     add("--val-every-n-epochs", type=int, help="validate every N epochs while training (default 1; the run "
         "always ends with a validation of the final weights)")
     add("--lr", type=float, help="initial learning rate")

@@ -34,6 +34,9 @@ GENERAL_DEFAULTS: dict[str, Any] = {
     # PyTorch intra-op threads for training (None: torch's default). On a 2-core CPU the loader's
     # workers need a core: 2 threads beside them oversubscribe it and each step waits on the slowest.
     "threads": None,
+    # NHWC weights and batches in training (timm's --channels-last); oneDNN's depthwise convolutions
+    # are about 1.5x faster per step than in NCHW on CPU.
+    "channels_last": False,
     "max_epochs": 1,
     "max_steps": -1,
     "optimizer": "sgd",

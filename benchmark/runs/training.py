@@ -173,6 +173,8 @@ QUIET_WARNINGS = (
     r"`\.fit\(ckpt_path=None\)` was called without a model",
     r'\.fit\(ckpt_path="last"\) is set, but there is no last checkpoint',
     r"`isinstance\(treespec, LeafSpec\)` is deprecated",
+    # BenchModule's batch hook (--channels-last) is meant to apply; the data modules define none.
+    r"You have overridden `on_after_batch_transfer` in `LightningModule`",
 )
 
 
