@@ -303,17 +303,20 @@ class BenchModule(L.LightningModule):
             self.to(memory_format=torch.channels_last)
 
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
-        """Images (every 4-D float tensor of the batch) in the weights' memory format."""
+        """The batch's images (its 4-D float tensors, at the top level) in the weights' memory format."""
         if not self.channels_last:
             return batch
-        from lightning_utilities.core.apply_func import apply_to_collection
 
-        def nhwc(tensor: torch.Tensor) -> torch.Tensor:
-            if tensor.ndim == 4 and tensor.is_floating_point():
-                return tensor.contiguous(memory_format=torch.channels_last)
-            return tensor
+        def nhwc(value: Any) -> Any:
+            if isinstance(value, torch.Tensor) and value.ndim == 4 and value.is_floating_point():
+                return value.contiguous(memory_format=torch.channels_last)
+            return value
 
-        return apply_to_collection(batch, torch.Tensor, nhwc)
+        if isinstance(batch, dict):
+            return {key: nhwc(value) for key, value in batch.items()}
+        if isinstance(batch, (list, tuple)):
+            return type(batch)(nhwc(value) for value in batch)
+        return nhwc(batch)
 
     # -- weights used for evaluation -------------------------------------------------------
     def eval_model(self) -> nn.Module:
@@ -350,7 +353,8 @@ class BenchModule(L.LightningModule):
         elif self.optimizer_name == "sgd":
             optimizer = torch.optim.SGD(groups, lr=self.lr, momentum=self.momentum, nesterov=False)
         else:
-            optimizer = torch.optim.AdamW(groups, lr=self.lr)
+            # fused: one kernel for all tensors (CPU and GPU), a tenth of a CPU demo step less than the loop.
+            optimizer = torch.optim.AdamW(groups, lr=self.lr, fused=True)
         steps_per_epoch = max(1, self._steps_per_epoch())
         total = max(1, int(self.trainer.estimated_stepping_batches))
         warmup = int(self.warmup_epochs * steps_per_epoch)

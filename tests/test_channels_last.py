@@ -22,6 +22,8 @@ def test_batches_go_nhwc_and_targets_stay() -> None:
     batch = {"images": torch.randn(2, 3, 8, 8), "targets": [{"boxes": torch.zeros(1, 4), "labels": torch.zeros(1)}],
              "masks": torch.zeros(2, 8, 8, dtype=torch.int64)}
     moved = module.on_after_batch_transfer(batch, 0)
+    pair = module.on_after_batch_transfer([batch["images"], torch.zeros(2)], 0)
+    assert pair[0].is_contiguous(memory_format=torch.channels_last) and pair[1].shape == (2,)
     assert moved["images"].is_contiguous(memory_format=torch.channels_last)
     assert torch.equal(moved["images"], batch["images"]) and moved["masks"] is batch["masks"]
     assert moved["targets"][0]["boxes"] is batch["targets"][0]["boxes"]
@@ -73,3 +75,25 @@ def test_cli_run_with_channels_last(tmp_path: Path) -> None:
     code = main(["predict", "--task", "detection", "--checkpoint", str(out / "checkpoints" / "last.ckpt"),
                  "--out", str(tmp_path / "pictures"), str(coco / "val2017" / "000000000007.jpg")])
     assert code == 0 and (tmp_path / "pictures" / "000000000007_pred.png").is_file()
+
+
+def test_fused_adamw_on_nhwc_weights_steps_as_the_loop() -> None:
+    """The recipes' AdamW is the fused kernel, which walks memory: NHWC weights, gradients and moments
+    must line up, so three steps give the per-tensor loop's weights."""
+    task = get_task("detection")
+    cfg = resolve_config(task, {"backbone": "mnv2", "width": 0.35, "resolution": 64, "num_classes": 3})
+    torch.manual_seed(0)
+    model = build_model(task, cfg).eval().to(memory_format=torch.channels_last)
+    images = torch.randn(2, 3, 64, 64).contiguous(memory_format=torch.channels_last)
+    trained = {}
+    for fused in (False, True):
+        copied = copy.deepcopy(model)
+        optimizer = torch.optim.AdamW(copied.parameters(), 1e-2, fused=fused)
+        for _ in range(3):
+            class_logits, boxes = copied(images)
+            optimizer.zero_grad()
+            (class_logits.logsumexp(-1).mean() + boxes.square().mean()).backward()
+            optimizer.step()
+        trained[fused] = torch.cat([p.detach().flatten() for p in copied.parameters()])
+    assert (trained[True] - trained[False]).abs().max() < 1e-5
+    assert (trained[True] - torch.cat([p.flatten() for p in model.parameters()])).abs().max() > 1e-3  # it moved
