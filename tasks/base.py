@@ -241,7 +241,7 @@ def lr_factor(
 
 
 def optim_kwargs(cfg: Config) -> dict[str, Any]:
-    """``BenchModule``'s optimizer, schedule and EMA arguments from a run config."""
+    """``BenchModule``'s optimizer, schedule, EMA and memory-format arguments from a run config."""
     return {
         "optimizer": cfg["optimizer"],
         "lr": cfg["lr"],
@@ -251,7 +251,7 @@ def optim_kwargs(cfg: Config) -> dict[str, Any]:
         "lr_decay": cfg["lr_decay"],
         "warmup_epochs": cfg["warmup_epochs"],
         "ema_decay": cfg.get("ema_decay"),
-        "channels_last": bool(cfg.get("channels_last")),
+        "channels_last": cfg.get("channels_last", False),
     }
 
 

@@ -97,3 +97,13 @@ def test_fused_adamw_on_nhwc_weights_steps_as_the_loop() -> None:
         trained[fused] = torch.cat([p.detach().flatten() for p in copied.parameters()])
     assert (trained[True] - trained[False]).abs().max() < 1e-5
     assert (trained[True] - torch.cat([p.flatten() for p in model.parameters()])).abs().max() > 1e-3  # it moved
+
+
+def test_a_recipe_value_that_is_not_a_switch_is_one_line(tmp_path: Path, capsys) -> None:
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text("channels_last: sometimes\n")
+    code = main(["run", "--task", "detection", "--data", str(write_coco(tmp_path / "coco")), *TINY,
+                 "--config", str(recipe), "--output", str(tmp_path / "out")])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1 and "channels_last" in err and "'sometimes'" in err, err
+    assert not (tmp_path / "out").exists()

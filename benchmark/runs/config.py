@@ -204,6 +204,8 @@ def validate_training(cfg: dict[str, Any]) -> None:
         raise UserError(f"--val-every-n-epochs must be >= 1, got {cfg['val_every_n_epochs']}")
     if cfg.get("threads") is not None and cfg["threads"] < 1:
         raise UserError(f"--threads must be >= 1, got {cfg['threads']}")
+    if not isinstance(cfg.get("channels_last", False), bool):  # a recipe's value; the flag is a switch
+        raise UserError(f"--channels-last (channels_last): must be true or false, got {cfg['channels_last']!r}")
     for key in ("lr", "num_workers", "weight_decay", "warmup_epochs", "label_smoothing"):
         value = cfg.get(key)
         if value is not None and (value < 0 or (key == "lr" and value == 0)):
