@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from backbones.errors import UserError
+from benchmark.runs.host import this_host
 
 SCHEMA_VERSION = 1
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -116,6 +117,8 @@ def environment(device: str = "cpu") -> dict[str, Any]:
         "os": f"{platform.system()} {platform.release()}",
         "cpu": cpu_name(),
         "cpu_count": os.cpu_count(),
+        # Vendor, model, inference-relevant ISA flags and the label leaderboards group timings by.
+        "host": this_host().to_json(),
         "torch_threads": torch.get_num_threads(),
         "device": device,
         "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
