@@ -134,11 +134,10 @@ def test_rmsprop_tf_step_matches_tfs_formula() -> None:
 
 
 def test_the_suite_builds_rmsprop_as_tf() -> None:
+    import lightning as L
     from timm.optim import RMSpropTF
 
     from tasks.base import BenchModule
-
-    import lightning as L
 
     module = BenchModule(torch.nn.Linear(2, 2), optimizer="rmsprop", lr=0.004, schedule="constant")
     # A real Trainer attached the way fit() attaches it; configure_optimizers reads its step counts.
