@@ -3,7 +3,9 @@ leaves behind, and a wrong --data caught before Lightning starts."""
 
 from __future__ import annotations
 
+import json
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -65,7 +67,11 @@ def test_an_in_process_run_restores_what_it_changed(tmp_path: Path, monkeypatch)
         assert signal.getsignal(signal.SIGINT) is sigint and signal.getsignal(signal.SIGTERM) is sigterm
         assert torch.get_num_threads() == threads
     assert warnings.filters == filters
-    assert len(list((tmp_path / "runs").glob("*/result.json"))) == 2
+    records = sorted((tmp_path / "runs").glob("*/result.json"))
+    assert len(records) == 2
+    # Each record names the command that made it.
+    command = json.loads(records[0].read_text())["environment"]["command"]
+    assert command == shlex.join(["bench", "run", *TINY_RUN, "--max-steps", "1", "--threads", "1"])
 
 
 def test_missing_data_folder_is_one_line_before_lightning_starts(tmp_path: Path, capsys) -> None:

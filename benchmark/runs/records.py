@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import shlex
 import subprocess
 import tempfile
 from pathlib import Path
@@ -14,6 +15,13 @@ from backbones.errors import UserError
 from benchmark.runs.host import this_host
 
 SCHEMA_VERSION = 1
+# The command line of the ``bench`` call this process runs (set by the CLI's ``main``), kept in
+# every record's environment so the record says how to make it again.
+_COMMAND: list[str] = []
+
+
+def set_command_line(argv: list[str]) -> None:
+    _COMMAND[:] = list(argv)
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -123,5 +131,6 @@ def environment(device: str = "cpu") -> dict[str, Any]:
         "device": device,
         "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
         "commit": git_commit(),
+        "command": shlex.join(_COMMAND) if _COMMAND else None,
     }
     return env
