@@ -23,3 +23,20 @@ def isolated_environment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[N
     yield
     torch.set_num_threads(threads)
     patch.undo()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "requires(component, missing): skip (or fail under BENCH_REQUIRE) when missing is a reason"
+    )
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """``@pytest.mark.requires("sshd", why)``: a test whose component is missing skips, or fails when
+    BENCH_REQUIRE names it (tests/requirements_helpers.py)."""
+    from requirements_helpers import require
+
+    for mark in item.iter_markers("requires"):
+        component, missing = mark.args
+        if missing:
+            require(component, missing)

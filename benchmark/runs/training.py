@@ -18,6 +18,7 @@ from lightning.pytorch.callbacks import Callback, ModelCheckpoint, OnExceptionCh
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from backbones.errors import UserError
+from benchmark.runs.hold import hold_from_env
 from benchmark.runs.records import SCHEMA_VERSION, environment, write_json_atomic, write_text_atomic
 from tasks.factory import build_model
 from tasks.resumable import ResumeState
@@ -206,6 +207,7 @@ def run(cfg: dict[str, Any]) -> dict[str, Any]:
         OnExceptionCheckpoint(dirpath=checkpoints, filename=INTERRUPTED),
         # The data loader's position and the RNG states, so --resume repeats the uninterrupted run.
         ResumeState(),
+        *hold_from_env(output, resume_from),  # off unless BENCH_HOLD_AT_STEP names this run (tests)
     ]
     trainer = make_trainer(
         cfg,
