@@ -6,6 +6,8 @@ from collections.abc import Iterator
 
 import pytest
 import torch
+from requirements_helpers import MARKER as REQUIRES_MARKER
+from requirements_helpers import apply_requires_marks
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -26,17 +28,9 @@ def isolated_environment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[N
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line(
-        "markers", "requires(component, missing): skip (or fail under BENCH_REQUIRE) when missing is a reason"
-    )
+    config.addinivalue_line("markers", REQUIRES_MARKER)
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
-    """``@pytest.mark.requires("sshd", why)``: a test whose component is missing skips, or fails when
-    BENCH_REQUIRE names it (tests/requirements_helpers.py)."""
-    from requirements_helpers import require
-
-    for mark in item.iter_markers("requires"):
-        component, missing = mark.args
-        if missing:
-            require(component, missing)
+    """A test marked ``@pytest.mark.requires(component, why_missing)`` skips, or fails under BENCH_REQUIRE."""
+    apply_requires_marks(item)

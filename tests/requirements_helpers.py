@@ -36,3 +36,14 @@ def require(component: str, reason: str) -> NoReturn:
     if component in required():
         pytest.fail(f"{component} is required ({ENV}={os.environ[ENV]}) but missing: {reason}", pytrace=False)
     pytest.skip(reason)
+
+
+MARKER = "requires(component, missing): skip (or fail under BENCH_REQUIRE) when missing is a reason"
+
+
+def apply_requires_marks(item: pytest.Item) -> None:
+    """conftest.py's setup hook: ``@pytest.mark.requires("sshd", why)`` with a reason calls ``require``."""
+    for mark in item.iter_markers("requires"):
+        component, missing = mark.args
+        if missing:
+            require(component, missing)

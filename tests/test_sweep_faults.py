@@ -319,8 +319,11 @@ def test_requires_mark_fails_a_test_under_bench_require(tmp_path: Path) -> None:
     test = tmp_path / "test_marked.py"
     test.write_text("import pytest\n\n@pytest.mark.requires('adbd', 'no adbd here')\ndef test_x():\n    pass\n\n"
                     "@pytest.mark.requires('adbd', None)\ndef test_present():\n    pass\n")
-    conftest = Path(__file__).parent / "conftest.py"
-    (tmp_path / "conftest.py").write_text(conftest.read_text())
+    # conftest.py's two hooks, without its torch set-up (a second pytest process should start quickly).
+    (tmp_path / "conftest.py").write_text(
+        "from requirements_helpers import MARKER, apply_requires_marks\n\n"
+        "def pytest_configure(config):\n    config.addinivalue_line('markers', MARKER)\n\n"
+        "def pytest_runtest_setup(item):\n    apply_requires_marks(item)\n")
     (tmp_path / "requirements_helpers.py").write_text((Path(__file__).parent / "requirements_helpers.py").read_text())
     env = {k: v for k, v in os.environ.items() if k != "BENCH_REQUIRE"}
     args = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rs", str(test)]
