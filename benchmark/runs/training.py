@@ -20,6 +20,7 @@ from lightning.pytorch.callbacks import Callback, ModelCheckpoint, OnExceptionCh
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from backbones.errors import UserError
+from benchmark.runs.hold import hold_from_env
 from benchmark.runs.records import SCHEMA_VERSION, environment, write_json_atomic, write_text_atomic
 from tasks.factory import build_model
 from tasks.resumable import ResumeState
@@ -249,7 +250,8 @@ def _run(cfg: dict[str, Any]) -> dict[str, Any]:
     trainer = make_trainer(
         cfg,
         logger=logger,
-        callbacks=run_callbacks(cfg, f"val/{task.monitor}", checkpoints, resume_point),
+        callbacks=[*run_callbacks(cfg, f"val/{task.monitor}", checkpoints, resume_point),
+                   *hold_from_env(output, resume_from)],  # off unless BENCH_HOLD_AT_STEP names this run (tests)
         default_root_dir=output,
         log_every_n_steps=cfg.get("log_every_n_steps") or 10,
         val_check_interval=cfg.get("val_check_interval"),
