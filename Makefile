@@ -30,7 +30,7 @@ test: setup $(VENV)/.deploy-extras
 
 # ruff, then the import contracts in pyproject.toml (layers backbones <- tasks <- benchmark, no cycles).
 lint: setup
-	$(BIN)/ruff check backbones tasks benchmark tests
+	$(BIN)/ruff check backbones tasks benchmark benchmarks tests
 	$(BIN)/lint-imports
 
 leaderboard: setup

@@ -6,9 +6,9 @@ import pytest
 
 from backbones.errors import UserError
 from benchmark.latency import runtimes
-from benchmark.latency.deploy_compare import group_by_precision
 from benchmark.latency.runtimes import cpu_bf16
 from benchmark.latency.runtimes.openvino import precision_name
+from benchmarks.deploy_compare import group_by_precision
 
 AVX2_ONLY = "processor\t: 0\nvendor_id\t: AuthenticAMD\nflags\t\t: fpu sse2 avx avx2 fma avx512f avx512bw\n"
 WITH_AMX = "processor\t: 0\nflags\t\t: fpu avx2 avx512f amx_tile amx_bf16 amx_int8\n"

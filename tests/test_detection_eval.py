@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from tasks.detection.eval_speed import CATEGORY_IDS, pycocotools_stats, random_coco_results
+from benchmarks.coco_eval_speed import CATEGORY_IDS, pycocotools_stats, random_coco_results
 from tasks.detection.evaluation import COCO_METRICS, CocoEvaluator, coco_stats, to_percent
 
 

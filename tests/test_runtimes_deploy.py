@@ -82,7 +82,7 @@ def test_official_tflite_file_and_its_weights_in_the_suite_model() -> None:
     if not root:
         pytest.skip("BENCH_REALDATA is not set")
     needs("litert")
-    from benchmark.latency.deploy_compare import SUBJECTS, prepare_subject
+    from benchmarks.deploy_compare import SUBJECTS, prepare_subject
 
     subject = SUBJECTS["mnv2-224"]
     data = prepare_subject(subject, Path(root))  # the suite's model with the file's weights, its preset's images

@@ -1,6 +1,6 @@
 """Print network, post-processing and end-to-end milliseconds side by side (not a test).
 
-``python -m benchmark.latency.postprocess_speed [--threads 2] [--runs 200]``: SSDLite-MNv2 at 320 with
+``python -m benchmarks.postprocess_speed [--threads 2] [--runs 200]``: SSDLite-MNv2 at 320 with
 90 classes (TF's COCO label map), eager and ONNX Runtime. Shows the exact (per-class loop)
 post-processing, the fast one, and one end-to-end call (network + fast post-processing) next to
 the sum of its parts.

@@ -1,6 +1,6 @@
 """Benchmark: training throughput of the Lightning task vs a plain PyTorch loop (same model, data, batch).
 
-    python -m benchmark.runs.throughput [--backbone mnv2] [--steps 40] [--warmup 5] [--batch-size 32] [--rounds 4]
+    python -m benchmarks.training_throughput [--backbone mnv2] [--steps 40] [--warmup 5] [--batch-size 32] [--rounds 4]
 
 Both loops run in this one process, alternately, on the embedded synthetic data; the ratio
 Lightning / plain images-per-second is printed (the goal is >= 0.95): of the best rounds, and the

@@ -1,6 +1,6 @@
 """Benchmark: COCO evaluation time, faster-coco-eval vs pycocotools, on the same generated data.
 
-    python -m tasks.detection.eval_speed [--images 5000] [--detections 100]
+    python -m benchmarks.coco_eval_speed [--images 5000] [--detections 100]
 
 The data (``random_coco_results``) also drives the test that the two give identical numbers:
 gapped category ids, crowd regions, all three area ranges, images without objects, and

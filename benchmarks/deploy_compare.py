@@ -1,6 +1,6 @@
 """Side by side: the suite's CPU runtimes against the deployment tools used plainly, one process.
 
-``python -m benchmark.latency.deploy_compare [--subject mnv2-224,ssdlite-mnv2-320,deeplabv3-mnv2-513]
+``python -m benchmarks.deploy_compare [--subject mnv2-224,ssdlite-mnv2-320,deeplabv3-mnv2-513]
 [--threads 2] [--rounds 3] [--round-seconds 1]``
 
 The issue 12 acceptance, for each subject model at batch 1: the suite's runtimes run the suite's model
@@ -294,7 +294,7 @@ def compare(subject: Subject, root: Path | None, threads: int, rounds: int, roun
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmark.latency.deploy_compare", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.deploy_compare", description=__doc__.split("\n\n")[0])
     parser.add_argument("--subject", default=",".join(SUBJECTS), help=f"comma-separated, from: {', '.join(SUBJECTS)}")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=3)
