@@ -49,7 +49,7 @@ def cli_reference() -> str:
         parsers[first].format_help().rstrip(),
         "```",
     ]
-    for name, parser in subcommands(parsers[first]).items():
+    for name in subcommands(parsers[first]):
         lines += ["", f"## bench {name}", ""]
         helps = {task: subcommands(parsers[task])[name].format_help().rstrip() for task in TASK_NAMES}
         if len(set(helps.values())) == 1:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import html
 import json
 
-from benchmark.leaderboards.cells import TASK_TITLES
+from benchmark.leaderboards.cells import TASK_TITLES, Table
 from benchmark.leaderboards.headline import COLUMNS, HeadlineRow
 
 MAX_COMPARED = 5
@@ -39,6 +39,14 @@ def headline_html(task: str, rows: list[HeadlineRow]) -> str:
         body.append(f'<tr id="{row.anchor}">' + "".join(f"<td>{cell}</td>" for cell in cells) + "</tr>")
     return (f'<h2>Headline</h2><table id="headline"><thead><tr>{head}</tr></thead><tbody>\n'
             + "\n".join(body) + "\n</tbody></table>")  # fmt: skip
+
+
+def summary_html(table: Table) -> str:
+    """The latency page's headline: per host and model, the fastest fp32 and int8 runtimes."""
+    head = "".join(f"<th>{html.escape(column)}</th>" for column in table.columns)
+    body = "\n".join("<tr>" + "".join(f"<td>{html.escape(cell)}</td>" for cell in row) + "</tr>" for row in table.rows)
+    return (f'<h2>Headline: the fastest runtimes per host</h2><table id="headline"><thead><tr>{head}</tr></thead>'
+            f"<tbody>\n{body}\n</tbody></table>")  # fmt: skip
 
 
 def compare_data(headlines: dict[str, list[HeadlineRow]]) -> str:

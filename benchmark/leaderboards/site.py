@@ -15,8 +15,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from benchmark.leaderboards.baselines import BASELINES, METRIC_LABELS, Baselines
-from benchmark.leaderboards.compare import compare_page, headline_html
+from benchmark.leaderboards.compare import compare_page, headline_html, summary_html
 from benchmark.leaderboards.headline import HeadlineRow, headline_rows
+from benchmark.leaderboards.latency_tables import latency_summary_table
 from benchmark.leaderboards.plots import (
     REPORTED_COLOUR,
     data_kind,
@@ -270,9 +271,11 @@ def latency_page(kinds: dict[str, list[dict[str, Any]]]) -> tuple[str, int]:
         hosts.setdefault(row["host or device"], []).append((record, row))
     charts = [latency_chart(host, members, colours, f"latency-chart-{index}")
               for index, (host, members) in enumerate(sorted(hosts.items()))]  # fmt: skip
-    intro = ("Every latency record, one chart per host or device (timings of two machines never share "
-             "an axis), one colour per runtime; hover for the record.")
-    return page("Latency leaderboard", html.escape(intro), charts, [row for _, row in rows]), len(rows)
+    intro = ("The fastest fp32 and int8 runtimes per host and model, then every latency record, one chart per "
+             "host or device (timings of two machines never share an axis), one colour per runtime; hover for the record.")
+    summary = latency_summary_table([record for record in kinds["latency"] if not record.get("target")])
+    return (page("Latency leaderboard", html.escape(intro), charts, [row for _, row in rows], summary_html(summary)
+                 + "<h2>Every record</h2>"), len(rows))  # fmt: skip
 
 
 def index_page(counts: dict[str, int], kinds: dict[str, list[dict[str, Any]]]) -> str:
