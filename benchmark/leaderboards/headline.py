@@ -207,7 +207,7 @@ def measured_cell(model: Model, metric: str) -> tuple[str, list[Note]]:
     ci = (record.get("ci95") or {}).get(metric)
     interval = f" [{fmt_num(ci[0])}–{fmt_num(ci[1])}]" if isinstance(ci, list) and len(ci) == 2 else ""
     text = f"{fmt_num(record['metrics'].get(metric))}{interval}, {record.get('images')} img"
-    return text, [Note(f"measured {METRIC_LABELS[metric]}, 95 % CI: {evaluation_source(record)}", record_name(record))]
+    return text, [Note(f"{METRIC_LABELS[metric]} and its 95 % CI on real images: {evaluation_source(record)}", record_name(record))]
 
 
 def latency_cells(model: Model) -> tuple[list[str], list[Note]]:
