@@ -26,10 +26,7 @@ demo: setup
 # Real-data tests run when BENCH_REALDATA names the folder of real slices and official weights
 # (.ci/run sets it to ../shared/realdata); without it they skip, saying why.
 test: setup $(VENV)/.deploy-extras
-# The real Slurm cluster's tests run in a process of their own: after the rest of the suite in one
-# process the array + scancel test fails for a reason not yet found (and pytest cannot print why).
-	$(BIN)/python -m pytest -x -q -p no:cacheprovider --durations=25 --ignore=tests/test_sweep_slurm.py tests
-	$(BIN)/python -m pytest -x -q -p no:cacheprovider --durations=10 tests/test_sweep_slurm.py
+	$(BIN)/python -m pytest -x -q -p no:cacheprovider --durations=25 tests
 
 # ruff, then the import contracts in pyproject.toml (layers backbones <- tasks <- benchmark, no cycles).
 lint: setup

@@ -6,7 +6,6 @@ task only through ``Task``.
 
 from __future__ import annotations
 
-import argparse
 import copy
 import functools
 import math
@@ -45,9 +44,6 @@ class Task(ABC):
         """Metric (a key of the record's ``metrics``, in percent) that picks the best checkpoint."""
         return self.facts.metric
 
-    def add_model_arguments(self, parser: argparse.ArgumentParser) -> None:  # noqa: B027 - optional hook
-        """Task-specific model/evaluation flags; use ``default=None`` so recipes can fill them."""
-
     def defaults(self) -> Config:
         """Task-level defaults, overridden by a recipe file and then by flags."""
         return {}
@@ -73,16 +69,20 @@ class Task(ABC):
         """Params and MAdds of the whole model; tasks add their parts (a head alone, say)."""
         return {"params": count_params(model), "madds": count_madds(model, self.example_input(cfg))}
 
-    def postprocess(self, outputs: Any, cfg: Config) -> Any:
-        """Turn the network's raw outputs into predictions (detection: box decoding + NMS).
+    has_decoder = False  # True where raw outputs need decoding into predictions (detection)
 
-        Kept out of ``forward`` so the network alone exports to ONNX and is timed separately.
-        """
-        return outputs
+    def decoder(self, model: nn.Module, cfg: Config) -> Any:
+        """``(raw outputs, input size) -> predictions`` for ``model`` (detection: its anchors, box
+        decoding + NMS), built once. Kept out of ``forward`` so the network alone exports and is
+        timed alone; every command decodes through it."""
+        return lambda outputs, size: outputs
 
-    def evaluate_callable(self, forward: Any, cfg: Config, max_images: int | None = None) -> dict[str, float]:
+    def evaluate_callable(
+        self, forward: Any, cfg: Config, max_images: int | None = None, *, decoder: Any = None
+    ) -> dict[str, float]:
         """Run ``forward`` (a batch tensor -> raw outputs, as the model returns them) over the task's
-        validation data and return its metrics in percent, ``monitor`` included.
+        validation data and return its metrics in percent, ``monitor`` included; ``decoder`` (the
+        task's ``decoder(model, cfg)``) turns raw outputs into predictions where the task needs it.
 
         The latency runner uses it to compare a runtime's outputs with eager fp32 (accuracy gate).
         """
@@ -107,8 +107,9 @@ class Task(ABC):
     @abstractmethod
     def build_datamodule(self, cfg: Config) -> BenchDataModule: ...
 
-    def predict(self, checkpoint: str, images: list[str], out_dir: str, args: argparse.Namespace) -> list[str]:
-        """Run a trained checkpoint on image files and write pictures to ``out_dir``; returns their paths."""
+    def predict(self, checkpoint: str, images: list[str], out_dir: str, given: dict[str, Any]) -> list[str]:
+        """Run a trained checkpoint on image files and write pictures to ``out_dir``; returns their
+        paths. ``given``: the task options the user gave for this prediction (None: not given)."""
         raise UserError(f"--task {self.name}: bench predict is not available for this task")
 
     def draw_validation(self, checkpoint: str, out_dir: str, count: int = 4) -> list[str]:

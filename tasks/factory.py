@@ -86,7 +86,7 @@ def create_model(
 
 def tflite_config(task: Task, weights: str, *, backbone: str | None = None, width: float | None = None) -> dict[str, Any]:
     """What an official ``.tflite`` implies for a run config: its backbone, width, input size, class
-    count, preset and head options (read from the file, checked against the task)."""
+    count, preset, head options and post-processing (read from the file, checked against the task)."""
     path = Path(weights)
     if path.suffix != ".tflite":
         raise UserError(f"--weights: {weights} is not a .tflite file (bench run checkpoints go to --checkpoint)")
@@ -94,9 +94,10 @@ def tflite_config(task: Task, weights: str, *, backbone: str | None = None, widt
         raise UserError(f"--weights: {weights} does not exist")
     _, report = task.import_tflite(weights, backbone=backbone, width=width)
     facts = report.facts
+    # The file's own post-processing (TFLite's SSD op) is the default of every command that decodes.
     return {
         "backbone": facts.backbone, "width": facts.width, "resolution": facts.resolution,
-        "num_classes": facts.num_classes, "preset": facts.preset, **report.options,
+        "num_classes": facts.num_classes, "preset": facts.preset, **report.evaluation, **report.options,
     }  # fmt: skip
 
 

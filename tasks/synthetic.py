@@ -39,23 +39,35 @@ def cache_root() -> Path:
 def generate_once(name: str, version: int, write: Callable[[Path], None]) -> Path:
     """Return ``cache_root()/name``, generating it with ``write(tmp_dir)`` if absent or stale.
 
-    A file lock serialises concurrent runs; the data is written to a temporary folder and
-    renamed into place, so a killed generation never leaves a half-written dataset.
+    A file lock serialises the writers; the data is written to a temporary folder and renamed into
+    place in one step, so a killed generation never leaves a half-written dataset. Callers put the
+    version in ``name``: a run reading one version is never disturbed by another process
+    generating a newer one, and a complete folder is never deleted or renamed while readers use it.
     """
     root = cache_root()
     root.mkdir(parents=True, exist_ok=True)
     target = root / name
     marker = target / ".complete"
+
+    def complete() -> bool:
+        return marker.is_file() and marker.read_text().strip() == str(version)
+
+    if complete():  # the marker is written before the folder is renamed in: no lock needed to read
+        return target
     with open(root / f".{name}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        if marker.is_file() and marker.read_text().strip() == str(version):
+        if complete():
             return target
         tmp = root / f".{name}.tmp"
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir()
         write(tmp)
         (tmp / ".complete").write_text(str(version))
-        shutil.rmtree(target, ignore_errors=True)
+        if target.exists():  # incomplete or of another version: moved aside in one step, then deleted
+            aside = root / f".{name}.old"
+            shutil.rmtree(aside, ignore_errors=True)
+            target.rename(aside)
+            shutil.rmtree(aside, ignore_errors=True)
         tmp.rename(target)
     return target
 

@@ -6,6 +6,8 @@ from collections.abc import Iterator
 
 import pytest
 import torch
+from requirements_helpers import MARKER as REQUIRES_MARKER
+from requirements_helpers import apply_requires_marks
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -23,3 +25,12 @@ def isolated_environment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[N
     yield
     torch.set_num_threads(threads)
     patch.undo()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", REQUIRES_MARKER)
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """A test marked ``@pytest.mark.requires(component, why_missing)`` skips, or fails under BENCH_REQUIRE."""
+    apply_requires_marks(item)

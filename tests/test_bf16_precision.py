@@ -45,7 +45,35 @@ def test_bf16_refusal_is_one_line_exit_2_from_the_cli(capsys) -> None:
 
 
 def test_openvino_precision_hint_labels() -> None:
+    openvino = pytest.importorskip("openvino")
     assert [precision_name(h) for h in ("f32", "bf16", "f16", "BF16")] == ["fp32", "bf16", "fp16", "bf16"]
+    assert [precision_name(t) for t in (openvino.Type.f32, openvino.Type.bf16, openvino.Type.f16)] == [
+        "fp32", "bf16", "fp16"]
+    with pytest.raises(ValueError, match="unknown precision"):
+        precision_name(openvino.Type.i8)
+
+
+def _tiny_openvino_model():
+    import openvino
+    import torch
+
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3), torch.nn.ReLU()).eval()
+    return openvino.convert_model(model, example_input=torch.zeros(1, 3, 16, 16))
+
+
+@pytest.mark.parametrize("hint", ["f32", "bf16"])
+def test_openvino_reports_what_it_compiled_through_its_api(hint: str) -> None:
+    """The real installed OpenVINO compiles a model with each hint; the label is what it compiled to:
+    fp32 for f32, and for bf16 either bf16 (CPUs with bf16 units) or fp32 (OpenVINO falls back), on
+    every CPU, so the label code runs on every CI machine whatever its instruction set."""
+    openvino = pytest.importorskip("openvino")
+    from benchmark.latency.runtimes.openvino import compiled_precision
+
+    core = openvino.Core()
+    compiled = core.compile_model(_tiny_openvino_model(), "CPU", {"INFERENCE_PRECISION_HINT": hint})
+    label = compiled_precision(compiled)
+    has_bf16 = "BF16" in core.get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+    assert label == ("bf16" if hint == "bf16" and has_bf16 else "fp32")
 
 
 def test_like_with_like_grouping() -> None:

@@ -49,8 +49,8 @@ def test_every_backbone_trains_and_decodes_through_the_detector(name: str) -> No
         assert (detection["labels"] < 3).all()
 
 
-def test_task_postprocess_rebuilds_the_anchors_from_the_config() -> None:
-    """``Task.postprocess`` (used on exported runtimes' raw outputs) needs nothing but the config."""
+def test_the_task_decoder_decodes_any_runtimes_outputs_with_the_models_anchors() -> None:
+    """``Task.decoder`` (used on exported runtimes' raw outputs, numpy arrays) is the model's own decoding."""
     cfg = {"backbone": "mnv2", "width": 0.35, "resolution": SMALL, "num_classes": 3}
     task = get_task("detection")
     model = build_model(task, cfg).eval()
@@ -58,7 +58,8 @@ def test_task_postprocess_rebuilds_the_anchors_from_the_config() -> None:
     with torch.no_grad():
         outputs = model(images)
     direct = postprocess_detections(*outputs, model.anchors((SMALL, SMALL)), (SMALL, SMALL))
-    for ours, expected in zip(task.postprocess(tuple(o.numpy() for o in outputs), cfg), direct, strict=True):
+    decode = task.decoder(model, cfg)
+    for ours, expected in zip(decode(tuple(o.numpy() for o in outputs), (SMALL, SMALL)), direct, strict=True):
         torch.testing.assert_close(ours["boxes"], expected["boxes"])
         assert ours["labels"].tolist() == expected["labels"].tolist()
 

@@ -19,12 +19,13 @@ import time
 from pathlib import Path
 
 import pytest
+from requirements_helpers import require
 
 SSHD = "/usr/sbin/sshd"
 REPO = Path(__file__).resolve().parents[1]
-NO_SSHD = pytest.mark.skipif(
-    not (os.access(SSHD, os.X_OK) and shutil.which("ssh") and shutil.which("ssh-keygen")),
-    reason="no OpenSSH server here (/usr/sbin/sshd, ssh, ssh-keygen); .ci/run installs openssh-server",
+NO_SSHD = pytest.mark.requires(  # skips, or fails under BENCH_REQUIRE (tests/requirements_helpers.py)
+    "sshd", None if (os.access(SSHD, os.X_OK) and shutil.which("ssh") and shutil.which("ssh-keygen")) else
+    "no OpenSSH server here (/usr/sbin/sshd, ssh, ssh-keygen); .ci/run installs openssh-server",
 )
 MODEL = ["--task", "classification", "--backbone", "mnv1", "--width", "0.25", "--resolution", "128"]
 QUICK = ["--tier", "quick", "--warmup-runs", "2", "--warmup-seconds", "0.1", "--min-runs", "10", "--min-seconds", "0.3"]
@@ -70,7 +71,7 @@ def sshd(tmp_path_factory):
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            pytest.skip(f"sshd would not start here: {(folder / 'sshd.log').read_text()[-300:]}")
+            require("sshd", f"sshd would not start here: {(folder / 'sshd.log').read_text()[-300:]}")
         try:
             socket.create_connection(("127.0.0.1", port), timeout=1).close()
             break

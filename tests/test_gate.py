@@ -12,10 +12,10 @@ import pytest
 import torch
 
 from benchmark.latency.gate import FAIL, NOT_JUDGED, PASS, EagerReference, gate_verdict, run_gate
-from benchmark.latency.record import weights_provenance
 from benchmark.latency.runtimes.tflite_file import raw_output_tensors
 from tasks.factory import build_model
 from tasks.facts import weak_reference
+from tasks.provenance import weights_provenance
 from tasks.tflite.outputs import match_reference
 
 

@@ -48,7 +48,8 @@ def test_imported_ssd_reaches_litert_map_on_the_coco_slice(model) -> None:
     low, high = at10.ci95["map"]
     assert low < at10.metrics["map"] < high
     # 100 detections (TF's config) can only add recall.
-    at100 = task.evaluate_callable(model, config(max_detections=100))
+    at100 = task.evaluate_callable(model, config(max_detections=100),
+                                   decoder=task.decoder(model, config(max_detections=100)))
     assert at100["map"] >= at10.metrics["map"]
 
 
@@ -84,6 +85,15 @@ def test_the_files_post_processing_is_read_and_is_the_eval_default(tmp_path: Pat
     # The file's fast NMS and anchors bring the float import near LiteRT's 20.41 (measured 20.61; the
     # 8-bit scores and codes through xnnpack-int8: 20.41 exactly).
     assert abs(record["metrics"]["map"] - LITERT_MAP_AT_10) <= 0.7, record["metrics"]
+    # The latency gate's eager reference decodes the same way: the same mAP on the same 80 images.
+    timed = subprocess.run(
+        [sys.executable, "-m", "benchmark.cli", "latency", "--task", "detection", "--weights", str(SSD),
+         "--data", str(REALDATA / "coco"), "--runtime", "eager", "--tier", "quick", "--min-runs", "2",
+         "--accuracy-images", "80", "--json", "--output", str(tmp_path / "latency")],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    gate = json.loads(timed.stdout)[0]["accuracy"]
+    assert gate["images"] == 80 and round(gate["value"], 4) == record["metrics"]["map"], gate
 
 
 # COCO images where the suite's old decoding (TF's generated anchors, boxes clipped) picked other
@@ -98,7 +108,7 @@ def test_integer_ssd_detections_are_the_files_op_output() -> None:
     from ai_edge_litert.interpreter import Interpreter
     from PIL import Image
 
-    from tasks.detection.postprocess import postprocess_detections, postprocess_options
+    from tasks.detection.decoder import DetectionDecoder, PostprocessOptions
     from tasks.preprocessing import mean_std
     from tasks.tflite.integer_model import IntegerTFLiteModel
 
@@ -112,8 +122,8 @@ def test_integer_ssd_detections_are_the_files_op_output() -> None:
         pixels = np.asarray(image)[None]
         batch = (torch.from_numpy(pixels).permute(0, 3, 1, 2).float() / 255.0 - mean) / std
         assert np.array_equal(integer.to_pixels(batch), pixels)
-        ours = postprocess_detections(*integer(batch), model.anchors((300, 300)), (300, 300),
-                                      **postprocess_options(report.evaluation))[0]
+        ours = DetectionDecoder(model.anchors, PostprocessOptions.from_config(report.evaluation))(
+            integer(batch), (300, 300))[0]
         litert.set_tensor(litert.get_input_details()[0]["index"], pixels)
         litert.invoke()
         boxes, classes, scores, count = (litert.get_tensor(d["index"]) for d in litert.get_output_details())
@@ -123,3 +133,20 @@ def test_integer_ssd_detections_are_the_files_op_output() -> None:
         # The op's (ymin, xmin, ymax, xmax) are normalised and unclipped.
         expected = torch.from_numpy(boxes[0, :n][:, [1, 0, 3, 2]] * 300.0)
         assert torch.allclose(ours["boxes"], expected, rtol=0, atol=1e-3), name
+
+
+def test_predict_and_the_latency_gate_decode_the_ssd_file_as_eval_does() -> None:
+    """One decoder: `bench predict` and the latency gate read the file's anchors and post-processing
+    (fast NMS, 10 detections), as `bench eval` does (its mAP equals the gate's: the test above)."""
+    from benchmark.runs.config import resolve_config
+    from tasks.factory import load_model
+
+    task = get_task("detection")
+    predict_cfg, model = load_model(str(SSD), task)
+    latency_cfg = resolve_config(task, {"weights": str(SSD), "data": str(REALDATA / "coco")}, shipped_recipes=False)
+    decoders = [task.decoder(model, cfg) for cfg in (predict_cfg, latency_cfg)]
+    assert decoders[0].options == decoders[1].options
+    assert (decoders[0].options.nms, decoders[0].options.max_detections) == ("fast", 10)
+    imported = model.anchors((300, 300))
+    assert torch.equal(decoders[1].anchors((300, 300), "cpu"), imported)
+

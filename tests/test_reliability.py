@@ -18,6 +18,7 @@ from test_classification import TINY, write_imagefolder
 
 from backbones.errors import UserError
 from benchmark.cli import main
+from benchmark.runs.hold import MARKER
 from benchmark.runs.records import read_record, write_json_atomic
 from tasks.images import load_rgb
 
@@ -157,7 +158,15 @@ EMBEDDED = {
     "segmentation": ["--resolution", "64", "--width", "0.35", "--batch-size", "4"],
 }
 RECIPE = "checkpoint_every: 3\ndeterministic: true\n"
-ONE_THREAD = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+
+
+@pytest.fixture(scope="module")
+def one_thread() -> dict[str, str]:
+    """The runs' environment, built after conftest.py set BENCH_CACHE (a copy made at import would send
+    their datasets to ~/.cache); nothing an earlier in-process run left behind (BENCH_RUN_OUTPUT, PL_*)."""
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("BENCH_RUN_OUTPUT", "BENCH_HOLD_AT_STEP") and not k.startswith("PL_")}
+    return {**env, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
 
 def _embedded_args(task: str, out: Path, recipe: Path) -> list[str]:
@@ -173,7 +182,7 @@ def _final_state(run: Path) -> dict[str, torch.Tensor]:
 
 
 @pytest.fixture(scope="module")
-def uninterrupted(tmp_path_factory):
+def uninterrupted(tmp_path_factory, one_thread: dict[str, str]):
     """A task's run without a kill, done once per task for both signals: its record and its run folder."""
     done: dict[str, tuple[dict, Path]] = {}
 
@@ -183,7 +192,7 @@ def uninterrupted(tmp_path_factory):
             recipe = folder / "every3.yaml"
             recipe.write_text(RECIPE)
             proc = subprocess.run(_embedded_args(task, folder / "run", recipe), capture_output=True, text=True,
-                                  timeout=600, env=ONE_THREAD)
+                                  timeout=600, env=one_thread)
             assert proc.returncode == 0, proc.stderr[-2000:]
             done[task] = json.loads((folder / "run" / "result.json").read_text()), folder / "run"
         return done[task]
@@ -191,23 +200,26 @@ def uninterrupted(tmp_path_factory):
     return result
 
 
-# SIGTERM stops each task anywhere in an epoch (its data position is the task's own loader); a
+# SIGTERM stops each task within an epoch (its data position is the task's own loader); a
 # SIGKILL falls back to the last periodic checkpoint, which is the same code for every task, so one
 # task covers it (each case is two runs of the CLI, ~30 s).
 KILLS = [(task, signal.SIGTERM) for task in sorted(EMBEDDED)] + [("classification", signal.SIGKILL)]
 
 
 @pytest.mark.parametrize("task, sig", KILLS)
-def test_killed_run_resumes_like_an_uninterrupted_one(task: str, sig: int, uninterrupted, tmp_path: Path) -> None:
+def test_killed_run_resumes_like_an_uninterrupted_one(task: str, sig: int, uninterrupted, tmp_path: Path,
+                                                      one_thread: dict[str, str]) -> None:
     """The resumed run ends with the very weights of the uninterrupted one: same data order from the
     checkpointed position, same augmentation and dropout draws, restored model/optimizer/schedule.
     (Losing any of them changes every weight by far more than the tolerance; see tasks/resumable.py.)"""
     recipe = tmp_path / "every3.yaml"
     recipe.write_text(RECIPE)
     out = tmp_path / "run"
+    # The run waits at step 3, after its step-3 checkpoint (benchmark/runs/hold.py): the signal lands there.
+    held = {**one_thread, "BENCH_HOLD_AT_STEP": f"3:{out}"}
     proc = subprocess.Popen(_embedded_args(task, out, recipe), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            text=True, env=ONE_THREAD)
-    _wait_for(out / "checkpoints" / "step.ckpt", proc, timeout=300)
+                            text=True, env=held)
+    _wait_for(out / MARKER, proc, timeout=300)
     proc.send_signal(sig)
     _, stderr = proc.communicate(timeout=120)
     if sig == signal.SIGTERM:
@@ -217,13 +229,13 @@ def test_killed_run_resumes_like_an_uninterrupted_one(task: str, sig: int, unint
         assert proc.returncode == -signal.SIGKILL
     assert not (out / "result.json").exists()
     resumed = subprocess.run([*_embedded_args(task, out, recipe), "--resume"], capture_output=True, text=True,
-                             timeout=600, env=ONE_THREAD)
+                             timeout=600, env=one_thread)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     record = json.loads((out / "result.json").read_text())
     reference, reference_run = uninterrupted(task)
     assert record["steps"] == reference["steps"] == 12 and reference["resumed_from_step"] is None
-    # It went on from the checkpoint (a multiple of 3 steps, or where SIGTERM stopped it), not from 0.
-    assert 3 <= record["resumed_from_step"] < 12
+    # SIGKILL: from the step-3 checkpoint; SIGTERM: Lightning finished step 4, then saved interrupted.ckpt.
+    assert record["resumed_from_step"] == (4 if sig == signal.SIGTERM else 3)
     expected, got = _final_state(reference_run), _final_state(out)
     assert expected.keys() == got.keys()
     differ = {name: (got[name].double() - expected[name].double()).abs().max().item()

@@ -12,9 +12,10 @@ from backbones import list_backbones
 from benchmark.cli import main
 from tasks import get_task
 from tasks.factory import build_model
-from tasks.segmentation.inference import forward_padded, groups_by_size, parse_scales, segment
+from tasks.segmentation.inference import forward_padded, groups_by_size, segment
 from tasks.segmentation.metrics import confusion_metric, scores_from_confusion
 from tasks.segmentation.module import SegmentationModule
+from tasks.segmentation.options import parse_scales
 from tasks.segmentation.voc import pad_collate
 
 TASK = get_task("segmentation")

@@ -29,7 +29,7 @@ from benchmark.leaderboards.tables import TASKS, split_records
 from benchmark.runs.records import REPO_ROOT
 
 RECORDS = REPO_ROOT / "leaderboards" / "records"
-pytestmark = pytest.mark.skipif(why_no_browser() is not None, reason=f"no browser: {why_no_browser()}")
+pytestmark = pytest.mark.requires("chromium", why_no_browser() and f"no browser: {why_no_browser()}")
 
 POINTS = "document.querySelectorAll('.scatterlayer .points path.point').length"
 ROWS = "Array.from(document.querySelectorAll('#records tbody tr')).filter(r => !r.hidden).length"

@@ -4,6 +4,7 @@ config values (what ``resolve_config`` takes), so the namespace is read, never e
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from typing import Any
 
 # Parser bookkeeping and the flags that are not config keys in every command.
@@ -11,12 +12,26 @@ NOT_CONFIG = ("command", "func", "task", "config")
 
 
 def add_task_argument(parser: argparse.ArgumentParser, task_name: str) -> None:
-    """``--task`` plus that task's own flags (the task is read before the rest of the line)."""
-    from tasks import get_task, list_tasks
+    """``--task`` plus that task's own flags, generated from its options dataclass (the task is read
+    before the rest of the line). Imports no model code: ``--help`` answers at once."""
+    from tasks.options import OPTIONS, options_class
 
-    parser.add_argument("--task", default="classification", choices=list_tasks(), help="task (default classification)")
-    if task_name in list_tasks():
-        get_task(task_name).add_model_arguments(parser)
+    parser.add_argument("--task", default="classification", choices=sorted(OPTIONS), help="task (default classification)")
+    if task_name in OPTIONS:
+        add_option_flags(parser, options_class(task_name))
+
+
+def add_option_flags(parser: argparse.ArgumentParser, options: type) -> None:
+    """One flag per field of a task's options dataclass: its help, choices and type from the field.
+    Every default is None, so a recipe fills what the command line leaves out."""
+    for field in dataclasses.fields(options):
+        meta = field.metadata
+        flag = "--" + field.name.replace("_", "-")
+        if meta.get("boolean"):
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=meta["help"])
+        else:
+            parser.add_argument(flag, type=meta.get("type") or str, choices=meta.get("choices"), default=None,
+                                help=meta["help"])
 
 
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:

@@ -174,7 +174,7 @@ def _model_and_config(task, args: argparse.Namespace):
         return model, cfg, {"source": "tflite", **report.as_dict()}
     if args.checkpoint:
         from tasks.factory import load_checkpoint
-        from tasks.tflite.importer import sha256_of
+        from tasks.provenance import weights_provenance
 
         run_cfg, model = load_checkpoint(args.checkpoint, task)
         cfg = {
@@ -183,7 +183,7 @@ def _model_and_config(task, args: argparse.Namespace):
             "resolution": args.resolution or run_cfg["resolution"],
             "preset": check_preset(args.preset or run_cfg.get("preset"), task.name),
         }
-        return model, cfg, {"source": "checkpoint", "file": str(args.checkpoint), "sha256": sha256_of(args.checkpoint)}
+        return model, cfg, weights_provenance(cfg, args.checkpoint)
     if not args.backbone:
         raise UserError("--backbone is required with --pretrained")
     cfg = {

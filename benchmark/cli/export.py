@@ -40,7 +40,6 @@ def run(args: argparse.Namespace) -> int:
     from backbones.errors import UserError
     from benchmark.cli.latency import model_from_flags
     from benchmark.latency.inputs import calibration_batches, load_task_images
-    from benchmark.latency.record import weights_provenance
     from benchmark.latency.runtimes.export import (
         FORMATS,
         SUFFIXES,
@@ -50,6 +49,7 @@ def run(args: argparse.Namespace) -> int:
     )
     from tasks import get_task
     from tasks.preprocessing import mean_std
+    from tasks.provenance import weights_provenance
 
     task = get_task(args.task)
     flags = command_values(args, EXPORT_FLAGS)

@@ -78,7 +78,7 @@ LATENCY_FLAGS = (
 
 
 def run(args: argparse.Namespace) -> int:
-    from benchmark.latency.record import record_file_name, weights_provenance
+    from benchmark.latency.record import record_file_name
     from benchmark.latency.runner import LatencyOptions, benchmark
     from benchmark.latency.runtimes import parse_runtimes
     from benchmark.latency.runtimes.tflite_file import TfliteFileRuntime
@@ -86,6 +86,7 @@ def run(args: argparse.Namespace) -> int:
     from benchmark.runs.records import write_json_atomic
     from tasks import get_task
     from tasks.preprocessing import mean_std
+    from tasks.provenance import weights_provenance
 
     task = get_task(args.task)
     flags = command_values(args, LATENCY_FLAGS)
@@ -145,8 +146,9 @@ def run_on_device(task, args: argparse.Namespace, flags: dict, given: dict, tier
     from benchmark.devices.runner import DeviceOptions, check_target, measure_on_device
     from benchmark.devices.transports import open_transport
     from benchmark.devices.work_folder import sigint_deferred
-    from benchmark.latency.record import record_file_name, weights_provenance
+    from benchmark.latency.record import record_file_name
     from benchmark.runs.records import write_json_atomic, write_text_atomic
+    from tasks.provenance import weights_provenance
 
     options = DeviceOptions(
         runtimes=tuple(n.strip() for n in flags["runtime"].split(",") if n.strip()), threads=flags["threads"],

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import argparse
 
-from backbones import get_entry, list_backbones
-
 
 def add_parser(sub, task_name: str) -> None:
     parser = sub.add_parser("list", help="list backbones, tasks and runtimes")
@@ -13,6 +11,7 @@ def add_parser(sub, task_name: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from backbones import get_entry, list_backbones
     from tasks import get_task, list_tasks
 
     print("backbones:")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from benchmark.cli.arguments import add_task_argument
+from benchmark.cli.arguments import add_task_argument, config_values
 
 
 def add_parser(sub, task_name: str) -> None:
@@ -21,7 +21,8 @@ def add_parser(sub, task_name: str) -> None:
 def run(args: argparse.Namespace) -> int:
     from tasks import get_task
 
-    written = get_task(args.task).predict(args.checkpoint or args.weights, args.images, args.out, args)
+    given = config_values(args, ("checkpoint", "weights", "out", "images"))
+    written = get_task(args.task).predict(args.checkpoint or args.weights, args.images, args.out, given)
     for path in written:
         print(path)
     return 0

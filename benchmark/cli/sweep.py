@@ -64,14 +64,16 @@ def add_executor_arguments(parser) -> None:
 
 
 def slurm_options(args: argparse.Namespace):
-    from benchmark.sweeps.executors import SlurmOptions, load_slurm_yaml
+    """The jobs' sbatch settings: the YAML's, then the flags'; every value checked (it reaches a batch script)."""
+    from benchmark.sweeps.executors import SlurmOptions, check_slurm_values, load_slurm_yaml
 
     values = load_slurm_yaml(args.slurm_config) if args.slurm_config else {}
     flags = {"partition": args.partition, "account": args.account, "qos": args.qos,
              "gpus_per_job": args.gpus_per_job, "nodes": args.nodes, "cpus": args.cpus, "mem_gb": args.mem_gb,
              "time_min": args.time_min, "array_parallelism": args.array_parallelism}
-    values.update({k: v for k, v in flags.items() if v is not None})
-    values["sbatch_lines"] = list(values.get("sbatch_lines", [])) + list(args.sbatch)
+    flags = check_slurm_values({k: v for k, v in flags.items() if v is not None} | {"sbatch_lines": list(args.sbatch)})
+    values["sbatch_lines"] = list(values.get("sbatch_lines", [])) + flags.pop("sbatch_lines")
+    values.update(flags)
     return SlurmOptions(**values)
 
 

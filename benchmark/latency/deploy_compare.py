@@ -41,8 +41,9 @@ from benchmark.latency.gate import OutputComparison
 from benchmark.latency.inputs import load_task_images
 from benchmark.latency.runtimes.base import FlatOutputs
 from benchmark.latency.runtimes.litert import prepare_tflite_file
-from benchmark.latency.runtimes.openvino import precision_name
+from benchmark.latency.runtimes.openvino import compiled_precision
 from benchmark.runs.config import resolve_config
+from benchmark.runs.host import this_host
 from tasks import get_task
 from tasks.factory import build_model
 
@@ -154,7 +155,7 @@ def plain_openvino(model: nn.Module, example: torch.Tensor, threads: int, folder
     compiled = openvino.Core().compile_model(ov_model, "CPU", {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": threads})
     request = compiled.create_infer_request()
     tensor = openvino.Tensor(example.numpy())
-    return (lambda: request.infer({0: tensor})), precision_name(str(compiled.get_property("INFERENCE_PRECISION_HINT")))
+    return (lambda: request.infer({0: tensor})), compiled_precision(compiled)
 
 
 def plain_litert(model: nn.Module, example: torch.Tensor, threads: int, folder: Path) -> Baseline:
@@ -248,7 +249,7 @@ def compare(subject: Subject, root: Path | None, threads: int, rounds: int, roun
         calls[name], forwards[name] = prepared.bind(example), prepared.forward
         # OpenVINO's rows state what it compiled to; the others run in their declared precision.
         real = prepared.details.get("inference_precision")
-        precisions[name] = precision_name(real) if real and runtime.precision != "int8" else runtime.precision
+        precisions[name] = real if real and runtime.precision != "int8" else runtime.precision
     with tempfile.TemporaryDirectory(prefix="deploy-compare-") as folder:
         plain_model = FlatOutputs(data.model).eval()
         for name, build in BASELINES.items():
@@ -304,6 +305,9 @@ def main(argv: list[str] | None = None) -> int:
         if name not in SUBJECTS:
             raise SystemExit(f"--subject: unknown subject {name!r}; choose from {', '.join(SUBJECTS)}")
     torch.set_num_threads(args.threads)
+    host = this_host()
+    # Ratios are comparable only between runs on one class of CPU (the int8 kernels differ by ISA).
+    print(f"host: {host.label} ({host.vendor}; int8 dot product: {'yes' if host.int8_dot_product else 'no'})")
     root = realdata_root()
     if root is None:
         print("no real data found (set BENCH_REALDATA): random weights, embedded generated images, agreement not judged")
@@ -311,7 +315,8 @@ def main(argv: list[str] | None = None) -> int:
         results = [compare(SUBJECTS[name], root, args.threads, args.rounds, args.round_seconds) for name in names]
     except UserError as error:
         raise SystemExit(f"deploy_compare: {error}") from None
-    print(f"\n{'subject':<48} {'fp32/plain fp32':>15} {'int8/fp32':>10} {'int8 agreement':>15}")
+    print(f"\nsummary on {host.label}:")
+    print(f"{'subject':<48} {'fp32/plain fp32':>15} {'int8/fp32':>10} {'int8 agreement':>15}")
     for r in results:
         int8 = f"{r.int8_vs_fp32:.2f}" if r.int8_vs_fp32 is not None else "-"
         agree = f"{r.int8_agreement:.1f} %" if r.int8_agreement is not None else "not judged"

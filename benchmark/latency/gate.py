@@ -205,9 +205,12 @@ def run_gate(
 ) -> GateResult:
     """Evaluate ``forward`` (``None``: eager itself) on the validation data and compare with eager."""
     metric = task.monitor
+    # The one decoder of the measured model (an imported file's anchors and post-processing): every
+    # runtime's raw outputs are decoded as eager's and as `bench eval`'s.
+    decoder = task.decoder(reference.model, cfg)
     try:
         if reference.metrics is None:
-            reference.metrics = task.evaluate_callable(reference.recording_forward(), cfg, max_images)
+            reference.metrics = task.evaluate_callable(reference.recording_forward(), cfg, max_images, decoder=decoder)
         if forward is None:
             value = float(reference.metrics[metric])
             return GateResult(metric, value, value, None, None, None, None, reference.metrics.get("images"), False,
@@ -222,7 +225,7 @@ def run_gate(
             comparison.update(reference.get(i, x), out)
             return out
 
-        metrics = task.evaluate_callable(paired, cfg, max_images)
+        metrics = task.evaluate_callable(paired, cfg, max_images, decoder=decoder)
     except NotImplementedError:
         return GateResult(note=f"task {task.name!r} has no evaluate_callable")
     value, ref = float(metrics[metric]), float(reference.metrics[metric])

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import tempfile
 import time
 from collections.abc import Callable
 from typing import Any
@@ -33,6 +34,12 @@ def p50_ms(call: Callable[[], Any], runs: int, warmup: int = 10) -> float:
 
 
 def main() -> None:
+    with tempfile.TemporaryDirectory(prefix="postprocess-speed-") as folder:
+        compare(folder)
+
+
+def compare(folder: str) -> None:
+    """The table, with the ONNX export written into ``folder`` (removed by the caller)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--runs", type=int, default=200)
@@ -51,14 +58,12 @@ def main() -> None:
 
     forwards = {"eager": eager}
     try:
-        import tempfile
         from pathlib import Path
 
         import onnxruntime
 
         from benchmark.latency.runtimes.onnxruntime import export_onnx
 
-        folder = tempfile.mkdtemp()
         export_onnx(model, image, Path(folder) / "ssdlite.onnx")
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = args.threads

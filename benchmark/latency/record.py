@@ -5,13 +5,11 @@ from __future__ import annotations
 import random
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
-from pathlib import Path
 from typing import Any
 
 from benchmark.latency.gate import GateResult
 from benchmark.latency.timing import LatencyStats
 from benchmark.runs.records import SCHEMA_VERSION
-from tasks.tflite.importer import sha256_of
 
 
 # --------------------------------------------------------------------------------------------
@@ -61,17 +59,3 @@ class LatencyRecord:
 def record_file_name(record: LatencyRecord) -> str:
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
     return f"{record.task}-{record.backbone}-{record.runtime}-{stamp}-{random.randbytes(3).hex()}.json"
-
-
-def weights_provenance(cfg: dict[str, Any], checkpoint: str | None = None) -> dict[str, Any]:
-    """Where the timed weights came from, with the file's sha256: a ``bench run`` checkpoint, an
-    official ``.tflite``, torchvision's ImageNet weights, or the backbone's random initialisation."""
-    if checkpoint:
-        return {"source": "checkpoint", "file": Path(checkpoint).name, "sha256": sha256_of(checkpoint)}
-    weights = cfg.get("weights") or cfg.get("pretrained")
-    if weights in (None, "none"):
-        return {"source": "random init", "file": None, "sha256": None}
-    if Path(str(weights)).is_file():
-        source = "tflite" if Path(weights).suffix == ".tflite" else "checkpoint"
-        return {"source": source, "file": Path(weights).name, "sha256": sha256_of(weights)}
-    return {"source": str(weights), "file": None, "sha256": None}

@@ -19,7 +19,6 @@ from benchmark.latency.runtimes import Runtime, get_runtime
 from benchmark.latency.timing import TIERS, Clock, Tier, measure
 from benchmark.memory import peak as memory
 from benchmark.runs.records import environment
-from tasks.base import Task
 
 
 # --------------------------------------------------------------------------------------------
@@ -116,10 +115,11 @@ def measure_runtime(
     with memory.PeakMemory(prepared.device) as peak:
         stats = measure(call, options.tier, clock=clock, timer=prepared.timer)
     postprocess = None
-    if type(task).postprocess is not Task.postprocess:
+    if task.has_decoder:
+        decode, size = task.decoder(model, cfg), tuple(example.shape[-2:])
         outputs = prepared(example)
-        post = measure(lambda: task.postprocess(outputs, cfg), options.tier, clock=clock)
-        end_to_end = measure(lambda: task.postprocess(prepared(example), cfg), options.tier, clock=clock)
+        post = measure(lambda: decode(outputs, size), options.tier, clock=clock)
+        end_to_end = measure(lambda: decode(prepared(example), size), options.tier, clock=clock)
         postprocess = {"decode_nms": asdict(post), "end_to_end": asdict(end_to_end)}
     accuracy = None
     gate = accuracy_gate(task, cfg, images, reference, options.accuracy_images, options.batch_size)

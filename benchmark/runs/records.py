@@ -5,14 +5,23 @@ from __future__ import annotations
 import json
 import os
 import platform
+import shlex
 import subprocess
 import tempfile
 from pathlib import Path
 from typing import Any
 
 from backbones.errors import UserError
+from benchmark.runs.host import this_host
 
 SCHEMA_VERSION = 1
+# The command line of the ``bench`` call this process runs (set by the CLI's ``main``), kept in
+# every record's environment so the record says how to make it again.
+_COMMAND: list[str] = []
+
+
+def set_command_line(argv: list[str]) -> None:
+    _COMMAND[:] = list(argv)
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -20,11 +29,14 @@ def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> Path:
     """Write to a temporary file in the same folder, fsync, then rename over ``path``.
 
     Readers see the old file or the new one, never a partial one; a crash leaves the old file.
+    The file gets the mode a plain ``open`` would give (0644 under the usual umask), not
+    ``mkstemp``'s private 0600: records are shared and committed.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
@@ -34,6 +46,12 @@ def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
@@ -107,9 +125,12 @@ def environment(device: str = "cpu") -> dict[str, Any]:
         "os": f"{platform.system()} {platform.release()}",
         "cpu": cpu_name(),
         "cpu_count": os.cpu_count(),
+        # Vendor, model, inference-relevant ISA flags and the label leaderboards group timings by.
+        "host": this_host().to_json(),
         "torch_threads": torch.get_num_threads(),
         "device": device,
         "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
         "commit": git_commit(),
+        "command": shlex.join(_COMMAND) if _COMMAND else None,
     }
     return env

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
+import threading
 import time
 import uuid
 import warnings
@@ -18,6 +20,7 @@ from lightning.pytorch.callbacks import Callback, ModelCheckpoint, OnExceptionCh
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from backbones.errors import UserError
+from benchmark.runs.hold import hold_from_env
 from benchmark.runs.records import SCHEMA_VERSION, environment, write_json_atomic, write_text_atomic
 from tasks.factory import build_model
 from tasks.resumable import ResumeState
@@ -178,8 +181,52 @@ QUIET_WARNINGS = (
 )
 
 
+# What a run changes in its process: Lightning's seed variables, the DDP ranks' shared output folder.
+RUN_VARIABLES = ("PL_GLOBAL_SEED", "PL_SEED_WORKERS", "BENCH_RUN_OUTPUT")
+
+
+@contextlib.contextmanager
+def process_state_kept():
+    """Restore what a run changes in its process: the environment variables it sets, the warning
+    filters, torch's thread count, and the SIGINT/SIGTERM handlers (Lightning sets SIGINT to ignored after Ctrl-C and
+    never puts it back), so whatever runs next in the same process starts as it would have."""
+    variables = {name: os.environ.get(name) for name in RUN_VARIABLES}
+    handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    threads = torch.get_num_threads()
+    try:
+        with warnings.catch_warnings():
+            yield
+    finally:
+        for name, value in variables.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        for sig, handler in handlers.items():
+            if handler is not None and threading.current_thread() is threading.main_thread():
+                signal.signal(sig, handler)
+        torch.set_num_threads(threads)
+
+
+@contextlib.contextmanager
+def interrupt_as_keyboard_interrupt(trainer: L.Trainer, checkpoint: Path):
+    """Ctrl-C: Lightning saves ``interrupted.ckpt`` (OnExceptionCheckpoint) and then calls
+    ``sys.exit(1)``; turned back into KeyboardInterrupt here so the CLI prints one line and exits 130."""
+    try:
+        yield
+    except SystemExit:
+        if trainer.interrupted and not trainer.received_sigterm:
+            raise KeyboardInterrupt(f"saved {checkpoint}; continue with the same command plus --resume") from None
+        raise
+
+
 def run(cfg: dict[str, Any]) -> dict[str, Any]:
     """Train, validate, write ``<output>/result.json``; return the record."""
+    with process_state_kept():
+        return _run(cfg)
+
+
+def _run(cfg: dict[str, Any]) -> dict[str, Any]:
     for message in QUIET_WARNINGS:
         warnings.filterwarnings("ignore", message=message)
     from tasks import get_task
@@ -192,25 +239,19 @@ def run(cfg: dict[str, Any]) -> dict[str, Any]:
     resume_from = latest_checkpoint(checkpoints) if cfg.get("resume") else None
     if cfg.get("resume") and resume_from is None:
         raise UserError(f"--resume: no checkpoint to resume from in {checkpoints}")
+    if cfg.get("threads"):
+        torch.set_num_threads(cfg["threads"])
+    L.seed_everything(cfg["seed"], workers=True, verbose=False)
+    # The data first: a wrong --data is one line before Lightning prints anything or a folder is made.
+    datamodule = prepare_data(task, cfg)
     output.mkdir(parents=True, exist_ok=True)
     logger = make_logger(cfg, output)
-    monitor = f"val/{task.monitor}"
     resume_point = ResumePoint()
-    callbacks = [
-        resume_point,
-        # Best by the task's metric and ``last.ckpt`` at each validation; ``step.ckpt`` every N steps
-        # so a killed run loses little; ``interrupted.ckpt`` when SIGTERM (SLURM pre-emption) or an
-        # error stops training at a batch boundary. --resume takes the newest of them.
-        ModelCheckpoint(dirpath=checkpoints, filename="best", monitor=monitor, mode="max", save_last=True),
-        ModelCheckpoint(dirpath=checkpoints, filename="step", every_n_train_steps=cfg.get("checkpoint_every") or 50),
-        OnExceptionCheckpoint(dirpath=checkpoints, filename=INTERRUPTED),
-        # The data loader's position and the RNG states, so --resume repeats the uninterrupted run.
-        ResumeState(),
-    ]
     trainer = make_trainer(
         cfg,
         logger=logger,
-        callbacks=callbacks,
+        callbacks=[*run_callbacks(cfg, f"val/{task.monitor}", checkpoints, resume_point),
+                   *hold_from_env(output, resume_from)],  # off unless BENCH_HOLD_AT_STEP names this run (tests)
         default_root_dir=output,
         log_every_n_steps=cfg.get("log_every_n_steps") or 10,
         val_check_interval=cfg.get("val_check_interval"),
@@ -218,10 +259,33 @@ def run(cfg: dict[str, Any]) -> dict[str, Any]:
         limit_val_batches=cfg.get("limit_val_batches"),
         enable_model_summary=False,
     )
-    if cfg.get("threads"):
-        torch.set_num_threads(cfg["threads"])
-    L.seed_everything(cfg["seed"], workers=True, verbose=False)
+    model = build_model(task, cfg)
+    module = task.build_module(cfg, model)
+    module.bench_config = dict(cfg)
+    profile = task.profile(model, cfg)
 
+    write_text_atomic(output / "config.yaml", yaml.safe_dump(public_config(cfg), sort_keys=True))
+    if logger:
+        logger.log_hyperparams({**public_config(cfg), "params": profile["params"], "madds": profile["madds"]})
+    interrupted = checkpoints / f"{INTERRUPTED}.ckpt"
+    with translate_runtime_errors(cfg), interrupt_as_keyboard_interrupt(trainer, interrupted):
+        # weights_only: a checkpoint holds tensors and plain containers, never pickled code.
+        trainer.fit(module, datamodule=datamodule, ckpt_path=resume_from, weights_only=True)
+        if trainer.received_sigterm:
+            raise Preempted(interrupted)
+        trainer.validate(module, datamodule=datamodule, verbose=False)
+    record = result_record(task, cfg, module, datamodule, profile, trainer,
+                           resumed_from_step=resume_point.step if resume_from else None,
+                           wall_time_s=round(time.perf_counter() - started, 2))
+    if trainer.is_global_zero:
+        write_json_atomic(output / "result.json", record)
+        if logger and cfg["logger"] == "wandb":
+            _finish_wandb(logger, record)
+    return record
+
+
+def prepare_data(task, cfg: dict[str, Any]):
+    """The task's datamodule, set up for fitting; fills the class count and names into ``cfg``."""
     datamodule = task.build_datamodule(cfg)
     datamodule.seed = cfg["seed"]
     datamodule.prepare_data()
@@ -233,23 +297,27 @@ def run(cfg: dict[str, Any]) -> dict[str, Any]:
     cfg["class_names"] = datamodule.class_names()
     if hasattr(datamodule, "category_ids"):
         cfg["category_ids"] = datamodule.category_ids()
-    model = build_model(task, cfg)
-    module = task.build_module(cfg, model)
-    module.bench_config = dict(cfg)
-    profile = task.profile(model, cfg)
+    return datamodule
 
-    write_text_atomic(output / "config.yaml", yaml.safe_dump(public_config(cfg), sort_keys=True))
-    if logger:
-        logger.log_hyperparams({**public_config(cfg), "params": profile["params"], "madds": profile["madds"]})
-    with translate_runtime_errors(cfg):
-        # weights_only: a checkpoint holds tensors and plain containers, never pickled code.
-        trainer.fit(module, datamodule=datamodule, ckpt_path=resume_from, weights_only=True)
-        if trainer.received_sigterm:
-            raise Preempted(checkpoints / f"{INTERRUPTED}.ckpt")
-        trainer.validate(module, datamodule=datamodule, verbose=False)
-    metrics = module.final_metrics()
-    dataset = datamodule.dataset_info()
-    record = {
+
+def run_callbacks(cfg: dict[str, Any], monitor: str, checkpoints: Path, resume_point: ResumePoint) -> list[Callback]:
+    """Best by the task's metric and ``last.ckpt`` at each validation; ``step.ckpt`` every N steps so
+    a killed run loses little; ``interrupted.ckpt`` when SIGTERM (SLURM pre-emption), Ctrl-C or an
+    error stops training at a batch boundary. --resume takes the newest of them."""
+    return [
+        resume_point,
+        ModelCheckpoint(dirpath=checkpoints, filename="best", monitor=monitor, mode="max", save_last=True),
+        ModelCheckpoint(dirpath=checkpoints, filename="step", every_n_train_steps=cfg.get("checkpoint_every") or 50),
+        OnExceptionCheckpoint(dirpath=checkpoints, filename=INTERRUPTED),
+        # The data loader's position and the RNG states, so --resume repeats the uninterrupted run.
+        ResumeState(),
+    ]
+
+
+def result_record(task, cfg: dict[str, Any], module, datamodule, profile: dict[str, Any], trainer: L.Trainer,
+                  *, resumed_from_step: int | None, wall_time_s: float) -> dict[str, Any]:
+    """The run's ``result.json``: what was trained on what, its metrics, counts and environment."""
+    return {
         "schema_version": SCHEMA_VERSION,
         "kind": "result",
         "task": task.name,
@@ -257,28 +325,27 @@ def run(cfg: dict[str, Any]) -> dict[str, Any]:
         "width": cfg.get("width") or 1.0,
         "resolution": cfg["resolution"],
         "num_classes": cfg["num_classes"],
-        "dataset": dataset,
-        "metrics": metrics,
+        "dataset": datamodule.dataset_info(),
+        "metrics": module.final_metrics(),
         "params": profile["params"],
         "madds": profile["madds"],
         "profile": profile,
         "config": public_config(cfg),
         "steps": trainer.global_step,
-        "resumed_from_step": resume_point.step if resume_from else None,
+        "resumed_from_step": resumed_from_step,
         "epochs": trainer.current_epoch,
-        "wall_time_s": round(time.perf_counter() - started, 2),
+        "wall_time_s": wall_time_s,
         "environment": environment(str(trainer.strategy.root_device)),
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
-    if trainer.is_global_zero:
-        write_json_atomic(output / "result.json", record)
-        if logger and cfg["logger"] == "wandb":
-            experiment = logger.experiment
-            experiment.summary.update(_flatten({"result": record}))
-            if experiment.settings.mode == "offline":
-                record["wandb_offline_dir"] = str(Path(experiment.dir).parent)
-            experiment.finish()  # flush the run to disk now, not at interpreter exit
-    return record
+
+
+def _finish_wandb(logger, record: dict[str, Any]) -> None:
+    experiment = logger.experiment
+    experiment.summary.update(_flatten({"result": record}))
+    if experiment.settings.mode == "offline":
+        record["wandb_offline_dir"] = str(Path(experiment.dir).parent)
+    experiment.finish()  # flush the run to disk now, not at interpreter exit
 
 
 def _flatten(obj: dict[str, Any], prefix: str = "") -> dict[str, Any]:

@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from backbones.errors import UserError
-from benchmark.runs.config import check_resolution, check_width
 from tasks.facts import TASK_NAMES
 
 TASKS = TASK_NAMES
@@ -177,6 +176,8 @@ def make_plan(
         backbone_list = tuple(get_entry(name).name for name in backbone_list)
     except UnknownBackboneError as error:
         raise UserError(f"--backbones: {error}") from None
+    from benchmark.runs.config import check_resolution, check_width  # model code: imported when planning
+
     width_override = _parse_list(widths, float, "--widths")
     resolution_override = _parse_list(resolutions, int, "--resolutions")
     for width in width_override or ():

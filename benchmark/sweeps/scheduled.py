@@ -1,92 +1,56 @@
 """A sweep on a submitit executor: submit the plan's cells as jobs, follow them, requeue, collect records.
 
 The sweep folder holds ``sweep.json`` (the grid's fingerprint and every cell's jobs), submitit's job
-files and logs (``jobs/``), and each cell's run folder. A cell's state comes from the scheduler
-(``squeue`` for a Slurm job the controller still knows, the process for a local one) and then from
-its files (``result.json``, latency records, submitit's result). Re-running the same sweep submits
-only what is missing; a folder from another grid is refused.
+files and logs (``jobs/``, with each job's JSON outcome), and each cell's run folder. A cell's state
+comes from the scheduler (``benchmark.sweeps.scheduler``: live, ended or unknown) and then from its
+files (``result.json``, latency records, the job's outcome). A cell is submitted again only when its
+last job has ended and left no record; one whose job the scheduler could not report on is
+"unknown" and left alone. Re-running the same sweep submits only what is missing; a folder from
+another grid is refused.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import io
 import json
 import os
 import subprocess
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from backbones.errors import UserError
 from benchmark.leaderboards.store import import_record_file
-from benchmark.runs.records import write_json_atomic
-from benchmark.sweeps.executors import CellJob, SlurmOptions, make_executor, max_array_size
+from benchmark.runs.records import read_record, write_json_atomic
+from benchmark.sweeps.executors import (
+    CellJob,
+    SlurmOptions,
+    make_executor,
+    max_array_size,
+    outcome_path,
+    read_outcome,
+)
 from benchmark.sweeps.jobs import collect_latency_records, latency_command, run_command, trained_checkpoint
+from benchmark.sweeps.manifest import MANIFEST, grid_fingerprint, load_manifest
 from benchmark.sweeps.plan import Plan
+from benchmark.sweeps.scheduler import LIVE, UNKNOWN, JobPhase, SlurmWatch, local_phase, process_start
 
-MANIFEST = "sweep.json"
-LIVE = {"PENDING", "RUNNING", "REQUEUED", "CONFIGURING", "COMPLETING", "SUSPENDED", "RESIZING", "REQUEUE_HOLD",
-        "REQUEUE_FED", "SIGNALING", "STAGE_OUT"}
-
-
-def grid_fingerprint(plan: Plan) -> str:
-    grid = {"cells": [asdict(c) for c in plan.cells], "runtimes": plan.runtimes, "stages": plan.stages,
-            "run_args": plan.run_args, "latency_args": plan.latency_args, "data": plan.data}
-    return hashlib.sha256(json.dumps(grid, sort_keys=True).encode()).hexdigest()[:16]
+__all__ = ["MANIFEST", "CellState", "format_status", "grid_fingerprint", "run_scheduled", "sweep_status"]
+HELD_REASONS = ("PartitionTimeLimit", "AccountNotAllowed", "InvalidAccount", "QOSMaxWallDurationPerJobLimit")
 
 
 @dataclass
 class CellState:
     name: str  # "run <label>" or "latency <label>"
-    state: str  # missing, pending, running, done, failed
+    state: str  # missing, pending, running, unknown, done, failed
     job_id: str = ""
     metric: str = ""
     wall_s: float | None = None
     log: str = ""
     message: str = ""
-
-
-def load_manifest(folder: Path, plan: Plan | None) -> dict[str, Any]:
-    path = folder / MANIFEST
-    if not path.is_file():
-        if plan is None:
-            raise UserError(f"--status {folder}: no {MANIFEST} there (not a sweep folder)")
-        return {"fingerprint": grid_fingerprint(plan), "jobs": {}}
-    manifest = json.loads(path.read_text(encoding="utf-8"))
-    if plan is not None and manifest.get("fingerprint") != grid_fingerprint(plan):
-        raise UserError(f"--workdir {folder}: a sweep of another grid ({manifest.get('command', '?')}); "
-                        "use a new folder for this grid")
-    return manifest
-
-
-def slurm_states(job_ids: list[str]) -> dict[str, tuple[str, str]]:
-    """job id -> (state, reason) for the jobs the Slurm controller still knows (squeue, one line per task)."""
-    if not job_ids:
-        return {}
-    ids = sorted({j.split("_")[0] for j in job_ids})
-    try:
-        done = subprocess.run(["squeue", "-h", "-r", "--states=all", "-o", "%i|%T|%r", "-j", ",".join(ids)],
-                              capture_output=True, text=True, timeout=60)
-    except (OSError, subprocess.TimeoutExpired):
-        return {}
-    states = {}
-    for line in done.stdout.splitlines():
-        parts = line.strip().split("|")
-        if len(parts) == 3:
-            states[parts[0]] = (parts[1], parts[2])
-    return states
-
-
-def local_alive(job_id: str) -> bool:
-    try:
-        stat = Path(f"/proc/{int(job_id)}/stat").read_text()
-    except (OSError, ValueError):
-        return False
-    return stat.rsplit(")", 1)[-1].split()[0] != "Z"
 
 
 def job_paths(folder: Path, job_id: str):
@@ -95,72 +59,86 @@ def job_paths(folder: Path, job_id: str):
     return JobPaths(folder / "jobs", job_id=job_id, task_id=0)
 
 
-def cell_state(folder: Path, manifest: dict, name: str, output: Path, kind: str, live: dict, plan_runtimes) -> CellState:
+def job_phase(manifest: dict, entry: dict, watch: SlurmWatch | None) -> JobPhase:
+    """The cell's last job as its scheduler reports it."""
+    job_id = entry["job_ids"][-1]
+    if manifest["executor"] == "slurm":
+        return watch.phase(job_id) if watch is not None else JobPhase(UNKNOWN, "", "not asked yet")
+    starts = entry.get("process_starts", [])
+    return local_phase(job_id, starts[-1] if len(starts) == len(entry["job_ids"]) else None)
+
+
+def cell_state(folder: Path, manifest: dict, name: str, watch: SlurmWatch | None) -> CellState:
     entry = manifest["jobs"].get(name)
     if entry is None:
         return CellState(name, "missing")
-    job_id = entry["job_ids"][-1]
+    output, kind, job_id = Path(entry["output"]), entry["kind"], entry["job_ids"][-1]
     paths = job_paths(folder, job_id)
     state = CellState(name, "failed", job_id, log=str(paths.stderr if paths.stderr.exists() else paths.stdout))
-    scheduler = live.get(job_id, ("", ""))[0] if manifest["executor"] == "slurm" else (
-        "RUNNING" if local_alive(job_id) else "")
-    if scheduler in LIVE:
-        state.state = "pending" if scheduler == "PENDING" else "running"
-        state.message = live.get(job_id, ("", ""))[1] if scheduler == "PENDING" else ""
+    phase = job_phase(manifest, entry, watch)
+    if phase.phase == LIVE:
+        state.state = "pending" if phase.state == "PENDING" else "running"
+        state.message = phase.reason if phase.state == "PENDING" else ""
         return state
-    result = output / "result.json"
-    if kind == "run" and result.is_file():
-        record = json.loads(result.read_text(encoding="utf-8"))
-        first = next(iter(record.get("metrics", {}).items()), None)
-        state.state, state.wall_s = "done", record.get("wall_time_s")
-        state.metric = f"{first[0]} {first[1]:.2f}" if first else ""
+    if _finished(state, output, kind, entry.get("runtimes", [])):
         return state
-    if kind == "latency" and output.is_dir():
-        records = [json.loads(p.read_text()) for p in sorted(output.rglob("*.json")) if '"latency"' in p.read_text()]
-        timed = {r.get("runtime") for r in records if r.get("kind") == "latency"}
-        if timed >= set(plan_runtimes):
-            state.state, state.metric = "done", f"{len(timed)} runtime(s)"
-            return state
-    outcome = _outcome(paths)
-    if outcome == "success" or scheduler == "COMPLETED":
+    if phase.phase == UNKNOWN:
+        state.state, state.message = "unknown", phase.reason
+        return state
+    outcome, code = read_outcome(outcome_path(folder / "jobs", job_id))
+    if outcome == "success" or phase.state == "COMPLETED":
         raise UserError(f"{name}: job {job_id} COMPLETED but its {'result.json' if kind == 'run' else 'records'} "
                         f"in {output} is missing (log {state.log})")
-    state.message = scheduler or outcome or "ended without a result"
+    said = {"failed": f"exit code {code}", "unknown": "its outcome file is unreadable"}.get(outcome, "no outcome written")
+    state.message = f"{phase.state or phase.reason}, {said}"
     return state
 
 
-def _outcome(paths) -> str:
-    import pickle
+def _finished(state: CellState, output: Path, kind: str, runtimes) -> bool:
+    """Mark ``state`` done when the cell's records are there."""
+    result = output / "result.json"
+    if kind == "run" and result.is_file():
+        record = read_record(result)
+        first = next(iter(record.get("metrics", {}).items()), None)
+        state.state, state.wall_s = "done", record.get("wall_time_s")
+        state.metric = f"{first[0]} {first[1]:.2f}" if first else ""
+        return True
+    if kind == "latency" and output.is_dir():
+        timed = set()
+        for path in sorted(output.rglob("*.json")):
+            with contextlib.suppress(OSError, ValueError):
+                record = json.loads(path.read_text(encoding="utf-8"))
+                if isinstance(record, dict) and record.get("kind") == "latency":
+                    timed.add(record.get("runtime"))
+        if timed >= set(runtimes):
+            state.state, state.metric = "done", f"{len(timed)} runtime(s)"
+            return True
+    return False
 
-    try:
-        with paths.result_pickle.open("rb") as f:
-            return pickle.load(f)[0]
-    except (OSError, EOFError, pickle.UnpicklingError, IndexError):
-        return ""
 
-
-def sweep_status(folder: Path, plan: Plan | None = None) -> list[CellState]:
-    """Every cell of the sweep folder, from the scheduler and the files."""
+def sweep_status(folder: Path, plan: Plan | None = None, watch: SlurmWatch | None = None) -> list[CellState]:
+    """Every cell of the sweep folder, from the scheduler and the files; ``watch`` keeps what Slurm
+    last said between calls (a fresh one asks once)."""
     manifest = load_manifest(folder, plan)
     if not manifest["jobs"] and plan is None:
         return []
-    live = slurm_states([i for e in manifest["jobs"].values() for i in e["job_ids"]]) \
-        if manifest.get("executor") == "slurm" else {}
-    states = []
-    for name, entry in manifest["jobs"].items():
-        states.append(cell_state(folder, manifest, name, Path(entry["output"]), entry["kind"], live,
-                                 entry.get("runtimes", ())))
-    return states
+    if manifest.get("executor") == "slurm":
+        watch = watch if watch is not None else SlurmWatch()
+        watch.look([entry["job_ids"][-1] for entry in manifest["jobs"].values()])
+    return [cell_state(folder, manifest, name, watch) for name in manifest["jobs"]]
 
 
 def format_status(states: list[CellState]) -> str:
     lines = [f"{'cell':44} {'state':8} {'job':12} {'metric':22} {'wall s':>7}  log / reason"]
     for s in states:
         wall = f"{s.wall_s:7.1f}" if s.wall_s is not None else "      -"
-        tail = s.message if s.state in ("pending", "failed") and s.message else ""
-        log = s.log if s.state in ("failed", "running") else ""
+        tail = s.message if s.state in ("pending", "failed", "unknown") and s.message else ""
+        log = s.log if s.state in ("failed", "running", "unknown") else ""
         lines.append(f"{s.name:44} {s.state:8} {s.job_id:12} {s.metric:22} {wall}  {' '.join(filter(None, [log, tail]))}")
     return "\n".join(lines)
+
+
+BUSY = ("pending", "running", "unknown")  # unknown: maybe running; never run beside it, never resubmit it
 
 
 def run_scheduled(
@@ -188,6 +166,7 @@ def run_scheduled(
     cells.update({f"latency {c.label}": (c, "latency") for c in plan.cells if "latency" in plan.stages})
     executors: dict[bool, Any] = {}
     split = max_array_size() if executor_kind == "slurm" else 10**9
+    watch = SlurmWatch()  # what Slurm last said, kept for the whole sweep
     started = time.monotonic()
 
     def submit(names: list[str], exclusive: bool) -> None:
@@ -202,7 +181,7 @@ def run_scheduled(
             else:
                 checkpoint = trained_checkpoint(folder / cell.folder_name / "run")
                 argv = latency_command(cell, ",".join(plan.runtimes), plan, output, str(checkpoint) if checkpoint else None)
-            functions.append((cell_name, output, kind, CellJob(argv, output, env, resumable=kind == "run")))
+            functions.append((cell_name, output, kind, CellJob(argv, output, env, kind == "run", folder / "jobs")))
         for start in range(0, len(functions), split):
             chunk = functions[start:start + split]
             jobs = _submit_array(executors[exclusive], [f for *_, f in chunk], options)
@@ -211,50 +190,67 @@ def run_scheduled(
                                                                  "runtimes": list(plan.runtimes)})
                 entry["job_ids"].append(str(job.job_id))
                 entry.setdefault("submitted", []).append(time.time())
+                if executor_kind == "local":
+                    # The controller is this process's child: its /proc entry stays until it is reaped.
+                    entry.setdefault("process_starts", []).append(process_start(int(job.job_id)))
                 log(f"submitted {cell_name}: job {job.job_id}")
         write_json_atomic(folder / MANIFEST, manifest)
 
     write_json_atomic(folder / MANIFEST, manifest)
     collected: set[str] = set()
+    said_unknown: dict[str, str] = {}
     while True:
-        states = {s.name: s for s in sweep_status(folder, plan)}
+        states = {s.name: s for s in sweep_status(folder, plan, watch)}
         for cell_name in cells:
             states.setdefault(cell_name, CellState(cell_name, "missing"))
         for s in states.values():
             if s.state == "done" and s.name not in collected:
                 collected.add(s.name)
                 _collect(s, cells[s.name][1], Path(manifest["jobs"][s.name]["output"]), records_dir, log)
-            if s.state == "pending" and s.message in ("PartitionTimeLimit", "AccountNotAllowed",
-                                                      "InvalidAccount", "QOSMaxWallDurationPerJobLimit"):
+            if s.state == "pending" and s.message in HELD_REASONS:
                 _cancel(manifest)
                 raise UserError(f"--time-min/--partition/--account: the scheduler holds job {s.job_id} with "
                                 f"reason {s.message}")
+            if s.state == "unknown" and said_unknown.get(s.name) != s.message:
+                log(f"{s.name}: job {s.job_id} state unknown ({s.message}); not resubmitted until the scheduler answers")
+        said_unknown = {n: s.message for n, s in states.items() if s.state == "unknown"}
         tries = {n: len(manifest["jobs"].get(n, {}).get("job_ids", [])) for n in cells}
         again = [n for n, s in states.items() if s.state in ("missing", "failed") and tries[n] <= retries]
         for n in again:
             if states[n].state == "failed":
                 log(f"{n}: job {states[n].job_id} ended ({states[n].message}); resubmitting, it resumes from its checkpoint")
-        runs = [n for n in again if cells[n][1] == "run"]
-        runs_busy = any(s.state in ("pending", "running") for n, s in states.items() if cells[n][1] == "run")
-        if runs:
-            submit(runs, exclusive=False)
-        elif not runs_busy and not any(cells[n][1] == "run" and states[n].state != "done" and tries[n] <= retries
-                                       for n in cells):
-            # Latency cells time trained models, one at a time, never beside another job.
-            latency = [n for n in again if cells[n][1] == "latency"
-                       and ("run" not in plan.stages or states[f"run {cells[n][0].label}"].state == "done")]
-            busy = any(s.state in ("pending", "running") for n, s in states.items() if cells[n][1] == "latency")
-            if latency and not busy:
-                submit(latency if executor_kind == "slurm" else latency[:1], exclusive=True)
+        batch = _next_batch(again, states, cells, tries, plan, retries)
+        if batch:
+            names, exclusive = batch
+            submit(names if executor_kind == "slurm" or not exclusive else names[:1], exclusive)
         finished = all(s.state == "done" or (s.state == "failed" and tries[n] > retries) for n, s in states.items())
         if finished and not again or not wait:
             break
         time.sleep(poll_s)
-    final = sweep_status(folder, plan)
+    final = sweep_status(folder, plan, watch)
     log(format_status(final))
     log(f"sweep {name}: {sum(s.state == 'done' for s in final)} of {len(final)} cells done in "
         f"{time.monotonic() - started:.1f} s ({executor_kind} executor)")
     return final
+
+
+def _next_batch(again: list[str], states: dict[str, CellState], cells: dict, tries: dict[str, int], plan: Plan,
+                retries: int) -> tuple[list[str], bool] | None:
+    """The cells to submit now and whether they need nodes of their own (latency), or None.
+
+    Training cells go at once; latency cells time trained models, so only when no training cell
+    is busy or still to be retried, one at a time and never beside another job.
+    """
+    runs = [n for n in again if cells[n][1] == "run"]
+    if runs:
+        return runs, False
+    if any(cells[n][1] == "run" and (s.state in BUSY or (s.state != "done" and tries[n] <= retries))
+           for n, s in states.items()):
+        return None
+    latency = [n for n in again if cells[n][1] == "latency"
+               and ("run" not in plan.stages or states[f"run {cells[n][0].label}"].state == "done")]
+    busy = any(s.state in BUSY for n, s in states.items() if cells[n][1] == "latency")
+    return (latency, True) if latency and not busy else None
 
 
 def _distributed_args(options: SlurmOptions) -> list[str]:

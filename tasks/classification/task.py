@@ -7,6 +7,7 @@ from torch import nn
 
 from backbones.classifier import ImageClassifier
 from tasks.base import BenchDataModule, BenchModule, Config, Task
+from tasks.classification.options import ClassificationOptions
 
 
 class ClassificationTask(Task):
@@ -18,11 +19,11 @@ class ClassificationTask(Task):
     def assemble(self, backbone, *, num_classes: int, **options) -> nn.Module:
         return ImageClassifier(backbone, num_classes)
 
-    def add_model_arguments(self, parser) -> None:
-        parser.add_argument("--color-jitter", type=float, default=None, help="training colour jitter strength")
-
     @torch.no_grad()
-    def evaluate_callable(self, forward, cfg: Config, max_images: int | None = None) -> dict[str, float]:
+    def parse_options(self, cfg: Config) -> ClassificationOptions:
+        return ClassificationOptions.from_config(cfg)
+
+    def evaluate_callable(self, forward, cfg: Config, max_images: int | None = None, *, decoder=None) -> dict[str, float]:
         """Top-1/top-5 of ``forward`` on the validation split; also returns the predicted labels."""
         datamodule = self.build_datamodule(dict(cfg, num_workers=0))
         datamodule.prepare_data()
@@ -45,7 +46,7 @@ class ClassificationTask(Task):
                 "predictions": predictions}
 
     @torch.no_grad()
-    def predict(self, checkpoint: str, images: list[str], out_dir: str, args) -> list[str]:
+    def predict(self, checkpoint: str, images: list[str], out_dir: str, given: dict) -> list[str]:
         """Write each image with its top-3 classes and probabilities drawn on it."""
         from pathlib import Path
 

@@ -106,15 +106,16 @@ def detection_evaluator(model: nn.Module, datamodule: Any, keep: bool) -> Any:
     Post-processing settings come from ``datamodule.postprocess_cfg`` (the run config's detection
     keys; TF's defaults where absent).
     """
+    from tasks.detection.decoder import DetectionDecoder
     from tasks.detection.evaluation import CocoEvaluator
     from tasks.detection.module import to_original_size
-    from tasks.detection.postprocess import label_category_ids, postprocess_detections, postprocess_options
+    from tasks.detection.postprocess import label_category_ids
     from tasks.evaluate import PerImage
 
     cfg = dict(getattr(datamodule, "postprocess_cfg", {}) or {})
     if not cfg.get("label_map") and getattr(model, "label_map", None):  # an imported TF model's label map
         cfg.update(label_map=model.label_map, num_classes=model.num_classes)
-    options = postprocess_options(cfg)
+    decode = DetectionDecoder.for_model(model, cfg)
     evaluator = CocoEvaluator(datamodule.val_ground_truth(), label_category_ids(cfg, datamodule.category_ids()))
     predictions = []
     for batch in datamodule.val_dataloader():
@@ -122,7 +123,7 @@ def detection_evaluator(model: nn.Module, datamodule: Any, keep: bool) -> Any:
             continue
         images = batch["images"]
         size = tuple(images.shape[-2:])
-        detections = postprocess_detections(*model(images), model.anchors(size, images.device), size, **options)
+        detections = decode(model(images), size)
         scaled = to_original_size(detections, size, batch["orig_sizes"])
         evaluator.update(batch["image_ids"].tolist(), scaled)
         if keep:

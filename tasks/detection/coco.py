@@ -28,6 +28,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from backbones.errors import UserError
 from tasks.base import BenchDataModule
+from tasks.detection.options import RANDOM_CROPS
 from tasks.images import IMAGENET_MEAN, IMAGENET_STD, BadSampleWarning, load_rgb
 
 SPLITS = ("train", "val")
@@ -256,7 +257,6 @@ class SSDRandomCrop(BaseCrop):
         return fcrops.crop_bboxes_by_coords(bboxes, crop_coords, params["shape"][:2])
 
 
-RANDOM_CROPS = ("ssd", "none")
 
 
 def train_transform(resolution: int, random_crop: str = "ssd") -> A.Compose:

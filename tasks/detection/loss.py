@@ -20,6 +20,7 @@ from torchvision.models.detection._utils import SSDMatcher
 from torchvision.ops import batched_nms, box_iou
 
 from tasks.detection.box_coding import decode, encode
+from tasks.detection.options import MININGS, SCORINGS
 
 MATCH_IOU = 0.5
 NEGATIVES_PER_POSITIVE = 3
@@ -27,8 +28,6 @@ MIN_NEGATIVES_PER_IMAGE = 3
 # TF's hard_example_miner in ssdlite_mobilenet_v2_coco.config / ssd_mobilenet_v1_coco.config.
 HARD_EXAMPLES = 3000
 MINER_IOU = 0.99
-SCORINGS = ("sigmoid", "softmax")
-MININGS = ("tf", "ratio")
 
 
 def match_targets(

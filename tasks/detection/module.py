@@ -7,15 +7,9 @@ from typing import Any
 import torch
 
 from tasks.base import BenchModule, Config, optim_kwargs
+from tasks.detection.decoder import DetectionDecoder, PostprocessOptions
 from tasks.detection.evaluation import CocoEvaluator
 from tasks.detection.loss import ssd_loss
-from tasks.detection.postprocess import (
-    MAX_DETECTIONS,
-    NMS_IOU,
-    PRE_NMS_TOP_K,
-    SCORE_THRESHOLD,
-    postprocess_detections,
-)
 from tasks.detection.ssdlite import SSDLite
 
 PICTURES_PER_EPOCH = 4
@@ -38,21 +32,14 @@ class DetectionModule(BenchModule):
         self,
         model: SSDLite,
         *,
-        scoring: str = "sigmoid",
         hard_mining: str = "tf",
-        score_threshold: float = SCORE_THRESHOLD,
-        nms_iou: float = NMS_IOU,
-        max_detections: int = MAX_DETECTIONS,
-        pre_nms_top_k: int = PRE_NMS_TOP_K,
+        postprocess: PostprocessOptions = PostprocessOptions(),
         **optim: Any,
     ) -> None:
         super().__init__(model, **optim)
-        self.scoring = scoring
+        self.scoring = postprocess.scoring  # the loss scores classes as the decoder does
         self.hard_mining = hard_mining
-        self.pre_nms_top_k = pre_nms_top_k
-        self.score_threshold = score_threshold
-        self.nms_iou = nms_iou
-        self.max_detections = max_detections
+        self.postprocess = postprocess
         self.class_names: list[str] = []
         self.evaluator: CocoEvaluator | None = None
         self._last: dict[str, float] = {}
@@ -61,12 +48,8 @@ class DetectionModule(BenchModule):
     def from_config(cls, cfg: Config, model: SSDLite) -> DetectionModule:
         module = cls(
             model,
-            scoring=cfg.get("scoring") or "sigmoid",
             hard_mining=cfg.get("hard_mining") or "tf",
-            pre_nms_top_k=cfg.get("pre_nms_top_k") or PRE_NMS_TOP_K,
-            score_threshold=cfg["score_threshold"],
-            nms_iou=cfg["nms_iou"],
-            max_detections=cfg["max_detections"],
+            postprocess=PostprocessOptions.from_config(cfg),
             **optim_kwargs(cfg),
         )
         module.class_names = list(cfg.get("class_names") or [])
@@ -107,17 +90,8 @@ class DetectionModule(BenchModule):
         losses = ssd_loss(class_logits, box_regression, batch["targets"], anchors, scoring=self.scoring,
                           mining=self.hard_mining)
         self.log("val/loss", losses["loss"], on_epoch=True, sync_dist=True, batch_size=len(images))
-        detections = postprocess_detections(
-            class_logits,
-            box_regression,
-            anchors,
-            input_size,
-            scoring=self.scoring,
-            pre_nms_top_k=self.pre_nms_top_k,
-            score_threshold=self.score_threshold,
-            nms_iou=self.nms_iou,
-            max_detections=self.max_detections,
-        )
+        decode = DetectionDecoder(model.anchors, self.postprocess)
+        detections = decode((class_logits, box_regression), input_size)
         self.evaluator.update(batch["image_ids"].tolist(), to_original_size(detections, input_size, batch["orig_sizes"]))
         if batch_idx == 0:
             self._log_pictures(images, detections, batch["targets"])

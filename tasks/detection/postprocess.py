@@ -27,12 +27,8 @@ from torchvision.ops import batched_nms, clip_boxes_to_image, nms
 
 from backbones.errors import UserError
 from tasks.detection.box_coding import decode
+from tasks.detection.options import MAX_DETECTIONS, NMS_IOU, NMS_MODES, SCORE_THRESHOLD, SCORINGS
 
-SCORINGS = ("sigmoid", "softmax")
-NMS_MODES = ("class-wise", "fast")  # TF's batch NMS per class; TFLite's fast (class-agnostic) NMS
-SCORE_THRESHOLD = 1e-8  # TF's configs: every pair reaches NMS, so mAP sees the whole curve
-NMS_IOU = 0.6
-MAX_DETECTIONS = 100  # TF's max_total_detections (and max_detections_per_class)
 # (anchor, class) pairs per image that reach NMS in the fast version: 3x the detections kept.
 # A pair outside them can only be among the final 100 if 200 higher-scoring pairs were suppressed
 # (imported SSD MobileNetV1 on the COCO slice: mAP 23.54 vs 23.56 for the exact version).
@@ -278,21 +274,6 @@ def postprocess_exact(
 
 
 LABEL_MAPS = ("coco90",)
-
-
-def postprocess_options(cfg: Mapping[str, Any]) -> dict[str, Any]:
-    """``postprocess_detections`` keyword arguments from a run config (TF's defaults where unset)."""
-    score = cfg.get("score_threshold")
-    return {
-        "scoring": cfg.get("scoring") or "sigmoid",
-        "score_threshold": SCORE_THRESHOLD if score is None else score,
-        "nms_iou": cfg.get("nms_iou") or NMS_IOU,
-        "max_detections": cfg.get("max_detections") or MAX_DETECTIONS,
-        "pre_nms_top_k": cfg.get("pre_nms_top_k") or PRE_NMS_TOP_K,
-        "nms": cfg.get("nms") or "class-wise",
-        "max_classes_per_detection": cfg.get("max_classes_per_detection") or 1,
-        "box_scales": tuple(cfg["box_scales"]) if cfg.get("box_scales") else None,
-    }
 
 
 def label_category_ids(cfg: Mapping[str, Any], dataset_ids: list[int]) -> list[int]:

@@ -10,6 +10,7 @@ from torch import nn
 from backbones.features import Backbone
 from backbones.layers import ConvNormAct
 from tasks.detection.anchors import AnchorConfig, anchor_boxes
+from tasks.detection.options import SSD_PREDICTOR_KERNEL
 
 # TF object-detection API defaults, which torchvision's ssdlite320 also uses.
 NORM = partial(nn.BatchNorm2d, eps=1e-3, momentum=0.03)
@@ -17,11 +18,9 @@ EXTRA_CHANNELS = (512, 256, 256, 128)  # the four extra layers of section 6.2
 MIN_DEPTH = 16  # TF's SSD feature extractors: extra layers never thinner than this
 
 
-HEADS = ("ssdlite", "ssd")
 # Class and box predictors of the ssd head: TF's object-detection configs (ssd_mobilenet_v1_coco,
 # ``convolutional_box_predictor { kernel_size: 1 }``) use one 1x1 conv; a 3x3 conv is what the V2
 # paper's Table 5 counts for "SSD" (14.8M params), so that stays available for the count.
-SSD_PREDICTOR_KERNEL = 1
 
 
 def extra_depths(width: float = 1.0) -> list[tuple[int, int]]:

@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
-import functools
-import json
-from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -14,59 +10,24 @@ from torch import nn
 from backbones.counting import count_madds, count_params
 from backbones.errors import UserError
 from tasks.base import BenchDataModule, BenchModule, Config, Task
-from tasks.detection.coco import RANDOM_CROPS
-from tasks.detection.loss import MININGS
-from tasks.detection.postprocess import (
+from tasks.detection.decoder import DetectionDecoder
+from tasks.detection.options import (
+    HEADS,
     MAX_DETECTIONS,
     NMS_IOU,
-    NMS_MODES,
-    PRE_NMS_TOP_K,
+    PREDICT_SCORE_THRESHOLD,
     SCORE_THRESHOLD,
-    SCORINGS,
-    label_category_ids,
-    postprocess_detections,
-    postprocess_options,
+    SSD_PREDICTOR_KERNEL,
+    DetectionOptions,
 )
-from tasks.detection.ssdlite import HEADS, SSD_PREDICTOR_KERNEL, SSDLite
-from tasks.factory import backbone_from_config
-
-# Boxes drawn by ``bench predict`` unless --score-threshold says otherwise (sigmoid scores; the TF
-# object-detection demo draws from 0.5 too).
-PREDICT_SCORE_THRESHOLD = 0.5
+from tasks.detection.postprocess import PRE_NMS_TOP_K, label_category_ids
+from tasks.detection.ssdlite import SSDLite
 
 
 class DetectionTask(Task):
     name = "detection"
     default_resolution = 320  # SSDLite's input (V2 paper, section 6.2)
     default_num_classes = 80  # COCO; the background class comes on top
-
-    def add_model_arguments(self, parser: argparse.ArgumentParser) -> None:
-        add = parser.add_argument
-        add("--head", choices=HEADS, default=None,
-            help="prediction layers: ssdlite (depthwise 3x3 + 1x1, default) or ssd (TF's SSD: regular "
-                 "3x3 extra layers, 1x1 class and box predictors)")
-        add("--head-width", type=float, default=None,
-            help="width multiplier of the extra layers (default: the backbone's, as TF's depth multiplier)")
-        add("--predictor-kernel", type=int, choices=(1, 3), default=None,
-            help=f"kernel of the ssd head's predictors (default {SSD_PREDICTOR_KERNEL} as TF's configs; "
-                 "3 is the V2 paper's Table 5 SSD)")
-        add("--scoring", choices=SCORINGS, default=None,
-            help="class scores and loss: sigmoid (TF's SSD, background column ignored; default) or "
-                 "softmax (torchvision's)")
-        add("--hard-mining", choices=MININGS, default=None,
-            help="negatives in the loss: tf (TF's hard-example miner, default) or ratio (the hardest, 3 per "
-                 "positive, torchvision's)")
-        add("--random-crop", choices=RANDOM_CROPS, default=None,
-            help="training crop: ssd (SSD's random IoU crop, default) or none (flip and colour only; the "
-                 "embedded demo's short schedule)")
-        add("--score-threshold", type=float, default=None,
-            help=f"keep detections scoring above this (evaluation default {SCORE_THRESHOLD}, "
-                 f"predict default {PREDICT_SCORE_THRESHOLD})")
-        add("--nms-iou", type=float, default=None, help=f"class-wise NMS IoU threshold (default {NMS_IOU})")
-        add("--max-detections", type=int, default=None, help=f"detections kept per image (default {MAX_DETECTIONS})")
-        add("--nms", choices=NMS_MODES, default=None,
-            help="class-wise (TF's batch NMS, default) or fast (TFLite's class-agnostic NMS; the default with "
-                 "--weights FILE.tflite whose TFLite_Detection_PostProcess says so)")
 
     def defaults(self) -> Config:
         return {
@@ -86,7 +47,7 @@ class DetectionTask(Task):
 
     # -- the network ----------------------------------------------------------------------------
     def parse_options(self, cfg: Config) -> DetectionOptions:
-        return detection_options(cfg)
+        return DetectionOptions.from_config(cfg)
 
     def model_options(self, cfg: Config) -> dict[str, Any]:
         # The extra layers follow the backbone's width (TF's depth multiplier) unless --head-width says.
@@ -121,11 +82,12 @@ class DetectionTask(Task):
             "feature_maps": [list(size) for size in model.feature_sizes(tuple(example.shape[-2:]))],
         }
 
-    def postprocess(self, outputs: Any, cfg: Config) -> list[dict[str, torch.Tensor]]:
-        """Box decoding + score threshold + class-wise NMS + top-k, in input pixels (see postprocess.py)."""
-        class_logits, box_regression = (torch.as_tensor(o) for o in outputs)
-        size = (int(cfg["resolution"]), int(cfg["resolution"]))
-        return postprocess_detections(class_logits, box_regression, anchors_for(cfg), size, **postprocess_options(cfg))
+    has_decoder = True
+
+    def decoder(self, model: nn.Module, cfg: Config) -> DetectionDecoder:
+        """The model's own anchors and the config's post-processing (an imported file's op by default)."""
+        DetectionOptions.from_config(cfg)
+        return DetectionDecoder.for_model(model, cfg)
 
     # -- data and training ----------------------------------------------------------------------
     def tflite_class_names(self, cfg: Config) -> list[str]:
@@ -154,7 +116,7 @@ class DetectionTask(Task):
     def build_datamodule(self, cfg: Config) -> BenchDataModule:
         from tasks.detection.coco import CocoDataModule
 
-        detection_options(cfg)  # before any data is read or generated
+        DetectionOptions.from_config(cfg)  # before any data is read or generated
         datamodule = CocoDataModule.from_config(cfg)
         # What tasks.evaluate's detection evaluator post-processes with (it sees no config).
         keys = ("scoring", "score_threshold", "nms_iou", "max_detections", "pre_nms_top_k", "label_map", "num_classes",
@@ -168,8 +130,13 @@ class DetectionTask(Task):
         return DetectionModule.from_config(cfg, model)
 
     @torch.no_grad()
-    def evaluate_callable(self, forward, cfg: Config, max_images: int | None = None) -> dict[str, float]:
-        """COCO numbers (percent) of ``forward`` (images -> raw outputs) on the validation split."""
+    def evaluate_callable(
+        self, forward, cfg: Config, max_images: int | None = None, *, decoder: DetectionDecoder | None = None
+    ) -> dict[str, float]:
+        """COCO numbers (percent) of ``forward`` (images -> raw outputs) on the validation split,
+        decoded by ``decoder`` (the evaluated model's own: ``self.decoder(model, cfg)``)."""
+        if decoder is None:
+            raise ValueError("detection needs the evaluated model's decoder (Task.decoder(model, cfg))")
         from tasks.detection.evaluation import CocoEvaluator
         from tasks.detection.module import to_original_size
 
@@ -182,7 +149,7 @@ class DetectionTask(Task):
             if batch is None:
                 continue
             images = batch["images"]
-            detections = self.postprocess(forward(images), cfg)
+            detections = decoder(forward(images), tuple(images.shape[-2:]))
             evaluator.update(batch["image_ids"].tolist(),
                              to_original_size(detections, tuple(images.shape[-2:]), batch["orig_sizes"]))
             seen += len(images)
@@ -191,7 +158,7 @@ class DetectionTask(Task):
         return evaluator.compute()
 
     @torch.no_grad()
-    def predict(self, checkpoint: str, images: list[str], out_dir: str, args: argparse.Namespace) -> list[str]:
+    def predict(self, checkpoint: str, images: list[str], out_dir: str, given: dict[str, Any]) -> list[str]:
         """Write each image with its detections (boxes, class names, scores) drawn on it."""
         from pathlib import Path
 
@@ -199,12 +166,10 @@ class DetectionTask(Task):
         from tasks.images import load_rgb
 
         cfg, model = load_model(checkpoint, self)
-        threshold = getattr(args, "score_threshold", None)
+        threshold = given.get("score_threshold")
         cfg["score_threshold"] = PREDICT_SCORE_THRESHOLD if threshold is None else threshold
-        for key in ("nms_iou", "max_detections"):
-            if getattr(args, key, None) is not None:
-                cfg[key] = getattr(args, key)
-        detection_options(cfg)
+        cfg.update({key: given[key] for key in ("nms_iou", "max_detections", "nms") if given.get(key) is not None})
+        DetectionOptions.from_config(cfg)
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
         written = []
@@ -249,54 +214,7 @@ class DetectionTask(Task):
 
         transform = eval_transform(cfg["resolution"], cfg.get("preset") or "torchvision")
         tensor = transform(image=pixels)["image"][None]
-        detections = self.postprocess(model(tensor), cfg)
+        detections = self.decoder(model, cfg)(model(tensor), tuple(tensor.shape[-2:]))
         detection = to_original_size(detections, tuple(tensor.shape[-2:]), torch.tensor([pixels.shape[:2]]))[0]
         return draw_detections(pixels, detection["boxes"].numpy(), detection["labels"].numpy(),
                                detection["scores"].numpy(), cfg.get("class_names") or [])
-
-
-@dataclass(frozen=True)
-class DetectionOptions:
-    """The task's own settings in a run config, checked once."""
-
-    head: str
-    scoring: str
-    hard_mining: str
-    score_threshold: float | None
-    nms_iou: float | None
-    max_detections: int | None
-
-
-def detection_options(cfg: Config) -> DetectionOptions:
-    """The detection flags, as one-line errors."""
-    head = cfg.get("head") or "ssdlite"
-    if head not in HEADS:
-        raise UserError(f"--head: unknown value {head!r}; choose from {', '.join(HEADS)}")
-    if cfg.get("head_width") is not None and cfg["head_width"] <= 0:
-        raise UserError(f"--head-width must be > 0, got {cfg['head_width']}")
-    for key, allowed in (("scoring", SCORINGS), ("hard_mining", MININGS), ("random_crop", RANDOM_CROPS)):
-        if cfg.get(key) is not None and cfg[key] not in allowed:
-            raise UserError(f"--{key.replace('_', '-')}: unknown value {cfg[key]!r}; choose from {', '.join(allowed)}")
-    score = cfg.get("score_threshold", SCORE_THRESHOLD)
-    if score is not None and not 0 <= score < 1:
-        raise UserError(f"--score-threshold must be in [0, 1), got {score}")
-    iou = cfg.get("nms_iou", NMS_IOU)
-    if iou is not None and not 0 < iou <= 1:
-        raise UserError(f"--nms-iou must be in (0, 1], got {iou}")
-    limit = cfg.get("max_detections", MAX_DETECTIONS)
-    if limit is not None and limit < 1:
-        raise UserError(f"--max-detections must be >= 1, got {limit}")
-    return DetectionOptions(head, cfg.get("scoring") or "sigmoid", cfg.get("hard_mining") or "tf", score, iou, limit)
-
-
-def anchors_for(cfg: Config) -> torch.Tensor:
-    """Anchors of the network ``cfg`` describes (the feature-map sizes it really produces)."""
-    keys = ("backbone", "width", "expansion", "output_stride", "resolution")
-    return _anchors(json.dumps({k: cfg.get(k) for k in keys}, sort_keys=True))
-
-
-@functools.lru_cache(maxsize=8)
-def _anchors(key: str) -> torch.Tensor:
-    cfg = json.loads(key)
-    probe = SSDLite(backbone_from_config(cfg), 1)
-    return probe.anchors((cfg["resolution"], cfg["resolution"]))

@@ -7,34 +7,12 @@ from collections.abc import Callable, Sequence
 import torch
 import torch.nn.functional as F
 
-from backbones.errors import UserError
-
 # Every registered backbone's nominal stride divides 32: padding to it keeps the feature grid aligned.
 PAD_MULTIPLE = 32
 # The scales of the V2 paper's MF rows (DeepLabv3's eval_scales for PASCAL, section 4.3).
 MF_SCALES = (0.5, 0.75, 1.0, 1.25, 1.5, 1.75)
 
 Forward = Callable[[torch.Tensor], torch.Tensor]
-
-
-def parse_scales(value: str | Sequence[float] | float | None) -> tuple[float, ...]:
-    """``"0.5,0.75,1.0"`` (flag), a YAML list or a number -> positive floats."""
-    if value is None:
-        return (1.0,)
-    items = (
-        value.split(",") if isinstance(value, str) else value if isinstance(value, (list, tuple)) else [value]
-    )
-    try:
-        scales = tuple(float(item) for item in items if str(item).strip())
-    except ValueError:
-        raise UserError(
-            f"--eval-scales: {value!r} is not a comma-separated list of numbers, e.g. 0.5,1.0,1.5"
-        ) from None
-    if not scales or any(s <= 0 or s > 4 for s in scales):
-        raise UserError(
-            f"--eval-scales: {value!r} needs scales between 0 and 4, e.g. 0.5,0.75,1.0,1.25,1.5,1.75"
-        )
-    return scales
 
 
 def forward_padded(forward: Forward, images: torch.Tensor, multiple: int = PAD_MULTIPLE) -> torch.Tensor:

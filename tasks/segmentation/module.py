@@ -37,9 +37,9 @@ class SegmentationModule(BenchModule):
 
     @classmethod
     def from_config(cls, cfg: Config, model: nn.Module) -> SegmentationModule:
-        from tasks.segmentation.options import segmentation_options
+        from tasks.segmentation.options import SegmentationOptions
 
-        options = segmentation_options(cfg)
+        options = SegmentationOptions.from_config(cfg)
         return cls(
             model,
             cfg["num_classes"],

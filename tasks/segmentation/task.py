@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import copy
 from pathlib import Path
 from typing import Any
@@ -16,36 +15,13 @@ from backbones.counting import count_madds, count_params
 from tasks.base import BenchDataModule, BenchModule, Config, Task
 from tasks.segmentation.deeplabv3 import DeepLabV3, table7_row
 from tasks.segmentation.inference import MF_SCALES, segment
-from tasks.segmentation.options import FEATURES, SegmentationOptions, segmentation_options
+from tasks.segmentation.options import SegmentationOptions
 
 
 class SegmentationTask(Task):
     name = "segmentation"
     default_resolution = 513  # DeepLab's crop (V2 paper, section 6.3)
     default_num_classes = 21  # PASCAL VOC: 20 classes + background
-
-    def add_model_arguments(self, parser: argparse.ArgumentParser) -> None:
-        add = parser.add_argument
-        add(
-            "--aspp",
-            action=argparse.BooleanOptionalAction,
-            default=None,
-            help="DeepLabv3's ASPP (rates 6/12/18 at output stride 16); default off, the paper's on-device head",
-        )
-        add(
-            "--feature",
-            choices=FEATURES,
-            default=None,
-            help="head input: body = the backbone's segmentation tap (MobileNetV2: the 320-channel V2* map, "
-            "default); last = the last map (MobileNetV2: 1280 channels)",
-        )
-        add(
-            "--eval-scales",
-            default=None,
-            help="comma-separated inference scales, e.g. 0.5,0.75,1.0,1.25,1.5,1.75 (with --eval-flip: the paper's MF)",
-        )
-        add("--eval-flip", action=argparse.BooleanOptionalAction, default=None,
-            help="also average left-right flipped inputs at evaluation")  # fmt: skip
 
     def defaults(self) -> Config:
         # The paper's on-device pick (V2 paper, Table 7): V2*, output stride 16, no ASPP, single scale.
@@ -58,10 +34,10 @@ class SegmentationTask(Task):
         }
 
     def parse_options(self, cfg: Config) -> SegmentationOptions:
-        return segmentation_options(cfg)
+        return SegmentationOptions.from_config(cfg)
 
     def model_options(self, cfg: Config) -> dict[str, Any]:
-        options = segmentation_options(cfg)
+        options = SegmentationOptions.from_config(cfg)
         return {"feature": options.feature, "aspp": options.aspp}
 
     def assemble(self, backbone, *, num_classes: int, feature: str = "body", aspp: bool = False) -> nn.Module:
@@ -71,7 +47,7 @@ class SegmentationTask(Task):
     def profile(self, model: nn.Module, cfg: Config) -> dict[str, Any]:
         """Params and MAdds, split into backbone and head; Table 7's numbers beside them where the
         configuration is one of its rows; with eval scales/flip, the MAdds of the whole MF inference."""
-        options = segmentation_options(cfg)
+        options = SegmentationOptions.from_config(cfg)
         result = super().profile(model, cfg)
         result["backbone_params"] = count_params(model.backbone)
         result["head_params"] = result["params"] - result["backbone_params"]
@@ -130,7 +106,7 @@ class SegmentationTask(Task):
         return SegmentationModule.from_config(cfg, model)
 
     @torch.no_grad()
-    def evaluate_callable(self, forward, cfg: Config, max_images: int | None = None) -> dict[str, float]:
+    def evaluate_callable(self, forward, cfg: Config, max_images: int | None = None, *, decoder=None) -> dict[str, float]:
         """mIoU/pixel accuracy of ``forward`` on the validation split, for runtimes with a fixed input
         shape: each image is fitted into a resolution x resolution canvas (padded with the mean pixel
         and void labels, as DeepLab evaluates VOC at 513x513; larger images are shrunk to fit)."""
@@ -168,9 +144,7 @@ class SegmentationTask(Task):
         return {"miou": scores["miou"], "pixel_acc": scores["pixel_acc"], "images": seen}
 
     @torch.no_grad()
-    def predict(
-        self, checkpoint: str, images: list[str], out_dir: str, args: argparse.Namespace
-    ) -> list[str]:
+    def predict(self, checkpoint: str, images: list[str], out_dir: str, given: dict[str, Any]) -> list[str]:
         """Write each image with its predicted classes painted in VOC colours (``<stem>_seg.png``)
         and the class-index mask as a VOC palette PNG (``<stem>_mask.png``)."""
         from tasks.factory import load_model
@@ -180,10 +154,8 @@ class SegmentationTask(Task):
 
         cfg, model = load_model(checkpoint, self)
         # Evaluation flags given to predict override the ones the run used.
-        given = {
-            k: getattr(args, k) for k in ("eval_scales", "eval_flip") if getattr(args, k, None) is not None
-        }
-        options = segmentation_options({**cfg, **given})
+        chosen = {k: given[k] for k in ("eval_scales", "eval_flip") if given.get(k) is not None}
+        options = SegmentationOptions.from_config({**cfg, **chosen})
         names = list(cfg.get("class_names") or [])
         transform = eval_transform(cfg.get("preset") or "torchvision")
         out = Path(out_dir)

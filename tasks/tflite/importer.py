@@ -17,7 +17,6 @@ logit 0 is dropped, so class index i of the suite is logit i + 1 of the file.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +29,7 @@ from backbones import get_entry
 from backbones.classifier import ImageClassifier
 from backbones.errors import UserError
 from backbones.layers import Conv2dTFSame, make_divisible
+from tasks.provenance import sha256_of
 from tasks.tflite.reader import TFLiteGraph, TFLiteOp, read_tflite
 
 # Widths the official MobileNet releases use (depth multipliers); a file's width snaps to one of them.
@@ -100,14 +100,6 @@ class ImportReport:
             "notes": list(self.notes),
             **({"postprocess_options": dict(self.postprocess)} if self.postprocess is not None else {}),
         }
-
-
-def sha256_of(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 # -- what a file is ----------------------------------------------------------------------------

@@ -21,6 +21,7 @@ from benchmark.latency.runtimes.base import (
     missing_package,
     output_spec,
 )
+from benchmark.runs.host import this_host
 
 OPSET = 17
 
@@ -115,7 +116,7 @@ class OnnxRuntime(Runtime):
         output_layers = output_producers(onnx.load(str(pre_path)).graph)
         # x86 without VNNI: 7-bit weights avoid int16 saturation in the u8 x s8 kernels
         # (ONNX Runtime's guidance); with VNNI the full range is safe.
-        vnni = _cpu_has_vnni()
+        vnni = this_host().int8_dot_product
         quantize_static(
             str(pre_path),
             str(out_path),
@@ -216,12 +217,3 @@ def output_producers(graph: Any) -> list[str]:
         else:
             found.append(node.name)
     return found
-
-
-def _cpu_has_vnni() -> bool:
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return any(flag in flags for flag in ("avx512_vnni", "avx_vnni", "amx_int8"))
-

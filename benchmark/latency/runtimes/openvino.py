@@ -24,9 +24,27 @@ from benchmark.latency.runtimes.cpu_bf16 import bf16_unavailable_reason
 PRECISION_HINTS = {"fp32": "f32", "bf16": "bf16"}
 
 
-def precision_name(hint: str) -> str:
-    """OpenVINO's compiled INFERENCE_PRECISION_HINT (``f32``, ``bf16``, ``f16``) as the suite's label."""
-    return {"f32": "fp32", "bf16": "bf16", "f16": "fp16"}.get(hint.lower(), hint.lower())
+def precision_name(compiled_precision: Any) -> str:
+    """OpenVINO's compiled ``INFERENCE_PRECISION_HINT`` as the suite's label (fp32, bf16, fp16).
+
+    Read as an ``openvino.Type`` (OpenVINO 2024 and later return one; its ``str`` changed from
+    ``f32`` to ``<Type: 'float32'>`` in 2026), by its element type name, never by its text form.
+    """
+    import openvino
+
+    if isinstance(compiled_precision, openvino.Type):
+        name = compiled_precision.get_type_name()
+    else:  # older releases returned the hint as a plain string
+        name = str(compiled_precision).strip().lower()
+    labels = {"f32": "fp32", "bf16": "bf16", "f16": "fp16"}
+    if name not in labels:
+        raise ValueError(f"OpenVINO compiled the model in an unknown precision {compiled_precision!r}")
+    return labels[name]
+
+
+def compiled_precision(compiled: Any) -> str:
+    """The precision a compiled OpenVINO model actually runs its float layers in."""
+    return precision_name(compiled.get_property("INFERENCE_PRECISION_HINT"))
 
 
 class OpenVinoRuntime(Runtime):
@@ -69,7 +87,7 @@ class OpenVinoRuntime(Runtime):
             hint = PRECISION_HINTS.get(self.precision, "f32")
             config = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": threads, "INFERENCE_PRECISION_HINT": hint}
             compiled = core.compile_model(ov_model, "CPU", config)
-        real = precision_name(str(compiled.get_property("INFERENCE_PRECISION_HINT")))
+        real = compiled_precision(compiled)
         if self.bf16 and real != "bf16":
             raise UserError(f"--runtime {self.name}: OpenVINO compiled the model in {real}, not bf16, on this CPU")
         request = compiled.create_infer_request()
@@ -92,6 +110,6 @@ class OpenVinoRuntime(Runtime):
         details.update(
             num_streams=int(compiled.get_property("NUM_STREAMS")),
             inference_num_threads=int(compiled.get_property("INFERENCE_NUM_THREADS")),
-            inference_precision=str(compiled.get_property("INFERENCE_PRECISION_HINT")),
+            inference_precision=real,
         )
         return Prepared(forward, bind, static_batch=example.shape[0], details=details, keep_alive=(core, compiled))

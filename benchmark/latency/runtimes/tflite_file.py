@@ -85,7 +85,7 @@ class TfliteFileRuntime(Runtime):
     def prepare(self, model: nn.Module, example: torch.Tensor, *, threads: int = 1, calibration=()) -> Prepared:
         from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
-        from tasks.tflite.importer import sha256_of
+        from tasks.provenance import sha256_of
 
         timed = prepare_tflite_file(self.path, threads, pixels=self.pixels)
         with torch.no_grad():
