@@ -38,3 +38,13 @@ leaderboard: setup
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache
+
+# The documentation site (docs/, mkdocs.yml), strict, into site/ (SITE=DIR elsewhere): .ci/build-docs runs this.
+SITE ?= site
+$(VENV)/.docs-extras: $(BIN)/bench
+	$(BIN)/pip install --quiet -e '.[docs]'
+	touch $@
+
+.PHONY: docs
+docs: setup $(VENV)/.docs-extras
+	NO_MKDOCS_2_WARNING=1 $(BIN)/python -m mkdocs build --strict --site-dir $(SITE)

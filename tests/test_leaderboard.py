@@ -62,7 +62,7 @@ def test_same_records_give_byte_identical_files(tmp_path: Path, fixture_files: d
 
     site = {f"site/{name}": data for name, data in generate_site(load_records(RECORDS)).items()}
     assert trees[0] == trees[1] == {**fixture_files, **site}
-    assert sum(name.endswith(".png") for name in trees[0]) == 7
+    assert sum(name.endswith(".png") for name in trees[0]) == 10  # 3 per task (MAdds, latency, smoke runs) + latency
 
 
 def _line_with(text: str, *needles: str) -> str | None:
@@ -108,17 +108,22 @@ def test_counted_columns_and_measured_labels(fixture_files: dict[str, bytes]) ->
     assert "| 3.50M | +3.1% |" in row and "| 300.8M | +0.3% |" in row
     row = _line_with(classification, "| MobileNetV2 (1.4) |")  # no profile record in the fixtures
     assert "| 6.9M | – | – |" in row
-    synthetic = _line_with(classification, "| mnv2 1.0 @96 |")
-    assert (
-        "[synthetic]" in synthetic
-        and "measured (synthetic-shapes (ImageFolder) [synthetic], AMD EPYC" in synthetic
-    )
-    assert "40f99e3ab293" in synthetic
-    real = _line_with(classification, "| mnv1 1.0 @96 |")
-    assert "[synthetic]" not in real and "NVIDIA H100 80GB HBM3" in real
+    # Smoke runs (embedded synthetic data) have their own section, after every real-data and reported table.
+    smoke = classification.split("## Smoke runs (embedded synthetic data)")[1]
+    synthetic = _line_with(smoke, "| mnv2 1.0 @96 |")
+    assert "[synthetic]" in synthetic and "](records/result-classification-mnv2-" in synthetic
+    assert "| mnv2 1.0 @96 |" not in classification.split("## Smoke runs")[0]
+    real = _line_with(classification.split("## Runs on real data")[1].split("## ")[0], "| mnv1 1.0 @96 |")
+    assert "[synthetic]" not in real
+    # The long provenance words live in the CSV row.
+    csv_text = fixture_files["classification_measured.csv"].decode()
+    assert "measured (synthetic-shapes (ImageFolder) [synthetic], AMD EPYC" in _line_with(csv_text, "mnv2 1.0 @96")
+    assert "40f99e3ab293" in csv_text and "NVIDIA H100 80GB HBM3" in _line_with(csv_text, "mnv1 1.0 @96")
     latency = fixture_files["latency.md"].decode()
     assert "FLAGGED" in _line_with(latency, "| onnxruntime-int8 |")
     assert "decode+NMS 3.25, end to end 25.50" in _line_with(latency, "| onnxruntime-int8 |")
+    # Every column of every record, the source words included, is in the CSV.
+    assert "onnxruntime-int8 (onnxruntime 1.32.0)" in _line_with(fixture_files["latency_measured.csv"].decode(), "onnxruntime-int8")
     # Table 5: the prediction layers alone compare with the detector's head counts.
     assert _line_with(fixture_files["detection.md"].decode(), "SSDLite prediction layers", "| 2.11M |")
 
@@ -282,9 +287,9 @@ def test_wandb_logs_each_table_offline(tmp_path: Path, monkeypatch, capsys) -> N
     monkeypatch.setenv("WANDB_SILENT", "true")
     assert _leaderboard(tmp_path, RECORDS, "--wandb") == 0
     # The run's own folder, as printed: W&B keeps the directory of the first run in this process.
-    folder = Path(re.search(r"W&B: logged 10 tables \((.+)\)", capsys.readouterr().out).group(1))
+    folder = Path(re.search(r"W&B: logged 14 tables \((.+)\)", capsys.readouterr().out).group(1))
     tables = sorted(folder.rglob("media/table/leaderboard/*.table.json"))
-    assert len(tables) == 10, [p.name for p in tables]  # real_data and integer_execution included
+    assert len(tables) == 14, [p.name for p in tables]  # headlines, real_data, integer_execution, latency summary
     table = next(folder.rglob("media/table/leaderboard/classification_reported_*.table.json"))
     data = json.loads(table.read_text())
     assert "model" in data["columns"] and any("72.0" in row for row in data["data"])
@@ -310,13 +315,18 @@ def test_add_takes_an_eval_output_folder_and_labels_the_row(tmp_path: Path, caps
     assert re.fullmatch(r"evaluation-classification-mobilenet-v2-1.0-224-quant-tf-inception-imagenet-n456-[0-9a-f]{10}\.json",
                         added[0])  # fmt: skip
     page = (tmp_path / "out" / "classification.md").read_text()
-    row = _line_with(page, "| mobilenet_v2_1.0_224_quant | mnv2 1.0 @224 | classification | eager |")
+    row = _line_with(page, "| mobilenet_v2_1.0_224_quant | eager |")
     assert row is not None
+    assert "| 81.14 / 93.86 | 77.85–84.43 | 80.70 / 93.64 | 70.8 / 89.9 |" in row
+    assert f"](records/{added[0]}) |" in row  # the row links its record
+    csv_row = _line_with((tmp_path / "out" / "real_data.csv").read_text(), "mobilenet_v2_1.0_224_quant,mnv2 1.0 @224")
     assert ("measured (ImageNet val slice, 456 images, official MobileNetV2 1.0 224 quant weights, "
-            "tf-inception preset, runtime eager fp32, PyTorch 2.14.1+cu130, commit b1be50caaaa3)") in row  # fmt: skip
-    assert "| 81.14 / 93.86 | 77.85–84.43 |" in row
-    assert "80.70 / 93.64 (LiteRT 2.3.0" in row
-    assert "70.8 / 89.9 (reported: TF Lite hosted models (full ImageNet val))" in row
+            "tf-inception preset, runtime eager fp32, PyTorch 2.14.1+cu130, commit b1be50caaaa3)") in csv_row  # fmt: skip
+    assert "80.70 / 93.64 (LiteRT 2.3.0" in csv_row
+    assert "70.8 / 89.9 (reported: TF Lite hosted models (full ImageNet val))" in csv_row
+    # The headline row of the file: reported on the full set, measured on the slice with its CI.
+    headline = _line_with(page, "mnv2 1.0 @224 (mobilenet_v2_1.0_224_quant)")
+    assert "| 70.8 (TFLite hosted, full val) | 81.14 [77.85–84.43], 456 img |" in headline
     assert (tmp_path / "out" / "real_data.csv").read_text().count("\n") == 3  # header, eager, xnnpack-int8
 
 
@@ -468,8 +478,8 @@ def test_segmentation_latency_below_the_normal_tier_fails_check_and_is_refused_b
     normal_file.write_text(json.dumps(dict(quick, tier="normal", runs=1024)))
     quick_path.unlink()
     assert _leaderboard(tmp_path, records, "--add", str(normal_file)) == 0
-    page = (tmp_path / "out" / "latency.md").read_text()
-    assert _line_with(page, "| mnv2 1.0 @513 | segmentation | eager |", "| 1024 | normal |") is not None
+    csv_text = (tmp_path / "out" / "latency_measured.csv").read_text()
+    assert _line_with(csv_text, "mnv2 1.0 @513,segmentation,", ",eager,", ",1024,normal,") is not None
 
 
 def test_committed_records_are_all_from_committed_trees_and_timed_long_enough() -> None:
@@ -493,15 +503,21 @@ def test_latency_points_pair_with_the_evaluation_of_their_weights_or_the_trained
     trained["resolution"] = 64
     spec = accuracy_vs_latency_spec("classification", [trained], [timed_official, timed_trained], BASELINES, [evaluation])
     measured = [panel for panel in spec["panels"] if panel["title"].startswith("measured")]
-    assert len(measured) == 2  # real (the evaluation) and synthetic (the trained run) never share an axis
+    # The trained run is on the embedded synthetic data: its accuracy is never plotted against latency.
+    assert len(measured) == 1
     points = {n: (x, y) for panel in measured for x, y, n, _ in panel["points"]}
     official = next(name for name in points if name.startswith("mobilenet_v2_1.0_224_quant"))
     gate = timed_official["accuracy"]
     expected = gate["value"] if gate.get("metric") == "top1" else evaluation["metrics"]["top1"]
     assert points[official] == (timed_official["p50_ms"], expected)
+    assert len(points) == 1
+    # The same run on real data pairs with the latency row of its model, both input sizes stated.
+    trained["dataset"] = dict(trained["dataset"], synthetic=False, name="imagenet")
+    spec = accuracy_vs_latency_spec("classification", [trained], [timed_official, timed_trained], BASELINES, [evaluation])
+    points = {n: (x, y) for panel in spec["panels"] if panel["title"].startswith("measured")
+              for x, y, n, _ in panel["points"]}  # fmt: skip
     other = next(name for name in points if f"trained @64, timed @{timed_trained['resolution']}" in name)
-    assert other.startswith("mnv2 1.0 eager")
-    assert len(points) == 2
+    assert other.startswith("mnv2 1.0 eager") and len(points) == 2
 
 
 def test_latency_page_names_the_official_file_it_timed() -> None:

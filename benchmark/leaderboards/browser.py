@@ -41,8 +41,9 @@ def why_no_browser() -> str | None:
 
 
 @contextlib.contextmanager
-def offline_browser() -> Iterator[Any]:
-    """A playwright browser context whose requests other than ``file://`` are aborted."""
+def offline_browser(allow: str | None = None) -> Iterator[Any]:
+    """A playwright browser context whose requests other than ``file://`` (and URLs starting with
+    ``allow``, e.g. a local server of the docs) are aborted."""
     reason = why_no_browser()
     if reason:
         raise UserError(f"--screenshot: {reason}")
@@ -51,25 +52,27 @@ def offline_browser() -> Iterator[Any]:
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(
             executable_path=find_chromium(),
-            args=["--host-resolver-rules=MAP * ~NOTFOUND", "--no-sandbox", "--disable-gpu"],
+            args=["--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1", "--no-sandbox", "--disable-gpu"],
         )
         try:
             context = browser.new_context(viewport=VIEWPORT, device_scale_factor=1)
-            context.route("**/*", lambda route: route.continue_() if route.request.url.startswith("file:")
+            allowed = ("file:", allow) if allow else ("file:",)
+            context.route("**/*", lambda route: route.continue_() if route.request.url.startswith(allowed)
                           else route.abort())  # fmt: skip
             yield context
         finally:
             browser.close()
 
 
-def open_page(context: Any, path: Path) -> tuple[Any, list[str]]:
-    """Open a site page from disk; returns (page, console errors and page errors seen while loading)."""
+def open_page(context: Any, path: Path | str, fragment: str = "") -> tuple[Any, list[str]]:
+    """Open a site page from disk (or a URL); returns (page, console and page errors seen while loading)."""
     errors: list[str] = []
     page = context.new_page()
     page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
     page.on("pageerror", lambda error: errors.append(str(error)))
     page.on("requestfailed", lambda request: errors.append(f"request failed: {request.url}"))
-    page.goto(path.resolve().as_uri(), wait_until="load")
+    url = path if isinstance(path, str) else path.resolve().as_uri()
+    page.goto(url + fragment, wait_until="load")
     page.wait_for_function("Array.from(document.querySelectorAll('.plotly-graph-div')).every(d => d._fullLayout)")
     return page, errors
 
@@ -90,3 +93,29 @@ def screenshot(site: Path, output: Path, name: str = "latency.html", context: An
     page.close()
     tmp.replace(output)
     return output
+
+
+# The screenshots committed beside the plots (leaderboards/plots/): page, fragment, element.
+SCREENSHOTS = {
+    "site-headline-classification.png": ("classification.html", "", "#headline"),
+    "site-headline-latency.png": ("latency.html", "", "#headline"),
+    "site-compare.png": ("compare.html", "#classification:classification-mnv2-1_0-224,"
+                        "classification-mnv2-1_0-224-mobilenet-v2-1_0-224-quant,classification-mnv1-1_0-224", "body"),
+}
+
+
+def element_screenshots(site: Path, folder: Path, context: Any) -> list[Path]:
+    """PNGs of the site's headline tables and its compare view (``SCREENSHOTS``), taken offline."""
+    written = []
+    for name, (page_name, fragment, selector) in SCREENSHOTS.items():
+        page, errors = open_page(context, site / page_name, fragment)
+        if errors:
+            raise UserError(f"screenshot: {site / page_name} logged errors in Chromium: {errors[0]}")
+        output = folder / name
+        output.parent.mkdir(parents=True, exist_ok=True)
+        tmp = output.with_name(f".{output.name}.tmp")
+        page.locator(selector).first.screenshot(path=str(tmp), type="png")
+        page.close()
+        tmp.replace(output)
+        written.append(output)
+    return written

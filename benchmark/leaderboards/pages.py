@@ -11,6 +11,10 @@ from collections.abc import Sequence
 from typing import Any
 
 from benchmark.leaderboards.baselines import BASELINES, Baselines
+from benchmark.leaderboards.cells import PIXEL1, TASK_TITLES, TASKS, Table, split_records
+from benchmark.leaderboards.evaluation_tables import evaluation_table, integer_execution_table
+from benchmark.leaderboards.headline import headline_markdown, headline_rows
+from benchmark.leaderboards.latency_tables import is_device_record
 from benchmark.leaderboards.plots import (
     PLOTS_DIR,
     accuracy_vs_latency_spec,
@@ -18,19 +22,10 @@ from benchmark.leaderboards.plots import (
     latency_by_runtime_spec,
     png_data_digest,
     render,
+    smoke_runs_spec,
 )
-from benchmark.leaderboards.site import SCREENSHOT, SITE_DIR, is_site_file
-from benchmark.leaderboards.tables import (
-    PIXEL1,
-    TASK_TITLES,
-    TASKS,
-    Table,
-    evaluation_table,
-    generate_tables,
-    integer_execution_table,
-    is_device_record,
-    split_records,
-)
+from benchmark.leaderboards.site import SITE_DIR, is_screenshot, is_site_file
+from benchmark.leaderboards.tables import generate_tables
 
 # -- pages ----------------------------------------------------------------------------------------
 
@@ -39,71 +34,109 @@ HEADER = (
     "<!-- Regenerate: `bench leaderboard`; check: `bench leaderboard --check`. -->\n"
 )
 LEGEND = (
-    "Each row says where its numbers come from: **reported (source, table)** copies a paper table or "
-    "a torchvision model card; **measured (dataset, device, runtime, commit)** is a record this suite "
-    "wrote; **measured (data, weights, preset, commit)** is a `bench eval` record of given weights (an "
-    "official checkpoint) on real images, shown beside the same checkpoint's reported full-set number and "
-    "the official runtime's number on the same images. Rows measured on the suite's embedded generated data say **[synthetic]**: those numbers "
-    "show the pipeline learns, they are not comparable with ImageNet/COCO/VOC numbers. *Counted* "
-    "params/MAdds are the suite's own model of the same configuration (``bench profile``: "
-    "torch.utils.flop_counter, 1 multiply-add = 2 FLOPs; params include BatchNorm affine weights); "
-    "Δ = (counted - reported) / reported."
+    "**Reported** numbers copy a paper table or a model card (short reference in the cell, the full source "
+    "in the numbered notes). **Measured** numbers are records this suite wrote; each note links to its "
+    "record. *Counted* params/MAdds are the suite's own model of the same configuration (`bench profile`: "
+    "1 multiply-add = 2 FLOPs; params include BatchNorm affine weights). Runs on the suite's embedded "
+    "synthetic data are **smoke runs**: they show the pipeline learns, have their own section below and "
+    "never share a table or chart with real-data or reported numbers."
 )
-
-
-def table_block(table: Table, empty: str) -> str:
-    link = f"CSV: [{table.name}.csv]({table.name}.csv)"
-    if not table.rows:
-        return f"_{empty}_\n\n{link}\n"
-    return f"{table.markdown()}\n\n{link}\n"
-
-
 EVAL_HINT = ("No evaluation records for this task yet: `bench eval --task TASK --weights FILE.tflite --data ROOT "
              "--output DIR`, then `bench leaderboard --add DIR`.")  # fmt: skip
+REAL_RUN_HINT = ("No runs on real data yet: `bench run --task TASK --data ROOT --output runs/x`, then "
+                 "`bench leaderboard --add runs/x/result.json`.")  # fmt: skip
+EVAL_COLUMNS = ("checkpoint", "runtime", "metrics (%)", "measured by this suite", "95% CI (first metric)",
+                "official runtime, same images", "reported, full val set")  # fmt: skip
+INTEGER_COLUMNS = ("checkpoint", "setting", "metrics (%)", "float import (eager fp32)", "tflite-int8 (builtin kernels)",
+                   "xnnpack-int8 (LiteRT default)", "official runtime, same images")  # fmt: skip
 
 
-def real_data_block(table: Table) -> str:
-    """Evaluation rows (a filtered ``real_data`` table; the CSV holds every task's)."""
-    if not table.rows:
-        return f"_{EVAL_HINT}_\n\nCSV: [real_data.csv](real_data.csv)\n"
-    return f"{table.markdown()}\n\nCSV: [real_data.csv](real_data.csv)\n"
+def csv_link(name: str) -> str:
+    return f"Every column: [{name}.csv]({name}.csv)."
 
 
-def integer_block(table: Table) -> str:
-    """The official files' float import beside their integer runtimes, when any file of the task has one."""
-    if not table.rows:
-        return ""
-    return (f"## The official files' float import and integer execution (`bench eval --runtime ...`)\n\n"
-            f"{table.markdown()}\n\nCSV: [integer_execution.csv](integer_execution.csv)\n\n")  # fmt: skip
+def headline_block(task: str, rows: list) -> str:
+    hosts = sorted({row.cells[7] for row in rows if row.cells[7] != "–"})
+    where = "; ".join(hosts) or "none yet"
+    return (f"One row per model; latency on the host with most records of that model ({where}). "
+            f"Fastest fp32 / int8: the lowest p50 among the runtimes whose accuracy gate did not fail. "
+            f"Link to a row with its anchor (`{task}.md#<row id>`).\n\n"
+            f"{headline_markdown(rows)}\n\n{csv_link(f'{task}_headline')}\n")
 
 
-def task_page(task: str, reported: Table, measured: Table, plots: list[str], real_data: Table,
-              integer: Table | None = None) -> str:
-    plot_lines = "\n".join(f"![{name}]({PLOTS_DIR}/{name}.png)" for name in plots)
-    hint = ("No measured records for this task yet: run `bench sweep --tier quick`, or add a run's "
-            "record with `bench leaderboard --add runs/<run>/result.json`.")  # fmt: skip
+def real_data_block(evaluations: Table, integer: Table, measured: Table) -> str:
+    """The task's real-data sections: official checkpoints, integer execution, runs on real data."""
+    parts = ["## Official checkpoints on real data (`bench eval`)\n\n"]
+    if evaluations.rows:
+        parts.append(f"Official runtime: LiteRT on the same images (`shared/realdata/README.md`); reported: the "
+                     f"publisher's number on the full val set.\n\n"
+                     f"{evaluations.view(EVAL_COLUMNS, short=EVAL_COLUMNS[5:])}\n\n{csv_link('real_data')}\n\n")  # fmt: skip
+    else:
+        parts.append(f"_{EVAL_HINT}_\n\n")
+    if integer.rows:
+        parts.append(f"## The official files' float import and integer execution (`bench eval --runtime ...`)\n\n"
+                     f"{integer.view(INTEGER_COLUMNS, short=INTEGER_COLUMNS[6:])}\n\n{csv_link('integer_execution')}\n\n")  # fmt: skip
+    real = [row for row in measured.rows if "[synthetic]" not in row[1]]
+    parts.append("## Runs on real data (`bench run --data`)\n\n")
+    columns = measured.columns[:-1]
+    parts.append(measured.view(columns, keep=lambda row: "[synthetic]" not in row[1]) if real else f"_{REAL_RUN_HINT}_")
+    return "".join(parts) + "\n\n"
+
+
+def smoke_block(task: str, measured: Table) -> str:
+    columns = measured.columns[:-1]
+    rows = [row for row in measured.rows if "[synthetic]" in row[1]]
+    table = measured.view(columns, keep=lambda row: "[synthetic]" in row[1]) if rows else "_No smoke runs yet._"
+    return (f"## Smoke runs (embedded synthetic data)\n\nTrained and evaluated on the generated shapes "
+            f"`bench run` uses without `--data`; not comparable with ImageNet / COCO / VOC numbers.\n\n"
+            f"{table}\n\n{csv_link(measured.name)}\n\n![smoke runs]({PLOTS_DIR}/{task}_smoke_runs.png)\n")
+
+
+def task_page(task: str, tables: dict[str, Table], headline: list, evaluations: Table, integer: Table) -> str:
+    reported = tables[f"{task}_reported"]
     return (
         f"{HEADER}\n# {TASK_TITLES[task]} leaderboard\n\n{LEGEND}\n\n"
-        f"## Measured by this suite\n\n{table_block(measured, hint)}\n"
-        f"## Official checkpoints on real data (`bench eval`)\n\n{real_data_block(real_data)}\n"
-        f"{integer_block(integer) if integer is not None else ''}"
+        f"## Headline\n\n{headline_block(task, headline)}\n"
+        f"{real_data_block(evaluations, integer, tables[f'{task}_measured'])}"
         f"## Reported, with the suite's counted params and MAdds\n\n"
-        f"{table_block(reported, 'No reported rows.')}\n"
-        f"## Plots\n\n{plot_lines}\n"
+        f"{reported.view((*reported.columns[:9], 'source')) if reported.rows else '_No reported rows._'}"
+        f"\n\n{csv_link(reported.name)} (the suite's model and the notes)\n\n"
+        f"## Plots\n\n![accuracy vs MAdds]({PLOTS_DIR}/{task}_accuracy_vs_madds.png)\n"
+        f"![accuracy vs latency]({PLOTS_DIR}/{task}_accuracy_vs_latency.png)\n\n"
+        f"{smoke_block(task, tables[f'{task}_measured'])}"
     )
 
 
-def latency_page(measured: Table, reported: Table, devices: Table | None = None) -> str:
-    hint = "No latency records yet: run `bench sweep --tier quick` or `bench latency ... --output DIR` and add them."
+LATENCY_COLUMNS = ("model", "task", "runtime", "precision", "threads", "p50 (ms)", "p90 (ms)", "post-process p50 (ms)",
+                   "accuracy vs eager fp32")  # fmt: skip
+
+
+def host_sections(table: Table, columns: Sequence[str]) -> str:
+    """``table``'s rows, one section per host label: two machines never share a table."""
+    host = table.columns.index("host")
+    parts = []
+    for label in sorted({row[host] for row in table.rows}):
+        parts.append(f"### {label}\n\n{table.view(columns, keep=lambda row, h=label: row[host] == h)}\n")
+    return "\n".join(parts) or "_No latency records yet: run `bench sweep --tier quick` or `bench latency ... --output DIR`._\n"
+
+
+def latency_page(measured: Table, summary: Table, reported: Table, devices: Table | None = None) -> str:
+    device_columns = ("device", "model", "runtime", "precision", "threads", "delegate (nodes)", "p50 (ms)",
+                      "temp before → after (°C)", "accuracy vs eager fp32")  # fmt: skip
     return (
         f"{HEADER}\n# Latency leaderboard\n\n{LEGEND}\n\n"
-        "Measured rows follow issue 6's method (warm-up, then at least N runs and T seconds; a real "
-        "input image; threads set explicitly). *Accuracy vs eager fp32* is the runtime's accuracy gate "
-        "on the task's validation data: FAIL rows miss the metric-ratio or agreement target, NOT JUDGED "
-        "rows have a reference too weak to judge (they never pass); FLAGGED marks older records below the target.\n\n"
-        f"## Measured on the machine that ran `bench latency`\n\n{table_block(measured, hint)}\n"
-        + (f"## Measured on devices (`bench latency --device`)\n\n{table_block(devices, '')}\n" if devices else "")
-        + f"## Reported ({PIXEL1})\n\n{table_block(reported, 'No reported rows.')}\n"
+        "Measured rows: warm-up, then at least N runs and T seconds, a real input image, threads set "
+        "explicitly. *Accuracy vs eager fp32* is the runtime's accuracy gate on the task's validation data: "
+        "FAIL rows miss the metric-ratio or agreement target, NOT JUDGED rows have a reference too weak to "
+        "judge (they never pass); FLAGGED marks older records below the target; [synthetic] marks a gate run "
+        "on the embedded data. Hosts are told apart by their label (CPU, instruction set where recorded, cores).\n\n"
+        f"## Headline: the fastest runtimes per host\n\n{host_sections(summary, summary.columns[1:])}\n"
+        f"{csv_link(summary.name)}\n\n"
+        f"## Every record, by host\n\n{host_sections(measured, LATENCY_COLUMNS)}\n{csv_link(measured.name)}\n\n"
+        + (f"## Measured on devices (`bench latency --device`)\n\n{devices.view(device_columns)}\n\n"
+           f"{csv_link(devices.name)}\n\n" if devices else "")
+        + f"## Reported ({PIXEL1})\n\n{reported.view(reported.columns[:-1]) if reported.rows else '_No reported rows._'}"
+        f"\n\n{csv_link(reported.name)}\n\n"
         f"## Plots\n\n![latency by runtime]({PLOTS_DIR}/latency_by_runtime.png)\n"
     )
 
@@ -159,17 +192,18 @@ def generate(records: Sequence[dict[str, Any]], baselines: Baselines = BASELINES
         task_plots = {
             f"{task}_accuracy_vs_madds": accuracy_vs_madds_spec(task, results, baselines),
             f"{task}_accuracy_vs_latency": accuracy_vs_latency_spec(task, results, host_latency, baselines, evaluations),
+            f"{task}_smoke_runs": smoke_runs_spec(task, results),
         }
         for name, spec in task_plots.items():
             files[f"{PLOTS_DIR}/{name}.png"] = render(spec)
         plots += list(task_plots)
-        page = task_page(task, tables[f"{task}_reported"], tables[f"{task}_measured"], list(task_plots),
-                         evaluation_table(evaluations), integer_execution_table(evaluations))  # fmt: skip
+        page = task_page(task, tables, headline_rows(task, kinds, baselines), evaluation_table(evaluations),
+                         integer_execution_table(evaluations))  # fmt: skip
         files[f"{task}.md"] = page.encode()
     # Charts show the host's rows only: a device's rows are never mixed with them (their own table).
     files[f"{PLOTS_DIR}/latency_by_runtime.png"] = render(latency_by_runtime_spec(host_latency))
     plots.append("latency_by_runtime")
-    files["latency.md"] = latency_page(tables["latency_measured"], tables["latency_reported"],
+    files["latency.md"] = latency_page(tables["latency_measured"], tables["latency_summary"], tables["latency_reported"],
                                        tables.get("latency_devices")).encode()  # fmt: skip
     for table in tables.values():
         files[f"{table.name}.csv"] = table.csv().encode()
@@ -185,8 +219,8 @@ def is_generated(relative: str) -> bool:
         return is_site_file(parts[1])
     if len(parts) == 1:
         return parts[0].endswith((".md", ".csv"))
-    # The site's screenshot (``--screenshot``, taken in a browser) sits beside the PNGs but is not drawn here.
-    return len(parts) == 2 and parts[0] == PLOTS_DIR and parts[1].endswith(".png") and parts[1] != SCREENSHOT
+    # The site's screenshots (taken in a browser) sit beside the PNGs but are not drawn here.
+    return len(parts) == 2 and parts[0] == PLOTS_DIR and parts[1].endswith(".png") and not is_screenshot(parts[1])
 
 
 def same_content(relative: str, old: bytes, new: bytes) -> bool:

@@ -1,40 +1,35 @@
-"""Leaderboard plots: data specs (accuracy vs MAdds, accuracy vs latency, latency per runtime), then
-one deterministic renderer.
-
-Plots are drawn with matplotlib's Agg backend under fixed rc settings (DejaVu Sans, fixed size and
-dpi) with no software/date metadata. Each PNG carries the SHA-256 of the plotted data in a text
-chunk, so ``--check`` can tell a plot drawn from other data from one drawn from the same data by
-another matplotlib/freetype version.
-"""
+"""Leaderboard plots as data specs (accuracy vs MAdds, accuracy vs latency, latency per runtime, smoke
+runs); drawing.py renders them. Two machines never share a latency axis, and accuracies measured on
+the embedded synthetic data are never drawn beside real-data or reported ones."""
 
 from __future__ import annotations
 
-import functools
-import hashlib
-import io
-import json
-import struct
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from benchmark.leaderboards.baselines import METRIC_LABELS, Baselines, Reported, number
-from benchmark.leaderboards.store import TASK_METRICS
-from benchmark.leaderboards.tables import (
+from benchmark.leaderboards.cells import (
     PIXEL1,
     REPORTED_DATASET,
     TASK_TITLES,
     dataset_label,
-    device_of,
     evaluation_runtime,
     model_label,
     width_of,
 )
+from benchmark.leaderboards.drawing import (  # noqa: F401 - the renderer, importable with the specs
+    REPORTED_COLOUR,
+    pareto_front,
+    png_data_digest,
+    render,
+    render_cached,
+)
+from benchmark.leaderboards.hosts import machine_label as host_label
+from benchmark.leaderboards.hosts import one_machine
+from benchmark.leaderboards.store import TASK_METRICS
 
 PLOTS_DIR = "plots"
-PNG_HASH_KEY = "leaderboard-data-sha256"
-# Bumped when the drawing code changes, so a plot redrawn differently counts as changed.
-PLOT_STYLE_VERSION = "2"
 # -- plots: data specs, then one renderer ---------------------------------------------------------
 
 
@@ -96,12 +91,13 @@ def measured_series(results: list[dict[str, Any]], task: str) -> dict[str, list[
 
 
 def accuracy_vs_madds_spec(task: str, results: list[dict[str, Any]], baselines: Baselines) -> dict[str, Any]:
-    """Reported rows, then one panel per measured dataset; one x scale for the whole figure."""
+    """Reported rows, then one panel per real dataset measured; one x scale for the whole figure. Runs on
+    the embedded synthetic data are left out (``smoke_runs_spec`` draws them on a chart of their own)."""
     metric = f"{METRIC_LABELS[TASK_METRICS[task]]} (%)"
     xlog = task != "classification"
     panels = [{"title": f"reported ({REPORTED_DATASET[task]})", "xlabel": "MAdds (millions)", "ylabel": metric,
                "xlog": xlog, "series": reported_accuracy_series(task, baselines), "empty": "no reported rows"}]  # fmt: skip
-    measured = measured_series(results, task)
+    measured = measured_series([r for r in results if not r["dataset"].get("synthetic")], task)
     for name, items in measured.items():
         panels.append({"title": f"measured by this suite on {name}", "xlabel": "MAdds (millions)", "ylabel": metric,
                        "xlog": xlog, "series": items, "empty": "no measured records yet"})  # fmt: skip
@@ -109,6 +105,20 @@ def accuracy_vs_madds_spec(task: str, results: list[dict[str, Any]], baselines: 
         panels.append({"title": "measured by this suite", "xlabel": "MAdds (millions)", "ylabel": metric,
                        "xlog": xlog, "series": [], "empty": "no measured records yet"})  # fmt: skip
     return {"kind": "scatter", "title": f"{TASK_TITLES[task]}: accuracy vs multiply-adds", "panels": panels}
+
+
+def smoke_runs_spec(task: str, results: list[dict[str, Any]]) -> dict[str, Any]:
+    """Accuracy vs MAdds of the runs on the embedded synthetic data alone: they show the pipeline learns
+    and are never drawn beside real-data or reported numbers."""
+    metric = f"{METRIC_LABELS[TASK_METRICS[task]]} (%)"
+    synthetic = measured_series([r for r in results if r["dataset"].get("synthetic")], task)
+    panels = [{"title": f"smoke runs on {name} (not comparable with real data)", "xlabel": "MAdds (millions)",
+               "ylabel": metric, "xlog": False, "series": items, "empty": "no smoke runs"}
+              for name, items in synthetic.items()]  # fmt: skip
+    if not panels:
+        panels = [{"title": "smoke runs", "xlabel": "MAdds (millions)", "ylabel": metric, "xlog": False,
+                   "series": [], "empty": "no smoke runs yet"}]  # fmt: skip
+    return {"kind": "scatter", "title": f"{TASK_TITLES[task]}: smoke runs on the embedded synthetic data", "panels": panels}
 
 
 def latest_results(results: list[dict[str, Any]]) -> dict[tuple, dict[str, Any]]:
@@ -161,7 +171,6 @@ RUNTIME_COLOURS = {
     "openvino-int8": "#44AA99", "litert-file": "#999933", "executorch": "#000000",
 }  # fmt: skip
 SPARE_COLOURS = ("#CC6677", "#DDCC77", "#117733", "#88CCEE", "#AA4499", "#F0E442")
-REPORTED_COLOUR = "#777777"
 
 
 def runtime_colours(runtimes: Iterable[str]) -> dict[str, str]:
@@ -169,16 +178,6 @@ def runtime_colours(runtimes: Iterable[str]) -> dict[str, str]:
     unknown = sorted(set(runtimes) - set(RUNTIME_COLOURS))
     spares = {name: SPARE_COLOURS[i % len(SPARE_COLOURS)] for i, name in enumerate(unknown)}
     return {**RUNTIME_COLOURS, **spares}
-
-
-def host_label(record: dict[str, Any]) -> str:
-    """Where a latency record was timed: its on-device target (``Pixel 7 (adb)``) when it names one,
-    else the host CPU it ran on."""
-    target = record.get("target")
-    if isinstance(target, dict) and target.get("model"):
-        transport = target.get("transport")
-        return f"{target['model']} ({transport})" if transport else str(target["model"])
-    return device_of(record["environment"])
 
 
 def data_kind(dataset: dict[str, Any]) -> str:
@@ -191,7 +190,7 @@ def latency_points(
     latency: list[dict[str, Any]],
     evaluations: Iterable[dict[str, Any]] = (),
 ) -> list[dict[str, Any]]:
-    """Each latency record of ``task`` that has an accuracy to pair with: ``{"latency", "accuracy_record",
+    """Each latency record of ``task`` that has a real-data accuracy to pair with: ``{"latency", "accuracy_record",
     "accuracy", "label"}`` (the PNGs and the site plot exactly these)."""
     latest = latest_results(results)
     # A timed network is the float import of its file: pair it with that evaluation, not an integer runtime's.
@@ -199,21 +198,12 @@ def latency_points(
     points = []
     for record in latency:
         paired = paired_accuracy(record, by_weights, latest) if record["task"] == task else None
-        if paired is None:
-            continue
+        if paired is None or paired[0]["dataset"].get("synthetic"):
+            continue  # an accuracy from the embedded synthetic data is never plotted against latency
         result, name = paired
         points.append({"latency": record, "accuracy_record": result, "accuracy": runtime_accuracy(record, result, task),
                        "label": name})  # fmt: skip
     return points
-
-
-def pareto_front(points: Iterable[tuple[float, float]]) -> list[tuple[float, float]]:
-    """The points no other point beats on both latency (lower) and accuracy (higher), by latency."""
-    front: list[tuple[float, float]] = []
-    for x, y in sorted(points, key=lambda p: (p[0], -p[1])):
-        if not front or y > front[-1][1]:
-            front.append((x, y))
-    return front
 
 
 def accuracy_vs_latency_spec(
@@ -237,11 +227,12 @@ def accuracy_vs_latency_spec(
         record, paired = point["latency"], point["accuracy_record"]
         key = (host_label(record), dataset_label(paired["dataset"]))
         groups.setdefault(key, []).append(
-            (float(record["p50_ms"]), point["accuracy"], point["label"], record["runtime"])
+            (float(record["p50_ms"]), point["accuracy"], point["label"], record["runtime"], record)
         )
     for (host, dataset), points in sorted(groups.items()):
+        one_machine([p[4] for p in points], f"{task} accuracy vs latency, panel {host}")
         panels.append({"title": f"measured on {dataset}, {host}", "xlabel": "p50 latency (ms)",
-                       "ylabel": f"{metric} (%)", "points": sorted(points)})  # fmt: skip
+                       "ylabel": f"{metric} (%)", "points": sorted(p[:4] for p in points)})  # fmt: skip
     return {
         "kind": "pareto",
         "title": f"{TASK_TITLES[task]}: accuracy vs latency (each runtime's own accuracy: its gate, else the run's)",
@@ -259,6 +250,7 @@ def latency_by_runtime_spec(latency: list[dict[str, Any]]) -> dict[str, Any]:
         by_host.setdefault(host_label(record), []).append(record)
     panels = []
     for host, records in sorted(by_host.items()):
+        one_machine(records, f"latency panel {host}")
         categories: list[str] = []
         values: dict[tuple[str, str], tuple[float, float]] = {}
         for record in records:
@@ -282,216 +274,5 @@ def latency_by_runtime_spec(latency: list[dict[str, Any]]) -> dict[str, Any]:
         "xlabel": "latency (ms, log scale)",
         "empty": "no latency records yet",
     }
-
-
-_RC = {
-    "font.family": "DejaVu Sans",
-    "font.size": 8,
-    "axes.titlesize": 9,
-    "legend.fontsize": 6.5,
-    "figure.dpi": 100,
-    "savefig.dpi": 100,
-    "path.simplify": False,
-    "svg.hashsalt": "leaderboard",
-}
-# Series that are not runtimes (reported sources, datasets): Tol's muted scheme, in order.
-_PALETTE = ["#332288", "#88CCEE", "#44AA99", "#117733", "#999933", "#DDCC77", "#CC6677", "#882255", "#AA4499"]
-
-
-def spec_digest(spec: dict[str, Any]) -> str:
-    text = json.dumps({"style": PLOT_STYLE_VERSION, "spec": spec}, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(text.encode()).hexdigest()
-
-
-def render(spec: dict[str, Any]) -> bytes:
-    """Draw a plot spec to PNG bytes, the same bytes for the same spec on one installation.
-
-    Drawing is the slow part of a regeneration, and a spec fully determines its bytes, so
-    results are memoised by the spec (``render_cached.cache_clear()`` forgets them).
-    """
-    return render_cached(json.dumps(spec, sort_keys=True))
-
-
-@functools.lru_cache(maxsize=64)
-def render_cached(spec_json: str) -> bytes:
-    spec = json.loads(spec_json)
-    import matplotlib
-    import matplotlib.style
-    from cycler import cycler
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    with matplotlib.rc_context():
-        # Defaults first, so a user's matplotlibrc cannot change the bytes.
-        matplotlib.style.use("default")
-        matplotlib.rcParams.update(_RC)
-        matplotlib.rcParams["axes.prop_cycle"] = cycler(color=_PALETTE)
-        panels = spec["panels"]
-        if spec["kind"] == "barh":
-            heights = [0.9 + 0.16 * len(p["categories"]) * max(1, len(p["groups"])) ** 0.5 for p in panels] or [2.0]
-            figure = Figure(figsize=(11, min(1.0 + sum(heights), 60)), dpi=100)
-            _draw_barh(figure, spec, heights)
-        elif spec["kind"] == "pareto":
-            figure = Figure(figsize=(12, 1.0 + 4.2 * max(1, len(panels))), dpi=100)
-            _draw_pareto(figure, spec)
-        else:
-            figure = Figure(figsize=(12, 1.0 + 4.2 * max(1, len(panels))), dpi=100)
-            _draw_scatter(figure, spec)
-        FigureCanvasAgg(figure)
-        buffer = io.BytesIO()
-        figure.savefig(
-            buffer, format="png", dpi=100, metadata={"Software": None, PNG_HASH_KEY: spec_digest(spec)}
-        )
-    return buffer.getvalue()
-
-
-def _empty(ax, text: str) -> None:
-    ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes, color="#555555")
-    ax.set_xticks([])
-    ax.set_yticks([])
-
-
-def _spread_labels(ax, texts: list) -> None:
-    """Move point labels apart with leader lines (adjustText), so no two overlap."""
-    if len(texts) < 2:
-        return
-    from adjustText import adjust_text
-
-    adjust_text(texts, ax=ax, arrowprops={"arrowstyle": "-", "color": "#888888", "lw": 0.4})
-
-
-def _log_x(ax) -> None:
-    """A log latency/MAdds axis with plain numbers (2, 5, 10, 20 ...) and no crowded minor labels."""
-    from matplotlib.ticker import LogLocator, NullFormatter, ScalarFormatter
-
-    ax.set_xscale("log")
-    ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
-    ax.xaxis.set_major_formatter(ScalarFormatter())
-    ax.xaxis.set_minor_formatter(NullFormatter())
-
-
-def _key(ax, lines: list[str]) -> None:
-    """The numbered key beside a panel, outside its data."""
-    ax.text(1.02, 1.0, "\n".join(lines), transform=ax.transAxes, va="top", ha="left", fontsize=6,
-            family="DejaVu Sans Mono")  # fmt: skip
-
-
-def _draw_pareto(figure, spec: dict[str, Any]) -> None:
-    """Accuracy vs latency per panel: points coloured by runtime and numbered (the key on the right
-    says which model each number is), the Pareto front as a grey step line, log latency axis."""
-    figure.suptitle(spec["title"])
-    panels = spec["panels"]
-    if not panels:
-        _empty(figure.subplots(), spec["empty"])
-        return
-    axes = figure.subplots(len(panels), 1, squeeze=False)[:, 0]
-    colours = spec["colours"]
-    for ax, panel in zip(axes, panels, strict=True):
-        ax.set_title(panel["title"], loc="left")
-        ax.set_xlabel(panel["xlabel"] + ", log scale")
-        ax.set_ylabel(panel["ylabel"])
-        _log_x(ax)
-        ax.grid(True, linewidth=0.4, alpha=0.5)
-        front = pareto_front((x, y) for x, y, _, _ in panel["points"])
-        if len(front) > 1:
-            ax.plot([p[0] for p in front], [p[1] for p in front], drawstyle="steps-post", color="#999999",
-                    linewidth=1, zorder=1, label="Pareto front")  # fmt: skip
-        texts, key, seen = [], [], set()
-        for number_, (x, y, name, runtime) in enumerate(panel["points"], start=1):
-            reported = runtime == "reported"
-            colour = REPORTED_COLOUR if reported else colours[runtime]
-            label = None if runtime in seen else ("reported (paper)" if reported else runtime)
-            seen.add(runtime)
-            ax.scatter([x], [y], color=colour, marker="D" if reported else "o", s=22, zorder=3, label=label)
-            texts.append(ax.text(x, y, str(number_), fontsize=6, color=colour))
-            key.append(f"{number_:>2} {name}" + ("" if reported else f" [{runtime}]"))
-        _spread_labels(ax, texts)
-        ax.legend(loc="lower left", bbox_to_anchor=(1.02, 0.0), fontsize=6, frameon=False, borderaxespad=0)
-        _key(ax, key[:40] + ([f"... {len(key) - 40} more"] if len(key) > 40 else []))
-    figure.tight_layout(rect=(0, 0, 0.62, 0.97))
-
-
-def _draw_scatter(figure, spec: dict[str, Any]) -> None:
-    """Accuracy vs MAdds, one panel per data source (reported, then each measured dataset), the
-    same axis scale in every panel; legends and the numbered key outside the data."""
-    figure.suptitle(spec["title"])
-    panels = spec["panels"]
-    axes = figure.subplots(len(panels), 1, squeeze=False)[:, 0]
-    for ax, panel in zip(axes, panels, strict=True):
-        ax.set_title(panel["title"], loc="left")
-        ax.set_xlabel(panel["xlabel"] + (", log scale" if panel["xlog"] else ""))
-        ax.set_ylabel(panel["ylabel"])
-        ax.grid(True, linewidth=0.4, alpha=0.5)
-        drawn = [s for s in panel["series"] if s["x"]]
-        if not drawn:
-            _empty(ax, panel["empty"])
-            continue
-        if panel["xlog"]:
-            _log_x(ax)
-        texts, key = [], []
-        for index, item in enumerate(drawn):
-            color = _PALETTE[index % len(_PALETTE)]
-            style = "-" if item["line"] else "none"
-            ax.plot(item["x"], item["y"], linestyle=style, marker=item["marker"], color=color, label=item["label"],
-                    markersize=4, linewidth=1)  # fmt: skip
-            for x, y, name in zip(item["x"], item["y"], item["names"], strict=True):
-                if name:
-                    key.append(f"{len(key) + 1:>2} {name}")
-                    texts.append(ax.text(x, y, str(len(key)), fontsize=6, color=color))
-        _spread_labels(ax, texts)
-        ax.legend(loc="lower left", bbox_to_anchor=(1.02, 0.0), fontsize=6, frameon=False, borderaxespad=0)
-        if key:
-            _key(ax, key[:40] + ([f"... {len(key) - 40} more"] if len(key) > 40 else []))
-    figure.tight_layout(rect=(0, 0, 0.62, 0.97))
-
-
-def _draw_barh(figure, spec: dict[str, Any], heights: list[float]) -> None:
-    figure.suptitle(spec["title"])
-    panels = spec["panels"]
-    if not panels:
-        _empty(figure.subplots(), spec["empty"])
-        return
-    axes = figure.subplots(len(panels), 1, squeeze=False, gridspec_kw={"height_ratios": heights})[:, 0]
-    colours = spec["colours"]
-    for ax, panel in zip(axes, panels, strict=True):
-        categories, groups = panel["categories"], panel["groups"]
-        ax.set_title(panel["title"], loc="left")
-        bar = 0.8 / max(1, len(groups))
-        for index, group in enumerate(groups):
-            ys, widths, errors = [], [], []
-            for position, (p50, p90) in enumerate(zip(group["values"], group["p90"], strict=True)):
-                if p50 is None:
-                    continue
-                ys.append(position + (index - (len(groups) - 1) / 2) * bar)
-                widths.append(p50)
-                errors.append(max(0.0, p90 - p50))
-            ax.barh(ys, widths, height=bar, xerr=[[0.0] * len(errors), errors], label=group["label"],
-                    color=colours[group["label"]], error_kw={"elinewidth": 0.6, "capsize": 1.5})  # fmt: skip
-        ax.set_yticks(range(len(categories)))
-        ax.set_yticklabels(categories, fontsize=6.5)
-        ax.invert_yaxis()
-        _log_x(ax)
-        ax.set_xlabel(spec["xlabel"])
-        ax.grid(True, axis="x", linewidth=0.4, alpha=0.5)
-        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=6.5, frameon=False, borderaxespad=0)
-    figure.tight_layout()
-
-
-def png_data_digest(data: bytes) -> str | None:
-    """The plotted-data digest stored in a PNG's text chunk by ``render``, or None."""
-    if not data.startswith(b"\x89PNG\r\n\x1a\n"):
-        return None
-    offset = 8
-    while offset + 8 <= len(data):
-        length, kind = struct.unpack(">I4s", data[offset : offset + 8])
-        body = data[offset + 8 : offset + 8 + length]
-        if kind == b"tEXt" and b"\0" in body:
-            key, value = body.split(b"\0", 1)
-            if key.decode("latin-1") == PNG_HASH_KEY:
-                return value.decode("latin-1")
-        if kind == b"IEND":
-            break
-        offset += 12 + length
-    return None
 
 

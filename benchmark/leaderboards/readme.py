@@ -2,8 +2,9 @@
 
 Each table sits between ``<!-- bench:begin NAME -->`` and ``<!-- bench:end NAME -->``;
 ``bench leaderboard`` rewrites what is between them and ``--check`` fails when the README differs.
-Blocks: ``default-runs`` (the newest record of each task's default ``bench run`` on the embedded
-data), ``latency`` (p50 per runtime), ``real-data`` (``bench eval`` of the official checkpoints) and
+A README holds any of the blocks, each once. Blocks: ``demo`` (the newest record of each task's
+default ``bench run`` on the embedded data: command, result, run time; narrow enough for the front
+page), ``default-runs`` (the same with the data, model and commit), ``latency`` (p50 per runtime), ``real-data`` (``bench eval`` of the official checkpoints) and
 ``integer-execution`` (the same files' float import beside their integer runtimes).
 """
 
@@ -26,7 +27,7 @@ from benchmark.leaderboards.tables import (
     timed_model_label,
 )
 
-BLOCKS = ("default-runs", "latency", "real-data", "integer-execution")
+BLOCKS = ("demo", "default-runs", "latency", "real-data", "integer-execution")
 BEGIN = "<!-- bench:begin {} -->"
 END = "<!-- bench:end {} -->"
 _MARKER = re.compile(r"<!-- bench:(begin|end) ([A-Za-z0-9_-]+) -->")
@@ -76,10 +77,10 @@ def flags_from_default(config: dict[str, Any], default: dict[str, Any]) -> list[
     return flags
 
 
-def default_run_table(results: Sequence[dict[str, Any]], backbone: str = "mnv2") -> Table:
-    """Per task, the ``backbone`` run on the embedded data closest to the default command (fewest
-    extra flags), the newest of those."""
-    rows = []
+def default_runs(results: Sequence[dict[str, Any]], backbone: str = "mnv2") -> list[tuple[str, dict[str, Any]]]:
+    """Per task, ``(command, record)``: the ``backbone`` run on the embedded data closest to the default
+    command (fewest extra flags), the newest of those."""
+    runs = []
     for task in TASKS:
         candidates = [r for r in results if r["task"] == task and r["backbone"] == backbone and r["dataset"]["synthetic"]]
         if not candidates:
@@ -89,18 +90,35 @@ def default_run_table(results: Sequence[dict[str, Any]], backbone: str = "mnv2")
         best = min(n for n, _ in ranked)
         newest = max((r for n, r in ranked if n == best), key=lambda r: str(r["created"]))
         flags = flags_from_default(newest.get("config") or {}, default)
-        command = " ".join(["bench run --task", task, "--backbone", backbone, *flags])
-        dataset = newest["dataset"]
-        data = (f"{dataset.get('name')}, {newest['num_classes']} classes, {model_label(newest)}, "
-                f"{newest.get('epochs', '?')} epochs = {newest.get('steps', '?')} steps")  # fmt: skip
-        titles = dict(METRIC_COLUMNS[task])
-        metrics = newest["metrics"]
-        shown = ", ".join(
-            f"{titles.get(key, key)} {fmt_num(metrics.get(key))} %" for key in DEFAULT_RUN_METRICS[task] if key in metrics
-        )
-        rows.append((f"`{command}`", data, shown, fmt_num(newest.get("wall_time_s"), 0),
-                     str(newest["environment"].get("commit", "?"))))  # fmt: skip
+        runs.append((" ".join(["bench run --task", task, "--backbone", backbone, *flags]), newest))
+    return runs
+
+
+def run_result(record: dict[str, Any]) -> str:
+    """``mAP 13.58 %, AP50 34.87 %, ...``: the task's quoted metrics of a run."""
+    titles = dict(METRIC_COLUMNS[record["task"]])
+    metrics = record["metrics"]
+    keys = DEFAULT_RUN_METRICS[record["task"]]
+    return ", ".join(f"{titles.get(key, key)} {fmt_num(metrics.get(key))} %" for key in keys if key in metrics)
+
+
+def default_run_table(results: Sequence[dict[str, Any]], backbone: str = "mnv2") -> Table:
+    """The default runs with their data, model and commit."""
+    rows = []
+    for command, record in default_runs(results, backbone):
+        dataset = record["dataset"]
+        data = (f"{dataset.get('name')}, {record['num_classes']} classes, {model_label(record)}, "
+                f"{record.get('epochs', '?')} epochs = {record.get('steps', '?')} steps")  # fmt: skip
+        rows.append((f"`{command}`", data, run_result(record), fmt_num(record.get("wall_time_s"), 0),
+                     str(record["environment"].get("commit", "?"))))  # fmt: skip
     return Table("default_runs", ("command", "data and model", "result", "wall time (s)", "commit"), tuple(rows))
+
+
+def demo_table(results: Sequence[dict[str, Any]], backbone: str = "mnv2") -> Table:
+    """The default runs in three columns, for the README's front page."""
+    rows = tuple((f"`{command}`", run_result(record), fmt_num(record.get("wall_time_s"), 0))
+                 for command, record in default_runs(results, backbone))  # fmt: skip
+    return Table("demo", ("command", "result", "run (s)"), rows)
 
 
 # -- latency --------------------------------------------------------------------------------------
@@ -135,6 +153,7 @@ def render_blocks(records: Sequence[dict[str, Any]]) -> dict[str, str]:
     kinds = split_records(records)
     empty = "_No records yet._"
     tables = {
+        "demo": demo_table(kinds["result"]),
         "default-runs": default_run_table(kinds["result"]),
         "latency": latency_summary(kinds["latency"]),
         "real-data": evaluation_table(kinds["evaluation"]),
@@ -144,16 +163,18 @@ def render_blocks(records: Sequence[dict[str, Any]]) -> dict[str, str]:
 
 
 def replace_blocks(text: str, blocks: dict[str, str], source: str) -> str:
-    """``text`` with every block's content replaced; missing, unknown or unbalanced markers are an error."""
+    """``text`` with the content of every block it holds replaced; unknown, repeated or unbalanced
+    markers are an error."""
     found = [(m.group(1), m.group(2)) for m in _MARKER.finditer(text)]
-    names = [name for kind, name in found if kind == "begin"]
-    unknown = sorted(set(n for _, n in found) - set(blocks))
+    present = sorted({name for _, name in found})
+    unknown = [name for name in present if name not in blocks]
     if unknown:
         raise UserError(f"{source}: unknown bench block(s) {', '.join(unknown)} (known: {', '.join(blocks)})")
-    for name in blocks:
-        if names.count(name) != 1 or [n for k, n in found if k == "end"].count(name) != 1:
+    for name in present:
+        if found.count(("begin", name)) != 1 or found.count(("end", name)) != 1:
             raise UserError(f"{source}: needs exactly one {BEGIN.format(name)} ... {END.format(name)} block")
-    for name, content in blocks.items():
+    for name in present:
+        content = blocks[name]
         pattern = re.compile(re.escape(BEGIN.format(name)) + r".*?" + re.escape(END.format(name)), re.S)
         match = pattern.search(text)
         if match is None:
