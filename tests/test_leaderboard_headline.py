@@ -16,9 +16,10 @@ from backbones.errors import UserError
 from benchmark.leaderboards.baselines import BASELINES
 from benchmark.leaderboards.cells import TASKS, split_records
 from benchmark.leaderboards.headline import COLUMNS, headline_markdown, headline_rows
-from benchmark.leaderboards.hosts import host_label, machine_label, one_machine
+from benchmark.leaderboards.hosts import machine_label, one_machine
 from benchmark.leaderboards.plots import accuracy_vs_latency_spec, latency_by_runtime_spec
 from benchmark.leaderboards.store import load_records
+from benchmark.runs.host import host_label
 from benchmark.runs.records import REPO_ROOT
 
 COMMITTED = REPO_ROOT / "leaderboards"

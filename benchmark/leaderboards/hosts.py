@@ -13,21 +13,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from backbones.errors import UserError
-
-NO_ISA = "ISA not recorded"
-
-
-def host_label(environment: dict[str, Any]) -> str:
-    """The host a record was made on: its recorded label, else ``"AMD EPYC, 2 cores (ISA not recorded)"``."""
-    host = environment.get("host")
-    if isinstance(host, dict) and host.get("label"):
-        return str(host["label"])
-    device = str(environment.get("device") or "cpu")
-    if device.startswith("cuda") and environment.get("gpu"):
-        return str(environment["gpu"])
-    cores = environment.get("cpu_count")
-    name = str(environment.get("cpu") or device) + (f", {cores} cores" if cores else "")
-    return f"{name} ({NO_ISA})"
+from benchmark.runs.host import host_label
 
 
 def target_label(record: dict[str, Any]) -> str | None:

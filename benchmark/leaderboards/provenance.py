@@ -14,8 +14,8 @@ from benchmark.leaderboards.cells import (
     fmt_num,
     settings_words,
 )
-from benchmark.leaderboards.hosts import host_label
 from benchmark.leaderboards.store import weights_name
+from benchmark.runs.host import host_label
 
 
 def device_of(environment: dict[str, Any]) -> str:

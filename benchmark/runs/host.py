@@ -127,12 +127,18 @@ def this_host() -> HostFacts:
     return facts
 
 
+NO_ISA = "ISA not recorded"
+
+
 def host_label(environment: dict[str, Any]) -> str:
-    """A record's host label: the recorded one, or the model and cores marked "ISA not recorded"
-    for records made before the instruction set was recorded."""
+    """A record's host: its recorded label; a GPU by name; else, for records made before the
+    instruction set was recorded, the CPU name and cores marked "ISA not recorded"."""
     host = environment.get("host")
     if isinstance(host, dict) and host.get("label"):
         return str(host["label"])
+    device = str(environment.get("device") or "cpu")
+    if device.startswith("cuda") and environment.get("gpu"):
+        return str(environment["gpu"])
     cores = environment.get("cpu_count")
-    name = str(environment.get("cpu") or environment.get("device") or "unknown CPU")
-    return f"{name}{f', {cores} cores' if cores else ''} (ISA not recorded)"
+    name = str(environment.get("cpu") or device) + (f", {cores} cores" if cores else "")
+    return f"{name} ({NO_ISA})"
