@@ -246,7 +246,10 @@ def test_cli_run_writes_a_record_logs_masks_and_predict_draws_overlays(
     assert list(out.glob("wandb/offline-run-*/files/media/images/mask/val/masks_*.mask.png"))
     record = json.loads((out / "result.json").read_text())
     metrics = record["metrics"]
-    assert set(metrics) == {"miou", "pixel_acc", "per_class_iou"} and 0 <= metrics["miou"] <= 100
+    assert set(metrics) == {"miou", "pixel_acc", "per_class_iou"}
+    # mIoU is the mean of the classes the validation set holds (whether it learns: tests/test_learning.py).
+    present = [v for v in metrics["per_class_iou"].values() if v is not None]
+    assert present and abs(metrics["miou"] - sum(present) / len(present)) < 0.01
     assert len(metrics["per_class_iou"]) == 21 and "aeroplane" in metrics["per_class_iou"]
     assert record["dataset"]["synthetic"] is False and record["params"] > 0 and record["madds"] > 0
     assert record["config"]["eval_flip"] is True and record["config"]["output_stride"] == 16
