@@ -114,8 +114,10 @@ def stats_from(result: ToolResult) -> tuple[LatencyStats, dict[str, Any]]:
     if p50 is None:
         p50 = result.avg_us
         notes["p50"] = "the tool prints no median: p50_ms is its average"
+    if result.count is None:
+        notes["runs"] = "the tool printed no iteration count: runs is 0"
     stats = LatencyStats(
-        runs=result.count, duration_s=result.duration_s or 0.0, first_ms=ms(result.first_us), min_ms=ms(result.min_us),
+        runs=result.count or 0, duration_s=result.duration_s or 0.0, first_ms=ms(result.first_us), min_ms=ms(result.min_us),
         mean_ms=ms(result.avg_us), std_ms=ms(result.std_us), p50_ms=ms(p50), p90_ms=ms(result.p90_us),
         p99_ms=ms(result.p99_us), max_ms=ms(result.max_us),
     )  # fmt: skip
@@ -173,6 +175,17 @@ def device_forward(transport: Transport, work: str, model_name: str, host: Path,
         return pytree.tree_unflatten(leaves, spec)
 
     return forward
+
+
+def delegate_fallback(result: ToolResult, wanted: str) -> str | None:
+    """Why the CPU kernels ran instead of ``--delegate``, only when the log says so (the delegate
+    took none of the graph); a log that says nothing about it is not a fallback."""
+    if wanted == "none":
+        return None
+    said = [d for d in result.delegations if wanted in d.name.lower()]
+    if said and all(d.coverage == "none" for d in said):
+        return f"--delegate {wanted}: the tool says the delegate took none of the graph ({said[-1].line[:160]}); the CPU kernels ran"
+    return None
 
 
 def tool_exit_code(stdout: str) -> int | None:
@@ -329,12 +342,11 @@ def _measure_file(transport, name, fmt, path, files, host, choice, options, cpu_
     notes.update(TOOL_NOTES.get(choice.name, {}))
     runtime_version = result.runtime_version or result.tool_version or _module_version(transport, choice, options)
     delegate, delegated = result.delegate, result.delegated_nodes
-    fallback = None
-    if choice.name == "benchmark_model" and options.delegate != "none":
-        wanted = {"xnnpack": "XNNPack", "gpu": "Gpu", "nnapi": "Nnapi"}[options.delegate]
-        if delegate is None or wanted.lower() not in delegate.lower() or not delegated:
-            fallback = f"--delegate {options.delegate}: no nodes delegated, the CPU kernels ran"
-    elif choice.name == "bench-device-timer":
+    fallback = delegate_fallback(result, options.delegate) if choice.name == "benchmark_model" else None
+    if result.details.get("shape_groups"):
+        raise UserError(f"--device {transport.address} {name}: {result.tool} timed {len(result.details['shape_groups'])} "
+                        "data shape groups; the suite times one shape per record")  # fmt: skip
+    if choice.name == "bench-device-timer":
         delegated = result.details.get("delegate_nodes")
         delegate = "XNNPACK (LiteRT default)" if fmt == "tflite" else None
     target = {
@@ -351,6 +363,7 @@ def _measure_file(transport, name, fmt, path, files, host, choice, options, cpu_
         "delegate": delegate,
         "delegated_nodes": delegated,
         "total_nodes": result.total_nodes,
+        "delegate_coverage": result.delegate_coverage,
         "delegate_fallback": fallback,
         "cpu_mask": cpu_mask,
         "file": {"name": path.name, "sha256": sha256_file(path), "bytes": path.stat().st_size},
