@@ -69,7 +69,7 @@ def test_litert_benchmark_reruns_to_fill_the_tiers_seconds():
 def bench(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "benchmark.cli", "latency", "--task", "classification", "--backbone",
                            "mnv1", "--width", "0.25", "--resolution", "96", *args], capture_output=True, text=True,
-                          cwd=tmp_path, env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"}, timeout=900)  # fmt: skip
+                          cwd=tmp_path, env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin", "NO_ALBUMENTATIONS_UPDATE": "1"}, timeout=900)  # fmt: skip
 
 
 def test_litert_benchmark_on_local_target_honours_runs_and_seconds(tmp_path):
