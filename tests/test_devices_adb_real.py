@@ -152,3 +152,67 @@ def test_no_device_on_an_unknown_serial_through_the_real_server(adbd, tmp_path):
     (line,) = [line for line in done.stderr.splitlines() if line.startswith("bench")]
     assert line == (f"bench latency: error: --device adb:127.0.0.1:40999: no such device (adb devices lists "
                     f"{adbd['serial']})")  # fmt: skip
+
+
+LOGS = Path(__file__).parent / "fixtures" / "device_logs"
+
+
+def stand_in_tool(tmp_path: Path, log: str, sleep_s: int = 0) -> Path:
+    """A benchmark_model stand-in for the x86 "phone": records its argv and pid, then prints a real
+    recorded log (an i.MX8M Plus NPU run); pushed and run through the real adb like the real binary."""
+    tool = tmp_path / "benchmark_model"
+    tool.write_text(f"#!/bin/sh\necho $$ > {tmp_path}/tool.pid\necho \"$@\" > {tmp_path}/argv.txt\nsleep {sleep_s}\n"
+                    f"cat {LOGS / log}\n")  # fmt: skip
+    tool.chmod(0o755)
+    return tool
+
+
+def test_real_adb_pushes_and_runs_a_benchmark_model(adbd, tmp_path):
+    device_root = tmp_path / "device-root"
+    device_root.mkdir()
+    tool = stand_in_tool(tmp_path, "imx8mp_vx_npu_mobilenet_full.log")
+    done = bench(adbd, *QUICK, "--runtime", "litert", "--device", f"adb:{adbd['serial']}", "--device-tool", str(tool),
+                 "--device-root", str(device_root), "--output", str(tmp_path / "out"))  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    (path,) = sorted((tmp_path / "out").glob("*.json"))
+    record = json.loads(path.read_text())
+    assert (record["runs"], record["mean_ms"], record["peak_memory_mb"]) == (379, pytest.approx(2.52559), 34.3164)
+    block = record["target"]
+    assert (block["delegate"], block["delegate_coverage"], block["delegate_fallback"]) == ("EXTERNAL", "full", None)
+    argv = (tmp_path / "argv.txt").read_text().split()
+    assert argv[0].startswith("--graph=" + str(device_root)) and "--num_runs=10" in argv and "--use_xnnpack=true" in argv
+    assert list(device_root.iterdir()) == []
+
+
+def test_sigterm_on_a_real_adbd_stops_the_tool_cleans_up_and_records_nothing(adbd, tmp_path):
+    device_root = tmp_path / "device-root"
+    device_root.mkdir()
+    tool = stand_in_tool(tmp_path, "imx8mp_vx_npu_mobilenet_full.log", sleep_s=600)
+    env = dict(os.environ, PYTHONPATH=str(REPO), NO_ALBUMENTATIONS_UPDATE="1")
+    process = subprocess.Popen([*adbd["inside"], sys.executable, "-m", "benchmark.cli", "latency", *MODEL, *QUICK,
+                                "--runtime", "litert", "--device", f"adb:{adbd['serial']}", "--device-tool", str(tool),
+                                "--device-root", str(device_root), "--output", str(tmp_path / "out")],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 600
+        while not (tmp_path / "argv.txt").exists():
+            assert process.poll() is None and time.monotonic() < deadline, process.communicate()[1][-2000:]
+            time.sleep(0.2)
+        (work,) = device_root.iterdir()
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=120)
+    finally:
+        stop(process)
+    pid = int((tmp_path / "tool.pid").read_text())
+    deadline = time.monotonic() + 10
+    while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    alive = Path(f"/proc/{pid}").exists()
+    if alive:
+        os.kill(pid, signal.SIGKILL)
+    assert process.returncode == 130, stderr[-2000:]
+    assert not alive, "the tool was left running on the device"
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert lines == [f"bench latency: interrupted: --device adb:{adbd['serial']}: stopped, the work folder {work} removed, "
+                     "no record of litert written"], stderr[-2000:]  # fmt: skip
+    assert list(device_root.iterdir()) == [] and not (tmp_path / "out").exists()

@@ -9,6 +9,8 @@ suite's timer and judged against eager fp32 here, exactly as a local runtime's o
 
 from __future__ import annotations
 
+import os
+import sys
 import tempfile
 import warnings
 from collections.abc import Callable, Iterator
@@ -80,7 +82,8 @@ class DeviceOptions:
             if name not in DEVICE_RUNTIMES:
                 raise UserError(f"--runtime {name}: not timed on a device; choose from {', '.join(DEVICE_RUNTIMES)}")
             fmt, int8 = DEVICE_RUNTIMES[name]
-            reason = format_unavailable(fmt, int8)
+            with quiet_warnings():  # the converters print their C++ logs at import
+                reason = format_unavailable(fmt, int8)
             if reason:
                 raise UserError(f"--runtime {name}: {reason}")
         if self.threads < 1:
@@ -99,15 +102,26 @@ class DeviceMeasurement:
 
 @contextmanager
 def quiet_warnings() -> Iterator[list[str]]:
-    """The libraries' warnings during a step, collected (deduplicated, in order) instead of printed."""
+    """What the libraries print during a step (Python warnings, and C++ logs on fd 2: absl, TF, oneDNN),
+    collected instead of shown: the terminal gets the run's rows or its one error line."""
     said: list[str] = []
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        yield said
-    for item in caught:
-        text = f"{item.category.__name__}: {str(item.message).splitlines()[0][:200]}"
-        if text not in said:
-            said.append(text)
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as sink:
+        os.dup2(sink.fileno(), 2)
+        try:
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                yield said
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            sink.seek(0)
+            printed = sink.read().decode(errors="replace").splitlines()
+        for text in [f"{w.category.__name__}: {str(w.message).splitlines()[0]}" for w in caught] + printed:
+            if text.strip() and text[:200] not in said and len(said) < 40:
+                said.append(text[:200])
 
 
 def export_for_device(task: Any, cfg: dict[str, Any], model: Any, images: Any, runtime: str, folder: Path,
