@@ -34,7 +34,7 @@ from benchmark.devices.device_record import (
     target_block,
 )
 from benchmark.devices.parsers import ToolOutputError, ToolResult
-from benchmark.devices.tools import TIMER_SCRIPT, DeviceTool, ToolRun, choose_tool
+from benchmark.devices.tools import DeviceTool, ToolRun, choose_tool
 from benchmark.devices.transports import NoSpaceLeft, Transport, human_bytes
 from benchmark.devices.work_folder import (
     TOOL_LOG,
@@ -46,6 +46,7 @@ from benchmark.devices.work_folder import (
 )
 from benchmark.latency.gate import EagerReference, GateResult, accuracy_gate
 from benchmark.latency.inputs import calibration_batches, load_task_images
+from benchmark.latency.record import LatencyRecord
 from benchmark.latency.runtimes.base import output_spec
 from benchmark.latency.runtimes.export import SUFFIXES, export_model, format_unavailable, write_sidecar
 from benchmark.latency.timing import Tier
@@ -96,7 +97,7 @@ class DeviceOptions:
 
 @dataclass(frozen=True)
 class DeviceMeasurement:
-    record: Any
+    record: LatencyRecord
     log: str
 
 
@@ -143,22 +144,20 @@ def export_for_device(task: Any, cfg: dict[str, Any], model: Any, images: Any, r
     return Exported(runtime, fmt, int8, out, files, {**kept, **({"warnings": said} if said else {})})
 
 
-def device_forward(transport: Transport, work: str, model_name: str, host: Path, options: DeviceOptions,
+def device_forward(transport: Transport, tool: DeviceTool, run: ToolRun, host: Path,
                    spec: pytree.TreeSpec) -> Callable[[torch.Tensor], Any]:  # fmt: skip
-    """The file on the target as the gate's forward: each batch pushed, run there by the suite's
-    timer, its outputs pulled and put back into eager's structure."""
+    """The file on the target as the gate's forward: each batch pushed, run there by the tool, its
+    outputs pulled and put back into eager's structure."""
 
     def forward(x: torch.Tensor) -> Any:
         np.save(host / "gate-in.npy", x.detach().cpu().float().numpy())
-        transport.push(host / "gate-in.npy", f"{work}/gate-in.npy")
-        argv = [options.python, f"{work}/{TIMER_SCRIPT.name}", "--model", f"{work}/{model_name}", "--threads",
-                str(options.threads), "--inputs", f"{work}/gate-in.npy", "--outputs", f"{work}/gate-out.npz"]  # fmt: skip
-        run = transport.shell(argv, timeout=600)
-        if run.returncode:
-            said = (run.stderr or run.stdout).strip().splitlines()
-            raise UserError(f"--device {transport.address}: the accuracy gate's run of {model_name} failed "
-                            f"(exit {run.returncode}: {said[-1][:160] if said else 'no output'})")  # fmt: skip
-        transport.pull(f"{work}/gate-out.npz", host / "gate-out.npz")
+        transport.push(host / "gate-in.npy", f"{run.work}/gate-in.npy")
+        done = transport.shell(tool.gate_argv(run, f"{run.work}/gate-in.npy", f"{run.work}/gate-out.npz"), timeout=600)
+        if done.returncode:
+            said = (done.stderr or done.stdout).strip().splitlines()
+            raise UserError(f"--device {transport.address}: the accuracy gate's run of {Path(run.model).name} failed "
+                            f"(exit {done.returncode}: {said[-1][:160] if said else 'no output'})")  # fmt: skip
+        transport.pull(f"{run.work}/gate-out.npz", host / "gate-out.npz")
         with np.load(host / "gate-out.npz") as outputs:
             leaves = [torch.from_numpy(outputs[f"output_{k}"]) for k in range(len(outputs.files))]
         return pytree.tree_unflatten(leaves, spec)
@@ -353,7 +352,7 @@ def _judge(session: Session, exported: Exported, tool: DeviceTool, work: str) ->
     if not tool.returns_tensors:
         return GateResult(note=f"no gate: {tool.name} returns no output tensors (--device-tool script runs the gate "
                                "on the device)")  # fmt: skip
-    forward = device_forward(session.transport, work, exported.path.name, session.host, session.options, session.spec)
+    forward = device_forward(session.transport, tool, _tool_run(session, exported, work), session.host, session.spec)
     return gate.judge(forward)
 
 

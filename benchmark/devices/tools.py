@@ -88,6 +88,9 @@ class DeviceTool:
         """Runs for a second, longer run when the tool cannot honour the tier's seconds itself (None: enough)."""
         return None
 
+    def gate_argv(self, run: ToolRun, inputs: str, outputs: str) -> list[str]:
+        raise NotImplementedError(f"{self.name} returns no output tensors")
+
 
 @dataclass(frozen=True)
 class TimerScript(DeviceTool):
@@ -106,6 +109,11 @@ class TimerScript(DeviceTool):
 
     def pushes(self, work: str) -> list[tuple[Path, str]]:
         return [(TIMER_SCRIPT, f"{work}/{TIMER_SCRIPT.name}")]
+
+    def gate_argv(self, run: ToolRun, inputs: str, outputs: str) -> list[str]:
+        """Run a batch of images through the file one by one, their outputs to an .npz (the accuracy gate)."""
+        return [run.python, f"{run.work}/{TIMER_SCRIPT.name}", "--model", run.model, "--threads", str(run.threads),
+                "--inputs", inputs, "--outputs", outputs]  # fmt: skip
 
 
 @dataclass(frozen=True)
