@@ -1,6 +1,8 @@
 """``bench latency --device adb`` through a fake ``adb`` first on PATH (tests/fake_adb/): the phone is
 a folder (getprop, cpufreq and thermal files from a JSON), and a fake benchmark_model prints a
-recorded log. The whole push / pin / run / pull / parse / clean path and the exact argv the phone gets.
+recorded log. Kept for what the real adbd of tests/test_devices_adb_real.py cannot show: an
+unauthorized, offline or second device, a phone's big and little cores (the taskset pin), a full
+phone, a Ctrl-C reaching a terminal's whole process group.
 """
 
 from __future__ import annotations

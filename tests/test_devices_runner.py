@@ -50,20 +50,21 @@ def test_ctrl_c_while_the_work_folder_is_made_leaves_nothing(tmp_path):
     assert [call[0] for call in transport.calls] == ["mkdir", "sh", "rm"]  # made, the tool (none) stopped, removed
 
 
-def litert_result(count: int, avg_ms: float) -> ToolResult:
-    return ToolResult(tool="litert-benchmark", count=count, avg_us=avg_ms * 1000.0)
+def litert_result(count: int, avg_ms: float, min_ms: float) -> ToolResult:
+    return ToolResult(tool="litert-benchmark", count=count, avg_us=avg_ms * 1000.0, min_us=min_ms * 1000.0)
 
 
 def test_litert_benchmark_reruns_to_fill_the_tiers_seconds():
     tool = LitertBenchmark()
     run = ToolRun(work="/w", model="/w/m.tflite", inputs="/w/input.npy", threads=2, tier=TIER, python="python3")
     assert tool.argv(run)[-1] == "--num_runs=20"
-    # 20 runs of 42.45 ms is 0.85 s < 3 s: a second run of ceil(3 / 0.04245 * 1.05) = 75 runs.
-    assert tool.rerun_runs(litert_result(20, 42.45), TIER) == 75
-    assert LitertBenchmark(runs=75).argv(run)[-1] == "--num_runs=75"
-    assert LitertBenchmark(runs=75).rerun_runs(litert_result(75, 42.45), TIER) is None  # once only
-    assert tool.rerun_runs(litert_result(20, 200.0), TIER) is None  # 4 s: the tier is met
-    assert tool.rerun_runs(litert_result(20, 2.0), Tier("t", 1, 0.0, 20, 3.0, max_s=0.5)) == 250  # capped by max_s
+    # 20 runs of 42.45 ms (the fastest 33.53 ms) is 0.85 s < 3 s: ceil(3 / 0.03353 * 1.05) = 94 runs next.
+    assert tool.rerun_runs(litert_result(20, 42.45, 33.53), TIER) == 94
+    assert LitertBenchmark(runs=94).argv(run)[-1] == "--num_runs=94"
+    assert tool.rerun_runs(litert_result(94, 42.45, 33.53), TIER) is None  # 3.99 s: the tier is met
+    assert tool.rerun_runs(litert_result(20, 200.0, 190.0), TIER) is None  # 4 s at once
+    assert tool.rerun_runs(litert_result(20, 2.0, 2.0), Tier("t", 1, 0.0, 20, 3.0, max_s=0.5)) == 250  # capped by max_s
+    assert tool.rerun_runs(litert_result(250, 2.0, 2.0), Tier("t", 1, 0.0, 20, 3.0, max_s=0.5)) is None  # no more
 
 
 def bench(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
@@ -80,7 +81,7 @@ def test_litert_benchmark_on_local_target_honours_runs_and_seconds(tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     (record,) = [json.loads(p.read_text()) for p in (tmp_path / "out").glob("*.json")]
     runs, mean_ms = record["runs"], record["mean_ms"]
-    assert runs >= 5 and runs * mean_ms >= 1000.0 * 0.9, (runs, mean_ms)  # the tier's seconds, within the sizing's estimate
+    assert runs >= 5 and runs * mean_ms >= 1000.0, (runs, mean_ms)  # the tier's seconds
     assert record["target"]["tool"]["argv"][-1] == f"--num_runs={runs}"
     assert record["runtime_version"].startswith("ai_edge_litert ")
 

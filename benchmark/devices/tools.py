@@ -172,7 +172,8 @@ class LitertBenchmark(DeviceTool):
     runs: int | None = None
     notes: dict[str, str] = field(default_factory=lambda: {
         "runs": "litert-benchmark runs exactly --num_runs: the tier's minimum runs, or more when they took less than "
-                "the tier's minimum seconds (then a second run, sized from the first's average, is the one recorded)",
+                "the tier's minimum seconds (then a longer run, sized from the previous one's fastest inference, is "
+                "the one recorded)",
         "input": "the tool's own random input, not the validation image",
         "rounding": "litert-benchmark prints ms to two decimals",
     })  # fmt: skip
@@ -185,13 +186,16 @@ class LitertBenchmark(DeviceTool):
         return [python, "-c", "import ai_edge_litert; print('ai_edge_litert', ai_edge_litert.__version__)"]
 
     def rerun_runs(self, result: ToolResult, tier: Tier) -> int | None:
+        """Sized from the run's fastest inference (every run takes at least that long), so the next
+        run reaches the tier's seconds unless the target got faster still; capped by ``max_s``."""
         timed_s = (result.count or 0) * result.avg_us / 1e6
-        if self.runs is not None or timed_s >= tier.min_s or result.avg_us <= 0:
+        per_run_s = (result.min_us or result.avg_us) / 1e6
+        if timed_s >= tier.min_s or per_run_s <= 0:
             return None
-        wanted = math.ceil(tier.min_s / (result.avg_us / 1e6) * 1.05)
+        wanted = math.ceil(tier.min_s / per_run_s * 1.05)
         if tier.max_s is not None:
-            wanted = min(wanted, max(tier.min_runs, math.floor(tier.max_s / (result.avg_us / 1e6))))
-        return max(wanted, tier.min_runs + 1)
+            wanted = min(wanted, max(tier.min_runs, math.floor(tier.max_s / per_run_s)))
+        return wanted if wanted > (result.count or 0) else None
 
 
 def choose_tool(value: str | None, transport_kind: str, fmt: str) -> DeviceTool:
