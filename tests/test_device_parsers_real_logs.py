@@ -153,10 +153,10 @@ def test_ort_latencies_in_seconds_and_new_wording():
      ("imx8mp_vx_gpu_ssd_mobilenet_partial.log", "gpu", False)],
 )  # fmt: skip
 def test_fallback_is_flagged_only_when_the_log_says_the_delegate_took_nothing(name, wanted, fallback):
+    from benchmark.devices.device_record import delegate_fallback
     from benchmark.devices.parsers import ToolResult
     from benchmark.devices.parsers.benchmark_model import delegations
     from benchmark.devices.parsers.common import clean_lines
-    from benchmark.devices.device_record import delegate_fallback
 
     said = delegations(clean_lines((LOGS / name).read_text()))
     flagged = delegate_fallback(ToolResult(tool="benchmark_model", count=1, avg_us=1.0, delegations=said), wanted)
