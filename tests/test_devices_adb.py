@@ -1,6 +1,8 @@
 """``bench latency --device adb`` through a fake ``adb`` first on PATH (tests/fake_adb/): the phone is
 a folder (getprop, cpufreq and thermal files from a JSON), and a fake benchmark_model prints a
-recorded log. The whole push / pin / run / pull / parse / clean path and the exact argv the phone gets.
+recorded log. Kept for what the real adbd of tests/test_devices_adb_real.py cannot show: an
+unauthorized, offline or second device, a phone's big and little cores (the taskset pin), a full
+phone, a Ctrl-C reaching a terminal's whole process group.
 """
 
 from __future__ import annotations
@@ -230,8 +232,8 @@ def processes_under(root: Path) -> list[int]:
     return pids
 
 
-@pytest.mark.parametrize("to_group", [False, True], ids=["SIGINT-to-bench", "Ctrl-C-in-a-terminal"])
-def test_ctrl_c_while_the_tool_runs_stops_it_cleans_the_phone_and_writes_no_record(tmp_path, to_group):
+@pytest.mark.parametrize("how", ["SIGINT-to-bench", "Ctrl-C-in-a-terminal", "SIGTERM-to-bench"])
+def test_ctrl_c_while_the_tool_runs_stops_it_cleans_the_phone_and_writes_no_record(tmp_path, how):
     # A terminal's Ctrl-C reaches the whole process group (bench, adb, the phone's shell); the
     # tool, started in the background by that shell, ignores it and must be stopped by bench.
     env = phone(tmp_path, tool_sleep_s=600)
@@ -247,7 +249,10 @@ def test_ctrl_c_while_the_tool_runs_stops_it_cleans_the_phone_and_writes_no_reco
             assert process.poll() is None and time.monotonic() < deadline, process.communicate()[1][-2000:]
             time.sleep(0.2)
         (work,) = (root / "data/local/tmp").iterdir()
-        os.killpg(process.pid, signal.SIGINT) if to_group else process.send_signal(signal.SIGINT)
+        if how == "Ctrl-C-in-a-terminal":
+            os.killpg(process.pid, signal.SIGINT)
+        else:  # SIGTERM (a scheduler's or kill's) is handled as Ctrl-C
+            process.send_signal(signal.SIGTERM if how == "SIGTERM-to-bench" else signal.SIGINT)
         _, stderr = process.communicate(timeout=120)
     finally:
         if process.poll() is None:

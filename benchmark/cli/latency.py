@@ -172,12 +172,14 @@ def run_on_device(task, args: argparse.Namespace, flags: dict, given: dict, tier
             write_text_atomic(log, measurement.log)
             path = write_json_atomic(output / name, dict(measurement.record.to_json(), raw_log=log.name))
         if not as_json:
+            if not saved:  # the header comes with the first row: a run that fails prints its one error line alone
+                print(f"{task.name} {cfg['backbone']} {cfg['resolution']}x{cfg['resolution']} on {transport.address}, "
+                      f"{options.threads} thread(s), tier {tier.name}", file=sys.stderr)  # fmt: skip
             print(format_row(measurement.record, None), file=sys.stderr)
             print(f"  record: {path}", file=sys.stderr)
+        saved.append(path)
 
-    if not as_json:
-        print(f"{task.name} {cfg['backbone']} {cfg['resolution']}x{cfg['resolution']} on {transport.address}, "
-              f"{options.threads} thread(s), tier {tier.name}", file=sys.stderr)  # fmt: skip
+    saved: list[Path] = []
     results = measure_on_device(transport, task, cfg, model, options, weights=weights_provenance(cfg, flags["checkpoint"]),
                                 on_measurement=save, target=target)  # fmt: skip
     records = [m.record for m in results]

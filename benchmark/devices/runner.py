@@ -2,17 +2,20 @@
 time it there with the target's own tool, pull the log, parse it, clean up, one record per runtime.
 
 Timing is the device tool's alone (never host round trips). The folder is removed in a ``finally``
-(also on Ctrl-C) unless ``keep``. A record is made only from a parsed measurement. With
+(also on Ctrl-C and SIGTERM) unless ``keep``. A record is made only from a parsed measurement. With
 ``accuracy_images`` (``--data``), the gate's batches are run through the file on the target by the
 suite's timer and judged against eager fp32 here, exactly as a local runtime's outputs are.
 """
 
 from __future__ import annotations
 
-import hashlib
+import os
+import sys
 import tempfile
-from collections.abc import Callable
-from dataclasses import asdict, dataclass
+import warnings
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -23,26 +26,30 @@ from torch.utils import _pytree as pytree
 from backbones.errors import UserError
 from benchmark.devices import facts as device_facts
 from benchmark.devices.abi import check_tool_abi, elf_machine, exec_format_refused
-from benchmark.devices.parsers import PARSERS, ToolOutputError, ToolResult
-from benchmark.devices.tools import (
-    TIMER_SCRIPT,
-    TOOL_NOTES,
-    ToolChoice,
-    benchmark_app_argv,
-    benchmark_model_argv,
-    choose_tool,
-    litert_benchmark_argv,
-    timer_argv,
+from benchmark.devices.device_record import (
+    Exported,
+    RecordContext,
+    ToolRunOutcome,
+    build_record,
+    target_block,
 )
+from benchmark.devices.parsers import ToolOutputError, ToolResult
+from benchmark.devices.tools import DeviceTool, ToolRun, choose_tool
 from benchmark.devices.transports import NoSpaceLeft, Transport, human_bytes
-from benchmark.devices.work_folder import TOOL_LOG, clean_work_folder, make_work_folder, tool_command
+from benchmark.devices.work_folder import (
+    TOOL_LOG,
+    clean_work_folder,
+    make_work_folder,
+    sigterm_as_interrupt,
+    tool_command,
+    work_folder_name,
+)
 from benchmark.latency.gate import EagerReference, GateResult, accuracy_gate
 from benchmark.latency.inputs import calibration_batches, load_task_images
 from benchmark.latency.record import LatencyRecord
 from benchmark.latency.runtimes.base import output_spec
 from benchmark.latency.runtimes.export import SUFFIXES, export_model, format_unavailable, write_sidecar
-from benchmark.latency.timing import LatencyStats, Tier, summarize
-from benchmark.runs.records import environment
+from benchmark.latency.timing import Tier
 
 # The runtimes a target can time: the export format and precision of the file it gets.
 DEVICE_RUNTIMES: dict[str, tuple[str, bool]] = {
@@ -53,7 +60,6 @@ DEVICE_RUNTIMES: dict[str, tuple[str, bool]] = {
     "openvino": ("openvino", False),
     "openvino-int8": ("openvino", True),
 }
-LAYOUTS = {"tflite": "NHWC", "onnx": "NCHW", "openvino": "NCHW"}
 
 
 @dataclass(frozen=True)
@@ -77,7 +83,8 @@ class DeviceOptions:
             if name not in DEVICE_RUNTIMES:
                 raise UserError(f"--runtime {name}: not timed on a device; choose from {', '.join(DEVICE_RUNTIMES)}")
             fmt, int8 = DEVICE_RUNTIMES[name]
-            reason = format_unavailable(fmt, int8)
+            with quiet_warnings():  # the converters print their C++ logs at import
+                reason = format_unavailable(fmt, int8)
             if reason:
                 raise UserError(f"--runtime {name}: {reason}")
         if self.threads < 1:
@@ -94,80 +101,63 @@ class DeviceMeasurement:
     log: str
 
 
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def stats_from(result: ToolResult) -> tuple[LatencyStats, dict[str, Any]]:
-    """The record's statistics in ms; the per-run list when the tool gives it, else the tool's own
-    summary, with which figures it did not give said in ``notes``."""
-    if result.runs_us:
-        stats = summarize([us / 1e6 for us in result.runs_us], (result.first_us or 0.0) / 1e6, result.duration_s)
-        return stats, {}
-    ms = lambda us: None if us is None else us / 1000.0  # noqa: E731
-    notes = {}
-    p50 = result.p50_us
-    if p50 is None:
-        p50 = result.avg_us
-        notes["p50"] = "the tool prints no median: p50_ms is its average"
-    stats = LatencyStats(
-        runs=result.count, duration_s=result.duration_s or 0.0, first_ms=ms(result.first_us), min_ms=ms(result.min_us),
-        mean_ms=ms(result.avg_us), std_ms=ms(result.std_us), p50_ms=ms(p50), p90_ms=ms(result.p90_us),
-        p99_ms=ms(result.p99_us), max_ms=ms(result.max_us),
-    )  # fmt: skip
-    return stats, notes
+@contextmanager
+def quiet_warnings() -> Iterator[list[str]]:
+    """What the libraries print during a step (Python warnings, and C++ logs on fd 2: absl, TF, oneDNN),
+    collected instead of shown: the terminal gets the run's rows or its one error line."""
+    said: list[str] = []
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as sink:
+        os.dup2(sink.fileno(), 2)
+        try:
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                yield said
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            sink.seek(0)
+            printed = sink.read().decode(errors="replace").splitlines()
+        for text in [f"{w.category.__name__}: {str(w.message).splitlines()[0]}" for w in caught] + printed:
+            if text.strip() and text[:200] not in said and len(said) < 40:
+                said.append(text[:200])
 
 
 def export_for_device(task: Any, cfg: dict[str, Any], model: Any, images: Any, runtime: str, folder: Path,
-                      calibration_images: int) -> tuple[Path, list[Path], dict[str, Any]]:  # fmt: skip
-    """The ``bench export`` file and sidecar for ``runtime``: (model file, files to push, export details)."""
+                      calibration_images: int) -> Exported:  # fmt: skip
+    """The ``bench export`` file and sidecar for ``runtime``; the libraries' warnings while exporting are
+    kept in its details (the terminal shows the run's rows, or its one error line)."""
     from tasks.preprocessing import mean_std
 
     fmt, int8 = DEVICE_RUNTIMES[runtime]
     calibration = calibration_batches(images, calibration_images, 0)[0] if int8 else []
     out = folder / f"{cfg['backbone']}-{runtime}{SUFFIXES[fmt]}"
-    details = export_model(model.eval(), images.example, fmt, int8=int8, calibration=calibration, out_path=out)
+    with quiet_warnings() as said:
+        details = export_model(model.eval(), images.example, fmt, int8=int8, calibration=calibration, out_path=out)
     mean, std = mean_std(cfg.get("preset") or "torchvision")
     sidecar = write_sidecar(out, example=images.example, fmt=fmt, int8=int8, mean=mean, std=std,
                             extra={"task": task.name, "backbone": cfg["backbone"], "resolution": int(cfg["resolution"])})  # fmt: skip
     files = [out, sidecar] + ([out.with_suffix(".bin")] if fmt == "openvino" else [])
-    return out, files, {k: v for k, v in details.items() if k != "path"}
+    kept = {k: v for k, v in details.items() if k != "path"}
+    return Exported(runtime, fmt, int8, out, files, {**kept, **({"warnings": said} if said else {})})
 
 
-def tool_argv(choice: ToolChoice, work: str, model_name: str, fmt: str, options: DeviceOptions,
-              cpu_mask: str | None) -> list[str]:  # fmt: skip
-    model = f"{work}/{model_name}"
-    if choice.name == "bench-device-timer":
-        return timer_argv(options.python, f"{work}/{TIMER_SCRIPT.name}", model, f"{work}/input.npy", options.threads,
-                          options.tier)  # fmt: skip
-    if choice.name == "benchmark_app":
-        return benchmark_app_argv(model, options.threads, options.tier)
-    if choice.name == "litert-benchmark":
-        return litert_benchmark_argv(options.python, model, options.threads, options.tier)
-    tool = f"{work}/benchmark_model" if choice.binary else str(choice.command)
-    return benchmark_model_argv(tool, model, options.threads, options.tier, cpu_mask, options.delegate)
-
-
-def device_forward(transport: Transport, work: str, model_name: str, host: Path, options: DeviceOptions,
+def device_forward(transport: Transport, tool: DeviceTool, run: ToolRun, host: Path,
                    spec: pytree.TreeSpec) -> Callable[[torch.Tensor], Any]:  # fmt: skip
-    """The file on the target as the gate's forward: each batch pushed, run there by the suite's
-    timer, its outputs pulled and put back into eager's structure."""
+    """The file on the target as the gate's forward: each batch pushed, run there by the tool, its
+    outputs pulled and put back into eager's structure."""
 
     def forward(x: torch.Tensor) -> Any:
         np.save(host / "gate-in.npy", x.detach().cpu().float().numpy())
-        transport.push(host / "gate-in.npy", f"{work}/gate-in.npy")
-        argv = [options.python, f"{work}/{TIMER_SCRIPT.name}", "--model", f"{work}/{model_name}", "--threads",
-                str(options.threads), "--inputs", f"{work}/gate-in.npy", "--outputs", f"{work}/gate-out.npz"]  # fmt: skip
-        run = transport.shell(argv, timeout=600)
-        if run.returncode:
-            said = (run.stderr or run.stdout).strip().splitlines()
-            raise UserError(f"--device {transport.address}: the accuracy gate's run of {model_name} failed "
-                            f"(exit {run.returncode}: {said[-1][:160] if said else 'no output'})")  # fmt: skip
-        transport.pull(f"{work}/gate-out.npz", host / "gate-out.npz")
+        transport.push(host / "gate-in.npy", f"{run.work}/gate-in.npy")
+        done = transport.shell(tool.gate_argv(run, f"{run.work}/gate-in.npy", f"{run.work}/gate-out.npz"), timeout=600)
+        if done.returncode:
+            said = (done.stderr or done.stdout).strip().splitlines()
+            raise UserError(f"--device {transport.address}: the accuracy gate's run of {Path(run.model).name} failed "
+                            f"(exit {done.returncode}: {said[-1][:160] if said else 'no output'})")  # fmt: skip
+        transport.pull(f"{run.work}/gate-out.npz", host / "gate-out.npz")
         with np.load(host / "gate-out.npz") as outputs:
             leaves = [torch.from_numpy(outputs[f"output_{k}"]) for k in range(len(outputs.files))]
         return pytree.tree_unflatten(leaves, spec)
@@ -183,34 +173,10 @@ def tool_exit_code(stdout: str) -> int | None:
     return int(value) if value.lstrip("-").isdigit() else None
 
 
-def _timed(shell_code: int, rc: int | None, log: str) -> bool:
-    """The tool exited 0 with a log: the gate runs (a failed timing is reported as such, below)."""
-    return shell_code == 0 and rc == 0 and bool(log.strip())
-
-
-def _module_version(transport: Transport, choice: ToolChoice, options: DeviceOptions) -> str | None:
-    """``ai_edge_litert 2.3.0`` for litert-benchmark, which prints no version of its own (asked of --device-python)."""
-    if choice.name != "litert-benchmark":
-        return None
-    asked = transport.shell([options.python, "-c", "import ai_edge_litert; print(ai_edge_litert.__version__)"], timeout=120)
-    version = asked.stdout.strip().splitlines()[-1:] if asked.returncode == 0 else []
-    return f"ai_edge_litert {version[0]}" if version else None
-
-
 def _last_line(log: str, default: str) -> str:
     """The log's last line, its end kept when long (a shell's reason follows the path it names)."""
     line = log.strip().splitlines()[-1] if log.strip() else default
     return line if len(line) <= 160 else "..." + line[-157:]
-
-
-def _pushes(files: list[Path], host: Path, choice: ToolChoice, work: str) -> list[tuple[Path, str]]:
-    """(host file, device path) of everything one runtime's run needs in the work folder."""
-    pushes = [(file, f"{work}/{file.name}") for file in files] + [(host / "input.npy", f"{work}/input.npy")]
-    if choice.name == "bench-device-timer":
-        pushes.append((TIMER_SCRIPT, f"{work}/{TIMER_SCRIPT.name}"))
-    elif choice.binary is not None:
-        pushes.append((choice.binary, f"{work}/benchmark_model"))
-    return pushes
 
 
 def push_all(transport: Transport, pushes: list[tuple[Path, str]], work: str) -> None:
@@ -227,7 +193,7 @@ def push_all(transport: Transport, pushes: list[tuple[Path, str]], work: str) ->
 class Target:
     """The checked target: each runtime's tool, what the device is, and the cores its tool is pinned to."""
 
-    choices: dict[str, ToolChoice]
+    tools: dict[str, DeviceTool]
     facts: dict[str, Any]
     cpu_mask: str | None
 
@@ -235,14 +201,27 @@ class Target:
 def check_target(transport: Transport, options: DeviceOptions) -> Target:
     """What can be wrong with the target, found before a model is built, exported or pushed: no tool
     for a runtime, a pushed binary built for another CPU than the device's."""
-    choices = {name: choose_tool(options.tool, transport.kind, DEVICE_RUNTIMES[name][0]) for name in options.runtimes}
+    tools = {name: choose_tool(options.tool, transport.kind, DEVICE_RUNTIMES[name][0]) for name in options.runtimes}
     facts = device_facts.read_facts(transport)
-    for binary in {choice.binary for choice in choices.values() if choice.binary is not None}:
+    for binary in {tool.binary for tool in tools.values() if tool.binary is not None}:
         check_tool_abi(binary, facts, transport.address)
     cpu_mask = options.cpu_mask
     if cpu_mask is None and transport.kind == "adb" and facts["max_freqs_khz"]:
         cpu_mask = device_facts.big_core_mask(dict(zip(facts["cpu_ids"], facts["max_freqs_khz"], strict=True)))
-    return Target(choices, facts, cpu_mask)
+    return Target(tools, facts, cpu_mask)
+
+
+@dataclass(frozen=True)
+class Session:
+    """What every runtime's measurement in one ``bench latency --device`` run shares."""
+
+    transport: Transport
+    options: DeviceOptions
+    target: Target
+    host: Path
+    gate: Any
+    spec: pytree.TreeSpec
+    record: RecordContext
 
 
 def measure_on_device(
@@ -256,119 +235,134 @@ def measure_on_device(
     on_measurement: Callable[[DeviceMeasurement], None] | None = None,
     target: Target | None = None,
 ) -> list[DeviceMeasurement]:
-    """Time each runtime's exported file on the target (``target``: checked already); a measurement per runtime."""
-    target = target or check_target(transport, options)
-    choices, facts, cpu_mask = target.choices, target.facts, target.cpu_mask
-    images = load_task_images(task, cfg, 1)
-    gate = accuracy_gate(task, cfg, images, EagerReference(model.eval()), options.accuracy_images)
-    spec = output_spec(model.eval(), images.example)
-    results = []
-    with tempfile.TemporaryDirectory(prefix="bench-device-") as host_dir:
-        host = Path(host_dir)
-        np.save(host / "input.npy", images.example.numpy().astype(np.float32))
-        for name in options.runtimes:
-            fmt = DEVICE_RUNTIMES[name][0]
-            path, files, export_details = export_for_device(task, cfg, model, images, name, host,
-                                                            options.calibration_images)  # fmt: skip
-            measurement = _measure_file(transport, name, fmt, path, files, host, choices[name], options, cpu_mask,
-                                        facts, task, cfg, export_details, weights, gate, spec, images.description)  # fmt: skip
-            results.append(measurement)
-            if on_measurement is not None:
-                on_measurement(measurement)
-    return results
+    """Time each runtime's exported file on the target (``target``: checked already); a measurement per
+    runtime. SIGTERM is handled as Ctrl-C: the device folder removed, nothing recorded."""
+    with sigterm_as_interrupt():
+        target = target or check_target(transport, options)
+        images = load_task_images(task, cfg, 1)
+        gate = accuracy_gate(task, cfg, images, EagerReference(model.eval()), options.accuracy_images)
+        spec = output_spec(model.eval(), images.example)
+        context = RecordContext(task.name, cfg, str(target.facts["model"] or transport.address), options.threads,
+                                options.tier, images.description, weights)  # fmt: skip
+        results = []
+        with tempfile.TemporaryDirectory(prefix="bench-device-") as host_dir:
+            session = Session(transport, options, target, Path(host_dir), gate, spec, context)
+            np.save(session.host / "input.npy", images.example.numpy().astype(np.float32))
+            for name in options.runtimes:
+                exported = export_for_device(task, cfg, model, images, name, session.host, options.calibration_images)
+                measurement = _measure_file(session, exported)
+                results.append(measurement)
+                if on_measurement is not None:
+                    on_measurement(measurement)
+        return results
 
 
-def _measure_file(transport, name, fmt, path, files, host, choice, options, cpu_mask, facts, task, cfg,
-                  export_details, weights, gate, spec, source) -> DeviceMeasurement:  # fmt: skip
-    work = make_work_folder(transport, options.root or transport.default_root)
+def _measure_file(session: Session, exported: Exported) -> DeviceMeasurement:
+    """One runtime's file in a fresh work folder, removed on every way out (Ctrl-C, SIGTERM and a
+    Ctrl-C during its creation included: its name is chosen here, so it is known before it exists)."""
+    transport, options = session.transport, session.options
+    tool = session.target.tools[exported.runtime]
+    work = work_folder_name(options.root or transport.default_root)
     interrupted = False
     try:
-        push_all(transport, _pushes(files, host, choice, work), work)
-        if choice.binary is not None:
-            transport.shell(["chmod", "+x", f"{work}/benchmark_model"], timeout=60)
-        temp_before, waited = device_facts.cool_down(transport, options.cooldown_c, options.cooldown_max_s)
-        argv = tool_argv(choice, work, path.name, fmt, options, cpu_mask)
-        run = transport.shell(["sh", "-c", tool_command(argv, work)],
-                              timeout=options.tier.max_s * 3 + 600 if options.tier.max_s else None)  # fmt: skip
-        rc = tool_exit_code(run.stdout)
-        transport.pull(f"{work}/{TOOL_LOG}", host / "tool.log")
-        log = (host / "tool.log").read_text(errors="replace")
-        temp_after = device_facts.temperature(transport)
-        accuracy = None
-        if gate is not None and gate.note:
-            accuracy = GateResult(note=gate.note)
-        elif gate is not None and choice.name != "bench-device-timer":
-            accuracy = GateResult(note=f"no gate: {choice.name} returns no output tensors (--device-tool script runs "
-                                       "the gate on the device)")  # fmt: skip
-        elif gate is not None and _timed(run.returncode, rc, log):
-            accuracy = gate.judge(device_forward(transport, work, path.name, host, options, spec))
+        make_work_folder(transport, work)
+        push_all(transport, _pushes(session, exported, tool, work), work)
+        if (binary := tool.executable(work)) is not None:
+            transport.shell(["chmod", "+x", binary], timeout=60)
+        outcome = _run_tool(session, tool, _tool_run(session, exported, work))
+        result = _parse(session, exported, tool, outcome)
+        for _ in range(3):  # the tier's seconds, for a tool that counts runs only
+            if not (runs := tool.rerun_runs(result, options.tier)):
+                break
+            tool = replace(tool, runs=runs)
+            outcome = _run_tool(session, tool, _tool_run(session, exported, work))
+            result = _parse(session, exported, tool, outcome)
+        accuracy = _judge(session, exported, tool, work)
+        version = result.runtime_version or result.tool_version or _asked_version(transport, tool, options)
     except KeyboardInterrupt:
         interrupted = True
     finally:
         cleaned = clean_work_folder(transport, work, keep=options.keep, stop_tool=interrupted)
     if interrupted:
-        raise KeyboardInterrupt(f"--device {transport.address}: stopped, {cleaned}, no record of {name} written")
-    tool_name = argv[0] if choice.name != "benchmark_model" else "benchmark_model"
+        raise KeyboardInterrupt(f"--device {transport.address}: stopped, {cleaned}, no record of {exported.runtime} written")
+    facts = session.target.facts
+    block = target_block(transport, facts, tool, outcome, result, exported, options.delegate, session.target.cpu_mask,
+                         options.cooldown_c)  # fmt: skip
+    record = build_record(session.record, exported, tool, result, block, version, accuracy)
+    return DeviceMeasurement(record, outcome.log)
+
+
+def _tool_run(session: Session, exported: Exported, work: str) -> ToolRun:
+    options = session.options
+    return ToolRun(work=work, model=f"{work}/{exported.path.name}", inputs=f"{work}/input.npy", threads=options.threads,
+                   tier=options.tier, python=options.python, cpu_mask=session.target.cpu_mask,
+                   delegate=options.delegate)  # fmt: skip
+
+
+def _pushes(session: Session, exported: Exported, tool: DeviceTool, work: str) -> list[tuple[Path, str]]:
+    """(host file, device path) of everything one runtime's run needs in the work folder."""
+    files = [(file, f"{work}/{file.name}") for file in exported.files]
+    return files + [(session.host / "input.npy", f"{work}/input.npy")] + tool.pushes(work)
+
+
+def _run_tool(session: Session, tool: DeviceTool, run: ToolRun) -> ToolRunOutcome:
+    """Cool down, run the tool with its output to a log on the device, pull the log."""
+    transport, options = session.transport, session.options
+    temp_before, waited = device_facts.cool_down(transport, options.cooldown_c, options.cooldown_max_s)
+    argv = tool.argv(run)
+    done = transport.shell(["sh", "-c", tool_command(argv, run.work)],
+                           timeout=options.tier.max_s * 3 + 600 if options.tier.max_s else None)  # fmt: skip
+    transport.pull(f"{run.work}/{TOOL_LOG}", session.host / "tool.log")
+    log = (session.host / "tool.log").read_text(errors="replace")
+    return ToolRunOutcome(argv, done.returncode, tool_exit_code(done.stdout), log, temp_before, waited,
+                          device_facts.temperature(transport))  # fmt: skip
+
+
+def _parse(session: Session, exported: Exported, tool: DeviceTool, outcome: ToolRunOutcome) -> ToolResult:
+    """The tool's measurement, or one line: the device cannot execute it, it is missing, or its own error."""
+    address, facts, rc, log = session.transport.address, session.target.facts, outcome.rc, outcome.log
+    label = tool.label(outcome.argv)
     if rc and exec_format_refused(log):
-        elf = elf_machine(choice.binary) if choice.binary else None
-        raise UserError(f"--device {transport.address}: the device ({facts['abi'] or 'CPU unknown'}) cannot execute "
-                        f"{tool_name}{f', an {elf} ELF file' if elf else ''}: {_last_line(log, 'exit 126')}; use a "
-                        f"{tool_name} built for {facts['abi'] or 'its CPU'}")  # fmt: skip
+        elf = elf_machine(tool.binary) if tool.binary else None
+        raise UserError(f"--device {address}: the device ({facts['abi'] or 'CPU unknown'}) cannot execute "
+                        f"{label}{f', an {elf} ELF file' if elf else ''}: {_last_line(log, 'exit 126')}; use a "
+                        f"{label} built for {facts['abi'] or 'its CPU'}")  # fmt: skip
     if rc == 126:
-        raise UserError(f"--device {transport.address}: the device cannot execute {tool_name} ({_last_line(log, 'exit 126')}); "
+        raise UserError(f"--device {address}: the device cannot execute {label} ({_last_line(log, 'exit 126')}); "
                         "is the folder mounted noexec? choose another with --device-root")  # fmt: skip
     if rc == 127 or "not found" in log[-300:] and rc:
-        raise UserError(f"--device {transport.address}: {tool_name} not found on the device ({_last_line(log, 'exit 127')})")
+        raise UserError(f"--device {address}: {label} not found on the device ({_last_line(log, 'exit 127')})")
     try:
-        result = PARSERS[choice.name](log)
+        result = tool.parse(log)
     except ToolOutputError as error:
-        raise UserError(f"--device {transport.address} {name}: {error} (exit {rc})") from None
+        raise UserError(f"--device {address} {exported.runtime}: {error} (exit {rc})") from None
     if rc:
-        raise UserError(f"--device {transport.address} {name}: {choice.name} exited {rc} after printing a measurement")
-    stats, notes = stats_from(result)
-    notes.update(TOOL_NOTES.get(choice.name, {}))
-    runtime_version = result.runtime_version or result.tool_version or _module_version(transport, choice, options)
-    delegate, delegated = result.delegate, result.delegated_nodes
-    fallback = None
-    if choice.name == "benchmark_model" and options.delegate != "none":
-        wanted = {"xnnpack": "XNNPack", "gpu": "Gpu", "nnapi": "Nnapi"}[options.delegate]
-        if delegate is None or wanted.lower() not in delegate.lower() or not delegated:
-            fallback = f"--delegate {options.delegate}: no nodes delegated, the CPU kernels ran"
-    elif choice.name == "bench-device-timer":
-        delegated = result.details.get("delegate_nodes")
-        delegate = "XNNPACK (LiteRT default)" if fmt == "tflite" else None
-    target = {
-        "transport": transport.kind,
-        "address": transport.address,
-        **{k: facts[k] for k in ("model", "manufacturer", "soc", "abi", "os", "kernel", "cpus", "max_freqs_khz",
-                                 "governors")},
-        "temp_before_c": temp_before,
-        "temp_after_c": temp_after,
-        "cooldown_waited_s": waited,
-        "cooldown_c": options.cooldown_c,
-        "tool": {"name": result.tool, "version": result.tool_version, "argv": argv},
-        "runtime_version": result.runtime_version,
-        "delegate": delegate,
-        "delegated_nodes": delegated,
-        "total_nodes": result.total_nodes,
-        "delegate_fallback": fallback,
-        "cpu_mask": cpu_mask,
-        "file": {"name": path.name, "sha256": sha256_file(path), "bytes": path.stat().st_size},
-    }  # fmt: skip
-    int8 = DEVICE_RUNTIMES[name][1]
-    record = LatencyRecord(
-        task=task.name, backbone=cfg["backbone"], width=cfg.get("width"), resolution=int(cfg["resolution"]),
-        num_classes=int(cfg["num_classes"]), runtime=name,
-        runtime_version=runtime_version or "unknown",
-        device=str(facts["model"] or transport.address), threads=options.threads, batch_size=1,
-        precision="int8" if int8 else "fp32", layout=LAYOUTS[fmt], tier=options.tier.name,
-        methodology=dict(asdict(options.tier), timed_by=f"{result.tool} on the device", notes=notes),
-        input=f"{source}, saved as .npy and pushed",
-        init_ms=(result.init_us or 0.0) / 1000.0, stats=stats, postprocess=None, accuracy=accuracy,
-        peak_memory_mb=result.peak_memory_mb,
-        memory={"method": f"{result.tool} on the device" if result.memory or result.peak_memory_mb else "not measured",
-                **result.memory},
-        details={"export": export_details, **{k: v for k, v in result.details.items() if k != "delegate_nodes"}},
-        environment=environment("cpu"), weights=weights, target=target,
-    )  # fmt: skip
-    return DeviceMeasurement(record, log)
+        raise UserError(f"--device {address} {exported.runtime}: {tool.name} exited {rc} after printing a measurement")
+    if result.details.get("shape_groups"):
+        raise UserError(f"--device {address} {exported.runtime}: {result.tool} timed {len(result.details['shape_groups'])} "
+                        "data shape groups; the suite times one shape per record")  # fmt: skip
+    return result
+
+
+def _judge(session: Session, exported: Exported, tool: DeviceTool, work: str) -> GateResult | None:
+    """The accuracy gate on the device's own outputs, where the tool returns them."""
+    gate = session.gate
+    if gate is None:
+        return None
+    if gate.note:
+        return GateResult(note=gate.note)
+    if not tool.returns_tensors:
+        return GateResult(note=f"no gate: {tool.name} returns no output tensors (--device-tool script runs the gate "
+                               "on the device)")  # fmt: skip
+    forward = device_forward(session.transport, tool, _tool_run(session, exported, work), session.host, session.spec)
+    return gate.judge(forward)
+
+
+def _asked_version(transport: Transport, tool: DeviceTool, options: DeviceOptions) -> str | None:
+    """The runtime's version from the tool's own query, for a tool whose log does not print it."""
+    argv = tool.version_query(options.python)
+    if argv is None:
+        return None
+    asked = transport.shell(argv, timeout=120)
+    lines = asked.stdout.strip().splitlines() if asked.returncode == 0 else []
+    return lines[-1].strip() if lines else None

@@ -95,6 +95,14 @@ class LocalTransport(Transport):
 SSH_URL = re.compile(r"^ssh://(?:(?P<user>[^@/:]+)@)?(?P<host>[^@/:\[\]]+|\[[0-9a-fA-F:]+\])(?::(?P<port>\d+))?/?$")
 
 
+def check_name(what: str, value: str, target: str) -> None:
+    """A user, host or serial handed to ssh or adb: never one that reads as an option (``-oProxyCommand=...``
+    would run a command here) or holds whitespace or control characters."""
+    if value.startswith("-") or any(c.isspace() or not c.isprintable() for c in value):
+        raise UserError(f"--device {target!r}: the {what} {value!r} begins with '-' or holds whitespace; refused "
+                        "(it would reach ssh/adb as an option)")  # fmt: skip
+
+
 class SshTransport(Transport):
     kind = "ssh"
 
@@ -102,6 +110,9 @@ class SshTransport(Transport):
         match = SSH_URL.match(url)
         if not match:
             raise UserError(f"--device: {url!r} is not ssh://user@host[:port]")
+        for what in ("user", "host"):
+            if match[what] is not None:
+                check_name(what, match[what], url)
         self.user, self.host, self.port = match["user"], match["host"], match["port"]
         self.address = url
         self.destination = f"{self.user}@{self.host}" if self.user else self.host
@@ -131,18 +142,18 @@ class SshTransport(Transport):
         raise UserError(f"--device {self.address}: {what} failed: {last}")
 
     def check(self) -> None:
-        result = _run(["ssh", *self.options(), *(["-p", self.port] if self.port else []), self.destination, "true"],
+        result = _run(["ssh", *self.options(), *(["-p", self.port] if self.port else []), "--", self.destination, "true"],
                       CONNECT_TIMEOUT_S + 20, f"ssh {self.host}")  # fmt: skip
         self._checked(result, "ssh")
 
     def shell(self, argv, timeout=None):
-        command = ["ssh", *self.options(), *(["-p", self.port] if self.port else []), self.destination, "--",
+        command = ["ssh", *self.options(), *(["-p", self.port] if self.port else []), "--", self.destination,
                    shlex.join(argv)]  # fmt: skip
         return self._checked(_run(command, timeout, f"ssh {self.host}"), "ssh")
 
     def _stream(self, command: str, stdin, stdout, what: str, pushing: tuple[Path, str] | None = None) -> None:
         """Copy through ssh's own channel (``cat``): no sftp subsystem or scp needed on the board."""
-        argv = ["ssh", *self.options(), *(["-p", self.port] if self.port else []), self.destination, "--", command]
+        argv = ["ssh", *self.options(), *(["-p", self.port] if self.port else []), "--", self.destination, command]
         try:
             result = subprocess.run(argv, stdin=stdin, stdout=stdout, stderr=subprocess.PIPE, timeout=600)
         except subprocess.TimeoutExpired:
@@ -187,6 +198,8 @@ class AdbTransport(Transport):
     default_root = "/data/local/tmp"
 
     def __init__(self, serial: str | None) -> None:
+        if serial is not None:
+            check_name("serial", serial, f"adb:{serial}")
         self.serial = serial
         self.adb = shutil.which("adb")
         if self.adb is None:
@@ -251,8 +264,12 @@ def parse_target(text: str) -> TargetSpec:
     if text == "adb":
         return TargetSpec("adb")
     if text.startswith("adb:") and len(text) > 4:
+        check_name("serial", text[4:], text)
         return TargetSpec("adb", serial=text[4:])
-    if text.startswith("ssh://") and SSH_URL.match(text):
+    if text.startswith("ssh://") and (match := SSH_URL.match(text)):
+        for what in ("user", "host"):
+            if match[what] is not None:
+                check_name(what, match[what], text)
         return TargetSpec("ssh", url=text)
     raise UserError(f"--device: {text!r} is not one of adb, adb:SERIAL, ssh://user@host[:port], local")
 

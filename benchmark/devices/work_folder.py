@@ -4,6 +4,7 @@ ssh client does not stop a process on the device, which would go on heating it).
 
 from __future__ import annotations
 
+import secrets
 import shlex
 import signal
 import threading
@@ -16,12 +17,35 @@ from benchmark.devices.transports import Transport
 TOOL_LOG, TOOL_PID = "tool.log", "tool.pid"
 
 
-def make_work_folder(transport: Transport, root: str) -> str:
-    made = transport.shell(["mktemp", "-d", f"{root}/bench-XXXXXX"], timeout=60)
-    work = made.stdout.strip()
-    if made.returncode or not work:
-        raise UserError(f"--device {transport.address}: cannot make a work folder in {root}: {made.stderr.strip()[:200]}")
-    return work
+def work_folder_name(root: str) -> str:
+    """A fresh folder's name, chosen here so that it is known (and removed) even when Ctrl-C comes
+    while the device is still making it."""
+    return f"{root.rstrip('/') or ''}/bench-{secrets.token_hex(6)}"
+
+
+def make_work_folder(transport: Transport, work: str) -> None:
+    """Make ``work`` (private, and new: an existing folder of that name is an error, never reused)."""
+    made = transport.shell(["mkdir", "-m", "700", work], timeout=60)
+    if made.returncode:
+        said = (made.stderr or made.stdout).strip()[:200]
+        raise UserError(f"--device {transport.address}: cannot make a work folder {work}: {said or f'exit {made.returncode}'}")
+
+
+@contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM (a scheduler's or a user's ``kill``) handled as Ctrl-C: the clean-up after KeyboardInterrupt runs."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(number, frame):
+        raise KeyboardInterrupt("terminated (SIGTERM)")
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def tool_command(argv: list[str], work: str) -> str:
@@ -33,18 +57,20 @@ def tool_command(argv: list[str], work: str) -> str:
 
 @contextmanager
 def sigint_deferred() -> Iterator[None]:
-    """Ctrl-C waits until the block is done (then raises): a clean-up or a record is never left half-done."""
+    """Ctrl-C and SIGTERM wait until the block is done (then raise): a clean-up or a record is never left half-done."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
     caught: list[int] = []
-    previous = signal.signal(signal.SIGINT, lambda number, frame: caught.append(number))
+    previous = {number: signal.signal(number, lambda got, frame: caught.append(got))
+                for number in (signal.SIGINT, signal.SIGTERM)}  # fmt: skip
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for number, handler in previous.items():
+            signal.signal(number, handler)
     if caught:
-        raise KeyboardInterrupt
+        raise KeyboardInterrupt("terminated (SIGTERM)" if signal.SIGTERM in caught else "")
 
 
 def clean_work_folder(transport: Transport, work: str, *, keep: bool, stop_tool: bool) -> str:
