@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from backbones.errors import UserError
@@ -47,6 +48,9 @@ def user_message(error: UserError) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # albumentations asks PyPI for its newest version at import and warns when offline: a line
+    # before a failed command's one error line, and a network call nobody asked for.
+    os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
     argv = sys.argv[1:] if argv is None else list(argv)
     pre = argparse.ArgumentParser(add_help=False)
     pre.add_argument("--task", default="classification")

@@ -4,7 +4,6 @@ of its delegate, and which file was timed. Made only from a parsed measurement.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -15,6 +14,7 @@ from benchmark.latency.gate import GateResult
 from benchmark.latency.record import LatencyRecord
 from benchmark.latency.timing import LatencyStats, Tier, summarize
 from benchmark.runs.records import environment
+from tasks.provenance import sha256_of
 
 LAYOUTS = {"tflite": "NHWC", "onnx": "NCHW", "openvino": "NCHW"}
 
@@ -42,14 +42,6 @@ class ToolRunOutcome:
     temp_before_c: float | None
     cooldown_waited_s: float | None
     temp_after_c: float | None
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def stats_from(result: ToolResult) -> tuple[LatencyStats, dict[str, Any]]:
@@ -110,7 +102,7 @@ def target_block(transport: Any, facts: dict[str, Any], tool: DeviceTool, outcom
         "delegate_coverage": result.delegate_coverage,
         "delegate_fallback": delegate_fallback(result, delegate_wanted) if tool.reads_delegation else None,
         "cpu_mask": cpu_mask,
-        "file": {"name": exported.path.name, "sha256": sha256_file(exported.path), "bytes": exported.path.stat().st_size},
+        "file": {"name": exported.path.name, "sha256": sha256_of(exported.path), "bytes": exported.path.stat().st_size},
     }  # fmt: skip
 
 

@@ -1,6 +1,6 @@
 """Acceptance benchmark: does the remote path add cost to what it measures?
 
-``python -m benchmark.devices.compare_local --device ssh://root@127.0.0.1:PORT [--ssh-config F]``
+``python -m benchmarks.device_compare_local --device ssh://root@127.0.0.1:PORT [--ssh-config F]``
 exports each runtime's file once (the ``bench export`` code), then, interleaved round by round in
 one run, times the SAME file with the suite's device-side timer here (a fresh local process) and on
 the target (started over the transport), and prints the p50 ratio
