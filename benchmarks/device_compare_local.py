@@ -21,9 +21,9 @@ import numpy as np
 import torch
 
 from benchmark.devices.parsers import parse_device_timer
-from benchmark.devices.runner import DEVICE_RUNTIMES
 from benchmark.devices.tools import TIMER_SCRIPT
 from benchmark.devices.transports import open_transport
+from benchmark.latency.runtimes import device_runtimes
 from benchmark.latency.runtimes.export import SUFFIXES, export_model
 from benchmark.runs.config import resolve_config
 from tasks import get_task
@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
             transport.push(host / "input.npy", f"{work}/input.npy")
             files = {}
             for name in args.runtime.split(","):
-                fmt, int8 = DEVICE_RUNTIMES[name]
+                fmt, int8 = device_runtimes()[name].export_format, device_runtimes()[name].precision == "int8"
                 path = host / f"{name}{SUFFIXES[fmt]}"
                 export_model(model, example, fmt, int8=int8, out_path=path)
                 transport.push(path, f"{work}/{path.name}")

@@ -94,3 +94,14 @@ def test_failure_after_export_is_its_one_error_line_alone(tmp_path):
     lines = [line for line in done.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("bench latency: error: --device localhost"), done.stderr[-3000:]
     assert "not found" in lines[0]
+
+
+def test_the_runtime_registry_says_which_runtimes_a_device_can_time() -> None:
+    from benchmark.latency.runtimes import RUNTIMES, device_runtimes
+
+    chosen = device_runtimes()
+    assert sorted(chosen) == ["litert", "litert-int8", "onnxruntime", "onnxruntime-int8", "openvino", "openvino-int8"]
+    assert {name: runtime.export_format for name, runtime in chosen.items()} == {
+        "litert": "tflite", "litert-int8": "tflite", "onnxruntime": "onnx", "onnxruntime-int8": "onnx",
+        "openvino": "openvino", "openvino-int8": "openvino"}  # fmt: skip
+    assert RUNTIMES["openvino-bf16"].targets == ("host",) and RUNTIMES["eager"].export_format is None

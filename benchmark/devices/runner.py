@@ -47,19 +47,10 @@ from benchmark.devices.work_folder import (
 from benchmark.latency.gate import EagerReference, GateResult, accuracy_gate
 from benchmark.latency.inputs import calibration_batches, load_task_images
 from benchmark.latency.record import LatencyRecord
+from benchmark.latency.runtimes import device_runtimes
 from benchmark.latency.runtimes.base import output_spec
 from benchmark.latency.runtimes.export import SUFFIXES, export_model, format_unavailable, write_sidecar
 from benchmark.latency.timing import Tier
-
-# The runtimes a target can time: the export format and precision of the file it gets.
-DEVICE_RUNTIMES: dict[str, tuple[str, bool]] = {
-    "litert": ("tflite", False),
-    "litert-int8": ("tflite", True),
-    "onnxruntime": ("onnx", False),
-    "onnxruntime-int8": ("onnx", True),
-    "openvino": ("openvino", False),
-    "openvino-int8": ("openvino", True),
-}
 
 
 @dataclass(frozen=True)
@@ -80,9 +71,10 @@ class DeviceOptions:
 
     def __post_init__(self) -> None:
         for name in self.runtimes:
-            if name not in DEVICE_RUNTIMES:
-                raise UserError(f"--runtime {name}: not timed on a device; choose from {', '.join(DEVICE_RUNTIMES)}")
-            fmt, int8 = DEVICE_RUNTIMES[name]
+            runtime = device_runtimes().get(name)
+            if runtime is None:
+                raise UserError(f"--runtime {name}: not timed on a device; choose from {', '.join(device_runtimes())}")
+            fmt, int8 = runtime.export_format, runtime.precision == "int8"
             with quiet_warnings():  # the converters print their C++ logs at import
                 reason = format_unavailable(fmt, int8)
             if reason:
@@ -131,7 +123,8 @@ def export_for_device(task: Any, cfg: dict[str, Any], model: Any, images: Any, r
     kept in its details (the terminal shows the run's rows, or its one error line)."""
     from tasks.preprocessing import mean_std
 
-    fmt, int8 = DEVICE_RUNTIMES[runtime]
+    chosen = device_runtimes()[runtime]
+    fmt, int8 = chosen.export_format, chosen.precision == "int8"
     calibration = calibration_batches(images, calibration_images, 0)[0] if int8 else []
     out = folder / f"{cfg['backbone']}-{runtime}{SUFFIXES[fmt]}"
     with quiet_warnings() as said:
@@ -201,7 +194,7 @@ class Target:
 def check_target(transport: Transport, options: DeviceOptions) -> Target:
     """What can be wrong with the target, found before a model is built, exported or pushed: no tool
     for a runtime, a pushed binary built for another CPU than the device's."""
-    tools = {name: choose_tool(options.tool, transport.kind, DEVICE_RUNTIMES[name][0]) for name in options.runtimes}
+    tools = {name: choose_tool(options.tool, transport.kind, device_runtimes()[name].export_format) for name in options.runtimes}
     facts = device_facts.read_facts(transport)
     for binary in {tool.binary for tool in tools.values() if tool.binary is not None}:
         check_tool_abi(binary, facts, transport.address)

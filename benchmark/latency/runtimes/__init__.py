@@ -45,6 +45,11 @@ def get_runtime(name: str) -> Runtime:
     return RUNTIMES[name]
 
 
+def device_runtimes() -> dict[str, Runtime]:
+    """The runtimes a board or phone can time (``bench latency --device``): those with a deployable file."""
+    return {name: runtime for name, runtime in RUNTIMES.items() if {"ssh", "adb"} & set(runtime.targets)}
+
+
 def parse_runtimes(text: str) -> tuple[str, ...]:
     """``eager,onnxruntime`` -> names, checked against the registry, duplicates dropped."""
     names = [name.strip() for name in text.split(",") if name.strip()]
@@ -55,4 +60,4 @@ def parse_runtimes(text: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(names))
 
 
-__all__ = ["RUNTIMES", "Prepared", "Runtime", "get_runtime", "parse_runtimes"]
+__all__ = ["RUNTIMES", "Prepared", "Runtime", "device_runtimes", "get_runtime", "parse_runtimes"]

@@ -50,6 +50,10 @@ class Runtime(ABC):
     needs_calibration: bool = False
     # Eager fp32 itself: the accuracy gate's reference.
     is_reference: bool = False
+    # The deployable file it runs (``bench export --format``), or None for in-process runtimes.
+    export_format: str | None = None
+    # Where it can run: this host, and, with a deployable file, an ssh board or an adb phone.
+    targets: tuple[str, ...] = ("host",)
 
     def unavailable_reason(self) -> str | None:
         """Why this runtime cannot run here (a missing package, no GPU), or None."""

@@ -36,6 +36,7 @@ class LiteRtRuntime(Runtime):
         self.int8 = int8
         self.name = "litert-int8" if int8 else "litert"
         self.precision = "int8" if int8 else "fp32"
+        self.export_format, self.targets = "tflite", ("host", "ssh", "adb")
         self.needs_calibration = int8
         self.description = (
             "LiteRT interpreter (XNNPACK), litert-torch conversion, static int8 (ai-edge-quantizer: per-channel "

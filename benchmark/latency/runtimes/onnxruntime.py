@@ -75,6 +75,8 @@ class OnnxRuntime(Runtime):
         self.cuda = cuda
         self.name = "onnxruntime" + ("-cuda" if cuda else "") + ("-int8" if int8 else "")
         self.precision = "int8" if int8 else "fp32"
+        self.export_format = "onnx"
+        self.targets = ("host",) if cuda else ("host", "ssh", "adb")
         self.needs_calibration = int8
         self.provider = "CUDAExecutionProvider" if cuda else "CPUExecutionProvider"
         if int8:

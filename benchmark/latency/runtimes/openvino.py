@@ -52,6 +52,9 @@ class OpenVinoRuntime(Runtime):
         self.int8, self.bf16 = int8, bf16
         self.precision = "int8" if int8 else "bf16" if bf16 else "fp32"
         self.name = "openvino" if self.precision == "fp32" else f"openvino-{self.precision}"
+        self.export_format = "openvino"
+        # bf16 is decided by the target CPU's units at compile time: timed on this host only.
+        self.targets = ("host",) if bf16 else ("host", "ssh", "adb")
         self.needs_calibration = int8
         self.description = {
             "int8": "OpenVINO CPU, NNCF post-training static int8 calibrated on the task's images, latency hint",
