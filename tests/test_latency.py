@@ -126,7 +126,10 @@ class MeanColourTask:
         self.images = torch.rand(40, 3, 8, 8, generator=generator)
         self.labels = self.images.mean((2, 3)).argmax(1)
 
-    def evaluate_callable(self, forward, cfg, max_images=None):
+    def decoder(self, model, cfg):  # classification: raw outputs are the predictions
+        return lambda outputs, size: outputs
+
+    def evaluate_callable(self, forward, cfg, max_images=None, *, decoder=None):
         correct = 0
         for images, labels in zip(self.images.split(16), self.labels.split(16), strict=True):
             correct += int((torch.as_tensor(forward(images)).argmax(1) == labels).sum())
