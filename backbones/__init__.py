@@ -26,8 +26,20 @@ class BackboneEntry:
     pretrained: tuple[str, ...] = ()
 
 
+@dataclass(frozen=True)
+class BackbonePrefix:
+    """A family of names resolved on demand (``timm:NAME``): too many to register one by one, and
+    their library is imported only when such a name is used, so the CLI starts fast."""
+
+    prefix: str
+    resolve: Callable[[str], BackboneEntry]  # the rest of the name -> its entry; UnknownBackboneError if none
+    description: str
+    families: Callable[[], list[str]]  # one line per tested family, for ``bench list``
+
+
 _REGISTRY: dict[str, BackboneEntry] = {}
 _ALIASES: dict[str, str] = {}
+_PREFIXES: dict[str, BackbonePrefix] = {}
 
 
 def register(entry: BackboneEntry) -> None:
@@ -39,16 +51,30 @@ def register(entry: BackboneEntry) -> None:
         _ALIASES[alias] = entry.name
 
 
+def register_prefix(prefix: BackbonePrefix) -> None:
+    if prefix.prefix in _PREFIXES:
+        raise ValueError(f"backbone prefix {prefix.prefix!r} is already registered")
+    _PREFIXES[prefix.prefix] = prefix
+
+
 def list_backbones() -> list[str]:
+    """The registered names (prefixed families such as ``timm:NAME`` are in ``list_prefixes``)."""
     return sorted(_REGISTRY)
+
+
+def list_prefixes() -> list[BackbonePrefix]:
+    return [_PREFIXES[p] for p in sorted(_PREFIXES)]
 
 
 def get_entry(name: str) -> BackboneEntry:
     canonical = _ALIASES.get(name, name)
-    if canonical not in _REGISTRY:
-        known = ", ".join(list_backbones())
-        raise UnknownBackboneError(f"unknown backbone {name!r}; known backbones: {known}")
-    return _REGISTRY[canonical]
+    if canonical in _REGISTRY:
+        return _REGISTRY[canonical]
+    for prefix, family in _PREFIXES.items():
+        if name.startswith(prefix):
+            return family.resolve(name[len(prefix) :])
+    known = ", ".join([*list_backbones(), *(f"{p}NAME" for p in sorted(_PREFIXES))])
+    raise UnknownBackboneError(f"unknown backbone {name!r}; known backbones: {known}")
 
 
 def canonical_name(name: str) -> str:
@@ -104,10 +130,42 @@ for _name in BASELINES:
         )
     )
 
+
+
+def _timm_entry(model_name: str) -> BackboneEntry:
+    """``timm:NAME``: any timm image model, built with random weights (``backbones.timm_backbones``)."""
+    import timm
+
+    from backbones.timm_backbones import PREFIX, describe, timm_backbone
+
+    if not timm.is_model(model_name):
+        raise UnknownBackboneError(
+            f"unknown timm model {model_name!r} (timm {timm.__version__}; timm.list_models('{model_name.split('_')[0]}*') lists its relatives)"
+        )
+    return BackboneEntry(PREFIX + model_name, partial(timm_backbone, model_name), ("output_stride",), describe(model_name))
+
+
+def _timm_families() -> list[str]:
+    from backbones.timm_backbones import FAMILIES
+
+    return [
+        f"{f.pattern:<28} {f.title}; output stride {', '.join(map(str, f.output_strides))}"
+        + ("; reparameterised for inference" if f.reparameterized else "")
+        for f in FAMILIES
+    ]
+
+
+register_prefix(
+    BackbonePrefix(
+        "timm:", _timm_entry, "any timm image model (random weights: pretrained=False)", _timm_families
+    )
+)
+
 __all__ = [
     "BACKBONE_OPTIONS",
     "Backbone",
     "BackboneEntry",
+    "BackbonePrefix",
     "backbone_options",
     "FeatureSpec",
     "UnknownBackboneError",
@@ -115,5 +173,7 @@ __all__ = [
     "create_backbone",
     "get_entry",
     "list_backbones",
+    "list_prefixes",
     "register",
+    "register_prefix",
 ]
