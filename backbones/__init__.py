@@ -34,6 +34,7 @@ class BackbonePrefix:
     prefix: str
     resolve: Callable[[str], BackboneEntry]  # the rest of the name -> its entry; UnknownBackboneError if none
     description: str
+    options: tuple[str, ...]
     families: Callable[[], list[str]]  # one line per tested family, for ``bench list``
 
 
@@ -132,6 +133,9 @@ for _name in BASELINES:
 
 
 
+TIMM_OPTIONS = ("output_stride",)
+
+
 def _timm_entry(model_name: str) -> BackboneEntry:
     """``timm:NAME``: any timm image model, built with random weights (``backbones.timm_backbones``)."""
     import timm
@@ -142,7 +146,7 @@ def _timm_entry(model_name: str) -> BackboneEntry:
         raise UnknownBackboneError(
             f"unknown timm model {model_name!r} (timm {timm.__version__}; timm.list_models('{model_name.split('_')[0]}*') lists its relatives)"
         )
-    return BackboneEntry(PREFIX + model_name, partial(timm_backbone, model_name), ("output_stride",), describe(model_name))
+    return BackboneEntry(PREFIX + model_name, partial(timm_backbone, model_name), TIMM_OPTIONS, describe(model_name))
 
 
 def _timm_families() -> list[str]:
@@ -157,7 +161,7 @@ def _timm_families() -> list[str]:
 
 register_prefix(
     BackbonePrefix(
-        "timm:", _timm_entry, "any timm image model (random weights: pretrained=False)", _timm_families
+        "timm:", _timm_entry, "any timm image model (random weights: pretrained=False)", TIMM_OPTIONS, _timm_families
     )
 )
 

@@ -210,6 +210,7 @@ class TimmBackbone(Backbone):
     def __init__(self, model_name: str, model: nn.Module, taps: dict[str, FeatureSpec], paths: dict[str, str]) -> None:
         super().__init__()
         self.model_name = model_name
+        self.tap_modules = {name: path for name, path in paths.items() if path != LAST}  # timm module paths
         self.reparameterized = any(hasattr(m, n) for m in model.modules() for n in _REPARAM_METHODS)
         body = {name: path for name, path in paths.items() if name != "stride32"}
         self.body = TimmPart(model, partial(_extract, method="forward_features", outputs=body), reparameterize=self.reparameterized)
