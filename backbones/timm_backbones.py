@@ -80,10 +80,11 @@ class _Call(nn.Module):
         super().__init__()
         self.model = model
         self.method = method
+        self.result = nn.Identity()  # a node named "result" for the method's output, whatever its last op
         self.train(model.training)
 
     def forward(self, x: torch.Tensor) -> Any:
-        return getattr(self.model, self.method)(x)
+        return self.result(getattr(self.model, self.method)(x))
 
 
 def _extract(model: nn.Module, method: str, outputs: dict[str, str], start: str | None = None) -> nn.Module:
@@ -96,10 +97,10 @@ def _extract(model: nn.Module, method: str, outputs: dict[str, str], start: str 
     from timm.layers import create_feature_extractor
     from torchvision.models.feature_extraction import DualGraphModule
 
-    names = _node_names(model, method)
-    nodes = {_resolve(names, path): name for name, path in outputs.items()}
+    # torchvision resolves a module path to the last node inside that module.
+    nodes = {_node(path): name for name, path in outputs.items()}
     if start is not None:
-        nodes[_resolve(names, start)] = START
+        nodes[_node(start)] = START
     was_training = model.training
     extractor = create_feature_extractor(_Call(model, method), return_nodes=nodes)
     model.train(was_training)
@@ -131,22 +132,11 @@ def _cut(graph: torch.fx.Graph, owner: nn.Module) -> torch.fx.Graph:
     return graph
 
 
-def _node_names(model: nn.Module, method: str) -> list[str]:
-    """The eval-mode graph's node names of ``model.<method>`` (timm's tracer), in execution order."""
-    from timm.layers import get_graph_node_names
-
-    return get_graph_node_names(_Call(model, method))[1]
+LAST = ""  # the module path standing for a method's result
 
 
-LAST = ""  # the module path standing for a method's result (its last node)
-
-
-def _resolve(names: list[str], path: str) -> str:
-    """The node a module path stands for: its own, or the last node inside it (torchvision's rule)."""
-    if path == LAST:
-        return names[-1]
-    path = "model." + path
-    return next(n for n in reversed(names) if n == path or n.startswith(path + "."))
+def _node(path: str) -> str:
+    return "result" if path == LAST else "model." + path
 
 
 class TimmPart(FxLeaf):
@@ -210,13 +200,12 @@ class TimmBackbone(Backbone):
     def __init__(self, model_name: str, model: nn.Module, taps: dict[str, FeatureSpec], paths: dict[str, str]) -> None:
         super().__init__()
         self.model_name = model_name
-        self.tap_modules = {name: path for name, path in paths.items() if path != LAST}  # timm module paths
+        self.tap_modules = {name: path for name, path in paths.items() if path != LAST}  # timm's module paths
         self.reparameterized = any(hasattr(m, n) for m in model.modules() for n in _REPARAM_METHODS)
         body = {name: path for name, path in paths.items() if name != "stride32"}
         self.body = TimmPart(model, partial(_extract, method="forward_features", outputs=body), reparameterize=self.reparameterized)
         self.tail = None
-        names = _node_names(model, "forward_features")
-        if _resolve(names, paths["stride32"]) != _resolve(names, paths["stride32_body"]):
+        if paths["stride32"] != paths["stride32_body"]:
             build = partial(_extract, method="forward_features", outputs={"stride32": LAST}, start=paths["stride32_body"])
             self.tail = TimmPart(model, build, reparameterize=self.reparameterized)
         self._model = (model,)
@@ -281,6 +270,7 @@ class _Probe:
     leaves: frozenset[str]
     passthrough: frozenset[str]  # Identity / Dropout: their output is their input
     features_channels: int
+    features_from: frozenset[str]  # modules whose output is forward_features' result itself
 
 
 PROBE_SIZE = 256
@@ -292,10 +282,12 @@ def _probe(model_name: str) -> _Probe:
     with torch.device("meta"):
         twin = timm.create_model(model_name, pretrained=False).eval()
     events: list[tuple[str, str, int, int]] = []
+    outputs: dict[str, torch.Tensor] = {}
 
     def on_end(name: str, out: Any) -> None:
         if isinstance(out, torch.Tensor) and out.dim() == 4:
             events.append(("end", name, int(out.shape[1]), int(out.shape[-2])))
+            outputs[name] = out
 
     handles = []
     for name, module in twin.named_modules():
@@ -307,7 +299,8 @@ def _probe(model_name: str) -> _Probe:
         handle.remove()
     leaves = frozenset(name for name, m in twin.named_modules() if next(m.children(), None) is None)
     passthrough = frozenset(n for n, m in twin.named_modules() if isinstance(m, (nn.Identity, nn.Dropout)))
-    return _Probe(PROBE_SIZE, tuple(events), leaves, passthrough, int(features.shape[1]))
+    features_from = frozenset(name for name, out in outputs.items() if out is features)
+    return _Probe(PROBE_SIZE, tuple(events), leaves, passthrough, int(features.shape[1]), features_from)
 
 
 def _nominal(reductions: list[int]) -> list[int]:
@@ -335,7 +328,9 @@ def _taps(model_name: str, model: nn.Module, probe: _Probe, output_stride: int) 
         "stride32_body": FeatureSpec("stride32_body", level32["num_chs"], stride32),
         "stride32": FeatureSpec("stride32", probe.features_channels, stride32),
     }
-    paths = {"stride16": level16["module"], "stride32_body": level32["module"], "stride32": LAST}
+    # stride32 is the last level's own output where forward_features ends there (no tail to run).
+    last = level32["module"] if level32["module"] in probe.features_from else LAST
+    paths = {"stride16": level16["module"], "stride32_body": level32["module"], "stride32": last}
     expansion = _expansion(probe, level16["module"], level16["num_chs"])
     if expansion is not None:
         name, channels = expansion
