@@ -108,6 +108,7 @@ register(
         options=("width", "output_stride", "padding"),
         description="MobileNetV1 (Howard et al. 2017, Table 1)",
         aliases=("mobilenet_v1",),
+        pretrained=("timm",),
     )
 )
 register(
@@ -117,7 +118,7 @@ register(
         options=("width", "expansion", "output_stride", "padding", "channel_divisor"),
         description="MobileNetV2 (Sandler et al. 2018, Table 2)",
         aliases=("mobilenet_v2",),
-        pretrained=("torchvision",),
+        pretrained=("torchvision", "timm"),
     )
 )
 for _name in BASELINES:
