@@ -6,6 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 
+from backbones.ablations import VARIANTS as ABLATION_VARIANTS
 from backbones.features import Backbone, FeatureSpec
 from backbones.mobilenet_v1 import mobilenet_v1
 from backbones.mobilenet_v2 import mobilenet_v2
@@ -24,6 +25,9 @@ class BackboneEntry:
     description: str
     aliases: tuple[str, ...] = ()
     pretrained: tuple[str, ...] = ()
+    # A paper ablation of another backbone (``backbones.ablations``): planned by the ablations
+    # sweep tier, not by the tiers that take every backbone.
+    ablation: bool = False
 
 
 @dataclass(frozen=True)
@@ -121,6 +125,8 @@ register(
         pretrained=("torchvision", "timm"),
     )
 )
+for _name, _builder, _options, _description in ABLATION_VARIANTS:
+    register(BackboneEntry(_name, _builder, options=_options, description=_description, ablation=True))
 for _name in BASELINES:
     register(
         BackboneEntry(
