@@ -17,7 +17,7 @@ def count_params(model: nn.Module) -> int:
     total = _trainable(model)
     for module in model.modules():
         if getattr(module, "reparameterize", False) is True and hasattr(module, "inference_module"):
-            total += _trainable(module.inference_module()) - _trainable(module)
+            total += sum(p.numel() for p in module.inference_module().parameters()) - _trainable(module)
     return total
 
 

@@ -165,7 +165,11 @@ class TimmPart(FxLeaf):
             from timm.utils import reparameterize_model
 
             source, build = self._source
-            self._fused = (build(reparameterize_model(source).eval()).eval(),)
+            fused = build(reparameterize_model(source).eval()).eval()
+            # Inference only: exporters that meet it outside the module tree take its weights as
+            # constants, which they refuse while those require grad.
+            fused.requires_grad_(False)
+            self._fused = (fused,)
         return self._fused[0]
 
     def train(self, mode: bool = True) -> TimmPart:
