@@ -111,7 +111,7 @@ class MobileNetV2(Backbone):
             i
             for i in range(1, len(blocks))
             if shortcut == "expansion"
-            and plan[i + 1][0] == 1
+            and block_settings[i][2] == 1  # nominal: dilation (output stride 8/16) keeps the same shortcuts
             and blocks[i].hidden_channels == blocks[i - 1].hidden_channels
         )
         self.last_conv = ConvNormAct(
