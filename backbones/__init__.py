@@ -12,6 +12,7 @@ __all__ = [
     "BACKBONE_OPTIONS",
     "Backbone",
     "BackboneEntry",
+    "BackbonePrefix",
     "backbone_options",
     "FeatureSpec",
     "UnknownBackboneError",
@@ -19,7 +20,9 @@ __all__ = [
     "create_backbone",
     "get_entry",
     "list_backbones",
+    "list_prefixes",
     "register",
+    "register_prefix",
 ]
 
 

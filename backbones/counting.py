@@ -8,7 +8,20 @@ from torch.utils.flop_counter import FlopCounterMode
 
 
 def count_params(model: nn.Module) -> int:
-    """All trainable parameters, BatchNorm affine included (torchvision's ``num_params``)."""
+    """All trainable parameters, BatchNorm affine included (torchvision's ``num_params``).
+
+    A part that runs a reparameterised copy in eval mode (timm's MobileOne, RepViT, FastViT: a
+    ``TimmPart`` with ``reparameterize`` set) counts as that copy, the network its papers report and
+    the runtimes time, not its multi-branch training form.
+    """
+    total = _trainable(model)
+    for module in model.modules():
+        if getattr(module, "reparameterize", False) is True and hasattr(module, "inference_module"):
+            total += sum(p.numel() for p in module.inference_module().parameters()) - _trainable(module)
+    return total
+
+
+def _trainable(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 

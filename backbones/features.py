@@ -21,6 +21,11 @@ class FeatureSpec:
     stride: int
 
 
+class FxLeaf(nn.Module):
+    """A module the suite's torch.fx tracers keep as one call (DeepLab traces its backbone to trim
+    it): its inside is traced by its own library's tracer, or picks its form at run time."""
+
+
 class Backbone(nn.Module):
     """Base for every registered backbone.
 
@@ -38,6 +43,9 @@ class Backbone(nn.Module):
     num_features: int
     # Conv padding convention ("torch" symmetric or "tf" SAME); heads built on the backbone follow it.
     padding: str = "torch"
+    # True where eval mode runs a reparameterised (fused) form, which timing, export and the
+    # parameter count (``backbones.counting``) then see (MobileOne, RepViT, FastViT through timm).
+    reparameterized: bool = False
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:  # pragma: no cover - abstract
         raise NotImplementedError

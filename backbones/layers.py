@@ -196,6 +196,11 @@ class InvertedResidual(nn.Module):
     1x1 expand (ReLU6) -> 3x3 depthwise (ReLU6) -> 1x1 linear projection; the residual is kept
     only at stride 1 with equal channels. ``forward_with_expansion`` also returns the expanded
     tensor, which SSDLite taps on layer 15.
+
+    The V2 paper's ablations (Figure 6): ``project_activation`` puts a non-linearity after the
+    projection (6a, "ReLU6 in bottleneck"); ``residual=False`` drops the shortcut between
+    bottlenecks (6b, "no residual", or the network adds shortcuts between expansions instead,
+    through ``forward_parts``).
     """
 
     def __init__(
@@ -209,10 +214,12 @@ class InvertedResidual(nn.Module):
         norm_layer: NormFactory = nn.BatchNorm2d,
         activation_layer: ActivationFactory = nn.ReLU6,
         padding: str = "torch",
+        project_activation: ActivationFactory | None = None,
+        residual: bool = True,
     ) -> None:
         super().__init__()
         hidden = int(round(in_channels * expand_ratio))
-        self.use_residual = stride == 1 and in_channels == out_channels
+        self.use_residual = residual and stride == 1 and in_channels == out_channels
         self.expand = (
             ConvNormAct(in_channels, hidden, 1, norm_layer=norm_layer, activation_layer=activation_layer)
             if expand_ratio != 1
@@ -230,16 +237,27 @@ class InvertedResidual(nn.Module):
             padding=padding,
         )
         # Linear bottleneck: no activation after the projection (V2 paper, section 3.2).
-        self.project = ConvNormAct(hidden, out_channels, 1, norm_layer=norm_layer, activation_layer=None)
+        self.project = ConvNormAct(hidden, out_channels, 1, norm_layer=norm_layer, activation_layer=project_activation)
         self.hidden_channels = hidden
         self.out_channels = out_channels
 
     def forward_with_expansion(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        out, expanded, _ = self.forward_parts(x)
+        return out, expanded
+
+    def forward_parts(
+        self, x: torch.Tensor, shortcut: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(output, expansion, depthwise output); ``shortcut`` (the previous block's depthwise
+        output) is added to this block's, a shortcut between expansions (V2 paper, Figure 6b)."""
         expanded = self.expand(x) if self.expand is not None else x
-        out = self.project(self.depthwise(expanded))
+        hidden = self.depthwise(expanded)
+        if shortcut is not None:
+            hidden = hidden + shortcut
+        out = self.project(hidden)
         if self.use_residual:
             out = out + x
-        return out, expanded
+        return out, expanded, hidden
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_with_expansion(x)[0]

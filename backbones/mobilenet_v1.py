@@ -24,6 +24,10 @@ class MobileNetV1(Backbone):
 
     Taps: ``stride4``, ``stride8``, ``stride16`` (512 channels, where SSDLite's first head
     attaches) and ``stride32`` (1024 channels).
+
+    The V1 paper's ablations: ``conv="full"`` makes every layer a full 3x3 convolution ("Conv
+    MobileNet", Table 4); ``shallow=True`` drops the five 14x14x512 layers ("Shallow MobileNet",
+    Table 5).
     """
 
     def __init__(
@@ -34,13 +38,18 @@ class MobileNetV1(Backbone):
         norm_layer: NormFactory = nn.BatchNorm2d,
         activation_layer: ActivationFactory = nn.ReLU,
         padding: str = "torch",
+        conv: str = "separable",
+        shallow: bool = False,
     ) -> None:
         super().__init__()
         self.padding = check_padding(padding)
         if width <= 0:
             raise ValueError(f"width must be > 0, got {width}")
+        if conv not in CONVS:
+            raise ValueError(f"conv must be one of {', '.join(CONVS)}, got {conv!r}")
+        layers = SHALLOW_LAYERS if shallow else LAYERS
         stem_channels = make_divisible(32 * width)
-        plan = output_stride_plan([2] + [layer.s for layer in LAYERS], output_stride)
+        plan = output_stride_plan([2] + [layer.s for layer in layers], output_stride)
         self.stem = ConvNormAct(
             3,
             stem_channels,
@@ -54,10 +63,11 @@ class MobileNetV1(Backbone):
         specs: dict[str, FeatureSpec] = {}
         self._tap_blocks: dict[int, str] = {}
         in_channels, nominal, real = stem_channels, 2, plan[0][0]
-        for index, (layer, (stride, dilation)) in enumerate(zip(LAYERS, plan[1:], strict=True)):
+        block_type = DepthwiseSeparable if conv == "separable" else ConvNormAct
+        for index, (layer, (stride, dilation)) in enumerate(zip(layers, plan[1:], strict=True)):
             out_channels = make_divisible(layer.c * width)
             blocks.append(
-                DepthwiseSeparable(
+                block_type(
                     in_channels,
                     out_channels,
                     stride=stride,
@@ -110,6 +120,13 @@ LAYERS = (
     Layer(1024, 2),
     Layer(1024, 1),
 )
+
+
+# "Shallow MobileNet" (V1 paper, Table 5): "remove the 5 layers of separable filters with feature
+# size 14 x 14 x 512 in Table 1".
+SHALLOW_LAYERS = LAYERS[:6] + LAYERS[11:]
+# Depthwise separable (the paper's) or full 3x3 convolutions ("Conv MobileNet", Table 4).
+CONVS = ("separable", "full")
 
 
 def mobilenet_v1(*, width: float = 1.0, output_stride: int = 32, **layer_options) -> MobileNetV1:

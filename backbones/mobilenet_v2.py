@@ -25,6 +25,12 @@ class MobileNetV2(Backbone):
     expansion inside the first stride-32 block, "layer 15" of the paper, where SSDLite attaches),
     ``stride32_body`` (the 320-channel map before the last 1x1 conv, the paper's "V2*") and
     ``stride32`` (the final 1x1 conv output, 1280 channels).
+
+    The V2 paper's ablations (Figure 6): ``bottleneck_activation="relu6"`` (6a: ReLU6 after the
+    projection instead of the linear bottleneck) and ``shortcut`` (6b): ``"bottleneck"`` (the
+    paper's), ``"none"``, or ``"expansion"``: shortcuts between the expanded layers instead, each
+    block's depthwise output adding the previous block's where their shapes agree (the classic
+    residual around the narrow part: projection, next expansion, depthwise).
     """
 
     detection_taps = ("stride16_expand", "stride32")
@@ -41,9 +47,15 @@ class MobileNetV2(Backbone):
         padding: str = "torch",
         channel_divisor: int = 8,
         stages: tuple[Stage, ...] | None = None,
+        bottleneck_activation: str = "linear",
+        shortcut: str = "bottleneck",
     ) -> None:
         super().__init__()
         self.padding = check_padding(padding)
+        if bottleneck_activation not in BOTTLENECK_ACTIVATIONS:
+            raise ValueError(f"bottleneck_activation must be one of {', '.join(BOTTLENECK_ACTIVATIONS)}, got {bottleneck_activation!r}")
+        if shortcut not in SHORTCUTS:
+            raise ValueError(f"shortcut must be one of {', '.join(SHORTCUTS)}, got {shortcut!r}")
         if width <= 0:
             raise ValueError(f"width must be > 0, got {width}")
         if expansion <= 0:
@@ -87,10 +99,21 @@ class MobileNetV2(Backbone):
                     norm_layer=norm_layer,
                     activation_layer=activation_layer,
                     padding=padding,
+                    project_activation=activation_layer if bottleneck_activation == "relu6" else None,
+                    residual=shortcut == "bottleneck",
                 )
             )
             in_channels = c
         self.blocks = nn.ModuleList(blocks)
+        # Shortcuts between expansions: into each block whose depthwise output has the previous
+        # block's shape (stride 1, the same expanded width).
+        self._expansion_shortcuts = frozenset(
+            i
+            for i in range(1, len(blocks))
+            if shortcut == "expansion"
+            and block_settings[i][2] == 1  # nominal: dilation (output stride 8/16) keeps the same shortcuts
+            and blocks[i].hidden_channels == blocks[i - 1].hidden_channels
+        )
         self.last_conv = ConvNormAct(
             in_channels, last_channels, 1, norm_layer=norm_layer, activation_layer=activation_layer
         )
@@ -118,8 +141,14 @@ class MobileNetV2(Backbone):
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         features: dict[str, torch.Tensor] = {}
         x = self.stem(x)
+        hidden = None
         for index, block in enumerate(self.blocks):
-            if index == self._expand_tap_block:
+            if self._expansion_shortcuts:
+                shortcut = hidden if index in self._expansion_shortcuts else None
+                x, expanded, hidden = block.forward_parts(x, shortcut)
+                if index == self._expand_tap_block:
+                    features["stride16_expand"] = expanded
+            elif index == self._expand_tap_block:
                 x, features["stride16_expand"] = block.forward_with_expansion(x)
             else:
                 x = block(x)
@@ -143,6 +172,11 @@ def init_weights(module: nn.Module) -> None:
         elif isinstance(m, nn.Linear):
             nn.init.normal_(m.weight, 0, 0.01)
             nn.init.zeros_(m.bias)
+
+
+# The V2 paper's Figure 6 ablations (the first of each is the paper's network).
+BOTTLENECK_ACTIVATIONS = ("linear", "relu6")
+SHORTCUTS = ("bottleneck", "expansion", "none")
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 
+from backbones.ablations import VARIANTS as ABLATION_VARIANTS
 from backbones.features import Backbone, FeatureSpec
 from backbones.mobilenet_v1 import mobilenet_v1
 from backbones.mobilenet_v2 import mobilenet_v2
@@ -24,10 +25,26 @@ class BackboneEntry:
     description: str
     aliases: tuple[str, ...] = ()
     pretrained: tuple[str, ...] = ()
+    # A paper ablation of another backbone (``backbones.ablations``): planned by the ablations
+    # sweep tier, not by the tiers that take every backbone.
+    ablation: bool = False
+
+
+@dataclass(frozen=True)
+class BackbonePrefix:
+    """A family of names resolved on demand (``timm:NAME``): too many to register one by one, and
+    their library is imported only when such a name is used, so the CLI starts fast."""
+
+    prefix: str
+    resolve: Callable[[str], BackboneEntry]  # the rest of the name -> its entry; UnknownBackboneError if none
+    description: str
+    options: tuple[str, ...]
+    families: Callable[[], list[str]]  # one line per tested family, for ``bench list``
 
 
 _REGISTRY: dict[str, BackboneEntry] = {}
 _ALIASES: dict[str, str] = {}
+_PREFIXES: dict[str, BackbonePrefix] = {}
 
 
 def register(entry: BackboneEntry) -> None:
@@ -39,16 +56,30 @@ def register(entry: BackboneEntry) -> None:
         _ALIASES[alias] = entry.name
 
 
+def register_prefix(prefix: BackbonePrefix) -> None:
+    if prefix.prefix in _PREFIXES:
+        raise ValueError(f"backbone prefix {prefix.prefix!r} is already registered")
+    _PREFIXES[prefix.prefix] = prefix
+
+
 def list_backbones() -> list[str]:
+    """The registered names (prefixed families such as ``timm:NAME`` are in ``list_prefixes``)."""
     return sorted(_REGISTRY)
+
+
+def list_prefixes() -> list[BackbonePrefix]:
+    return [_PREFIXES[p] for p in sorted(_PREFIXES)]
 
 
 def get_entry(name: str) -> BackboneEntry:
     canonical = _ALIASES.get(name, name)
-    if canonical not in _REGISTRY:
-        known = ", ".join(list_backbones())
-        raise UnknownBackboneError(f"unknown backbone {name!r}; known backbones: {known}")
-    return _REGISTRY[canonical]
+    if canonical in _REGISTRY:
+        return _REGISTRY[canonical]
+    for prefix, family in _PREFIXES.items():
+        if name.startswith(prefix):
+            return family.resolve(name[len(prefix) :])
+    known = ", ".join([*list_backbones(), *(f"{p}NAME" for p in sorted(_PREFIXES))])
+    raise UnknownBackboneError(f"unknown backbone {name!r}; known backbones: {known}")
 
 
 def canonical_name(name: str) -> str:
@@ -81,6 +112,7 @@ register(
         options=("width", "output_stride", "padding"),
         description="MobileNetV1 (Howard et al. 2017, Table 1)",
         aliases=("mobilenet_v1",),
+        pretrained=("timm",),
     )
 )
 register(
@@ -90,9 +122,11 @@ register(
         options=("width", "expansion", "output_stride", "padding", "channel_divisor"),
         description="MobileNetV2 (Sandler et al. 2018, Table 2)",
         aliases=("mobilenet_v2",),
-        pretrained=("torchvision",),
+        pretrained=("torchvision", "timm"),
     )
 )
+for _name, _builder, _options, _description in ABLATION_VARIANTS:
+    register(BackboneEntry(_name, _builder, options=_options, description=_description, ablation=True))
 for _name in BASELINES:
     register(
         BackboneEntry(
@@ -104,10 +138,45 @@ for _name in BASELINES:
         )
     )
 
+
+
+TIMM_OPTIONS = ("output_stride",)
+
+
+def _timm_entry(model_name: str) -> BackboneEntry:
+    """``timm:NAME``: any timm image model, built with random weights (``backbones.timm_backbones``)."""
+    import timm
+
+    from backbones.timm_backbones import PREFIX, describe, timm_backbone
+
+    if not timm.is_model(model_name):
+        raise UnknownBackboneError(
+            f"unknown timm model {model_name!r} (timm {timm.__version__}; timm.list_models('{model_name.split('_')[0]}*') lists its relatives)"
+        )
+    return BackboneEntry(PREFIX + model_name, partial(timm_backbone, model_name), TIMM_OPTIONS, describe(model_name))
+
+
+def _timm_families() -> list[str]:
+    from backbones.timm_backbones import FAMILIES
+
+    return [
+        f"{f.pattern:<28} {f.title}; output stride {', '.join(map(str, f.output_strides))}"
+        + ("; reparameterised for inference" if f.reparameterized else "")
+        for f in FAMILIES
+    ]
+
+
+register_prefix(
+    BackbonePrefix(
+        "timm:", _timm_entry, "any timm image model (random weights: pretrained=False)", TIMM_OPTIONS, _timm_families
+    )
+)
+
 __all__ = [
     "BACKBONE_OPTIONS",
     "Backbone",
     "BackboneEntry",
+    "BackbonePrefix",
     "backbone_options",
     "FeatureSpec",
     "UnknownBackboneError",
@@ -115,5 +184,7 @@ __all__ = [
     "create_backbone",
     "get_entry",
     "list_backbones",
+    "list_prefixes",
     "register",
+    "register_prefix",
 ]

@@ -6,8 +6,8 @@ explicit dispatch, so a new weight source is one entry in ``IMAGENET_WEIGHTS`` (
 returns an ImageNet ``ImageClassifier``) or one branch here:
 
 - ``None`` / ``"none"``: random initialisation (the backbone's own init);
-- ``"torchvision"``: torchvision's ImageNet weights for the backbone (and the classifier head where
-  the task is classification with 1000 classes);
+- ``"torchvision"`` / ``"timm"``: that library's ImageNet weights for the backbone (and the
+  classifier head where the task is classification with 1000 classes);
 - a path to a ``bench run`` (Lightning) checkpoint: the whole model, EMA weights when kept;
 - a path to an official TFLite checkpoint (``.tflite``): imported by the task
   (``Task.import_tflite``); a classifier fine-tuned on another label set gets a fresh head.
@@ -16,6 +16,7 @@ returns an ImageNet ``ImageClassifier``) or one branch here:
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -38,17 +39,19 @@ def backbone_from_config(cfg: dict[str, Any]) -> Backbone:
         raise UserError(f"--backbone {cfg['backbone']}: {error}") from None
 
 
-def torchvision_classifier(backbone: str, num_classes: int, **options: Any) -> ImageClassifier:
+def library_classifier(source: str, backbone: str, num_classes: int, **options: Any) -> ImageClassifier:
     from backbones.pretrained import PretrainedWeightsError, pretrained_classifier
 
     try:
-        return pretrained_classifier(backbone, num_classes=num_classes, **options)
+        return pretrained_classifier(backbone, num_classes=num_classes, source=source, **options)
     except PretrainedWeightsError as error:
         raise UserError(f"--pretrained: {error}") from None
 
 
 # Weight sources that start from an ImageNet classifier: (backbone, num_classes, **backbone options).
-IMAGENET_WEIGHTS: dict[str, Callable[..., ImageClassifier]] = {"torchvision": torchvision_classifier}
+IMAGENET_WEIGHTS: dict[str, Callable[..., ImageClassifier]] = {
+    source: partial(library_classifier, source) for source in ("torchvision", "timm")
+}
 
 
 def create_model(

@@ -232,9 +232,10 @@ def test_baselines_are_cited_data() -> None:
     assert all(row.source for row in rows)
     for row in rows:
         assert row.source.startswith(
-            ("MobileNetV1 paper, Table", "MobileNetV2 paper, Table", "TF-slim", "torchvision")
+            ("MobileNetV1 paper, Table", "MobileNetV2 paper, Table", "TF-slim", "torchvision", "timm results",
+             "tensorflow/tpu", "THU-MIG/RepViT", "huawei-noah")
         )
-        for printed in (row.value, row.params, row.madds, row.cpu_ms):
+        for printed in (row.value, row.params, row.madds, row.cpu_ms, row.device_ms):
             assert printed is None or number(printed) > 0
     slim = [row for row in rows if row.source.startswith("TF-slim")]
     assert len(slim) == 22 and {row.suite.width for row in slim} == {1.4, 1.3, 1.0, 0.75, 0.5, 0.35}

@@ -39,7 +39,7 @@ def add_parser(sub, task_name: str) -> None:
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--weights", help="official TFLite checkpoint (.tflite)")
     source.add_argument("--checkpoint", help="checkpoint written by bench run")
-    source.add_argument("--pretrained", choices=["torchvision"], help="torchvision's ImageNet weights")
+    source.add_argument("--pretrained", choices=["torchvision", "timm"], help="torchvision's or timm's ImageNet weights")
     add("--runtime", choices=RUNTIMES, default="eager",
         help="eager: the suite's PyTorch model in fp32 (with --weights: the file's dequantized weights); "
              "tflite-int8 / xnnpack-int8: --weights FILE.tflite run in its own integers as TFLite's builtin "

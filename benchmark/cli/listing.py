@@ -11,7 +11,7 @@ def add_parser(sub, task_name: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from backbones import get_entry, list_backbones
+    from backbones import get_entry, list_backbones, list_prefixes
     from tasks import get_task, list_tasks
 
     print("backbones:")
@@ -20,6 +20,10 @@ def run(args: argparse.Namespace) -> int:
         aliases = f" (aliases: {', '.join(entry.aliases)})" if entry.aliases else ""
         pretrained = f"; pretrained: {', '.join(entry.pretrained)}" if entry.pretrained else ""
         print(f"  {name:<20} {entry.description}{aliases}; options: {', '.join(entry.options)}{pretrained}")
+    for prefix in list_prefixes():
+        print(f"  {prefix.prefix + 'NAME':<20} {prefix.description}; options: {', '.join(prefix.options)}; tested families:")
+        for line in prefix.families():
+            print(f"      {line}")
     print("tasks:")
     for name in list_tasks():
         task = get_task(name)

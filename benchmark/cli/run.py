@@ -14,7 +14,7 @@ def add_parser(sub, task_name: str) -> None:
     add_model_arguments(parser)
     add = parser.add_argument
     add("--data", help="dataset root, or 'synthetic' for the embedded default (default)")
-    add("--pretrained", choices=["torchvision", "none"], help="start from torchvision's ImageNet weights")
+    add("--pretrained", choices=["torchvision", "timm", "none"], help="start from torchvision's or timm's ImageNet weights")
     add("--max-epochs", type=int)
     add("--max-steps", type=int, help="stop after this many optimizer steps (-1: no limit)")
     add("--batch-size", type=int, help="per-device batch size")

@@ -9,6 +9,9 @@ Sources (numbers copied from ``shared/reference/paper-numbers.md``, itself from 
 - V1 = Howard et al., "MobileNets", arXiv 1704.04861.
 - V2 = Sandler et al., "MobileNetV2", CVPR 2018, arXiv 1801.04381 v4.
 - TF-slim = tensorflow/models research/slim/nets/mobilenet/README.md (MobileNetV2 checkpoints).
+- Modern baselines (``CLASSIFICATION_MODERN``): timm's published results CSVs, the TF
+  EfficientNet-Lite README (Pixel 4 latencies), the RepViT README and Apple's FastViT Core ML card
+  (iPhone 12 latencies), the GhostNet readme; each row names its files.
 - torchvision = the weights' ``meta`` in torchvision 0.29.1 (``num_params``, ``_metrics``, and
   ``_ops``, which torchvision labels GFLOPS but counts multiply-adds: mobilenet_v2 is 0.301).
 - Official checkpoints (``OFFICIAL_CHECKPOINTS``, beside ``bench eval`` records): TF Lite hosted
@@ -118,6 +121,9 @@ class Reported:
     # False where the reported MAdds are not one forward pass (multi-scale + flip evaluation).
     compare_madds: bool = True
     note: str = ""
+    # A latency the source reports on its own device (``cpu_ms`` is the V2 paper's Pixel 1 column).
+    device_ms: str | None = None
+    device: str = ""  # "Pixel 4 CPU, TFLite fp32", "iPhone 12, Core ML"
 
     @property
     def metric(self) -> str:
@@ -196,6 +202,52 @@ CLASSIFICATION_TORCHVISION = [
 ]  # fmt: skip
 
 
+# Modern baselines, built by the suite through timm (``--backbone timm:NAME``) and counted at the
+# input size each row states (timm evaluates some at a larger size than they trained at; the row's
+# resolution is the one its top-1 is for). Reparameterisable models are counted fused (as timed).
+TIMM_RESULTS = "timm results/results-imagenet.csv (huggingface/pytorch-image-models aa4b585)"
+TIMM_GMACS = "timm results/benchmark-infer-amp-nchw-pt240-cu124-rtx3090.csv (GMACs)"
+EFFICIENTNET_LITE = "tensorflow/tpu models/official/efficientnet/lite/README.md"
+REPVIT = "THU-MIG/RepViT README.md (300-epoch distilled)"
+FASTVIT_COREML = "Apple's FastViT-T8 Core ML model card (copy: jflan-dd/coreml-FastViT-T8 README.md)"
+GHOSTNET = "huawei-noah/Efficient-AI-Backbones readme.md (GhostNet 1.0x)"
+
+
+def _timm(name: str, resolution: int) -> SuiteModel:
+    return SuiteModel("classification", f"timm:{name}", resolution)
+
+
+CLASSIFICATION_MODERN = [
+    _cls("MobileNetV4-Conv-S (timm e2400_r224) @224", f"{TIMM_RESULTS}; {TIMM_GMACS}", "73.756", "3.77M", "0.19B",
+         suite=_timm("mobilenetv4_conv_small", 224),
+         note="counted 186M MAdds; the GMACs column prints two decimals (0.19 = 185-195M)"),
+    Reported("classification", "EfficientNet-Lite0 @224", EFFICIENTNET_LITE, IMAGENET, "75.1", "4.7M", "407M",
+             suite=_timm("efficientnet_lite0", 224), device_ms="12", device="Pixel 4 CPU, TFLite fp32",
+             note="int8: 74.4 %, 6.5 ms on the Pixel 4 CPU; counted 385M MAdds (conv and linear "
+                  "multiply-adds; the README's 407M is 5.7 % more, its counting rule is not stated)"),
+    _cls("MobileOne-S0 (timm apple_in1k) @224", TIMM_RESULTS, "71.398", "5.29M", None, suite=_timm("mobileone_s0", 224),
+         note="timm counts the training-time branches (5.29M); the suite counts the reparameterised "
+              "network it times: 2.08M params, 275M MAdds"),
+    Reported("classification", "RepViT-M0.9 @224", REPVIT, IMAGENET, "78.7", "5.1M", "0.8B",
+             suite=_timm("repvit_m0_9", 224), device_ms="0.9", device="iPhone 12 (iOS 16), Core ML",
+             note="counted fused (BatchNorms folded, the two heads merged): 5.07M, 816M"),
+    Reported("classification", "FastViT-T8 (timm apple_in1k) @256", f"{TIMM_RESULTS}; {FASTVIT_COREML}", IMAGENET,
+             "76.184", "3.6M", "0.7B", suite=_timm("fastvit_t8", 256), device_ms="0.79",
+             device="iPhone 12 Pro Max (iOS 17.5), Core ML fp16, Neural Engine",
+             note="params as Apple's card prints them; the suite counts timm's fastvit_t8 reparameterised at "
+                  "3.92M (timm's training form 4.03M): 0.3M more, not explained here"),
+    _cls("GhostNet 1.0x @224", f"{GHOSTNET}; {TIMM_RESULTS} (params)", "73.9", "5.18M", "141M",
+         suite=_timm("ghostnet_100", 224), note="top-1 from the readme's 0.26066 top-1 error"),
+    _cls("EfficientViT-B0 (timm r224_in1k) @224", f"{TIMM_RESULTS}; {TIMM_GMACS}", "71.408", "3.41M", "0.1B",
+         suite=_timm("efficientvit_b0", 224), note="counted 100M MAdds"),
+    _cls("PP-LCNet 1.0x (timm ra2_in1k) @224", f"{TIMM_RESULTS}; {TIMM_GMACS}", "72.130", "2.95M", "0.16B",
+         suite=_timm("lcnet_100", 224), note="counted 156M MAdds"),
+    _cls("MobileViTv2-0.5 (timm cvnets_in1k) @256", f"{TIMM_RESULTS}; {TIMM_GMACS}", "70.156", "1.37M", "0.48B",
+         suite=_timm("mobilevitv2_050", 256),
+         note="counted 465M MAdds (convs and matmuls); timm's GMACs column prints 3 % more"),
+]  # fmt: skip
+
+
 def _det(
     model, source, mAP, params, madds, cpu=None, suite=None, dataset=COCO, part="model", note=""
 ) -> Reported:
@@ -269,6 +321,7 @@ class Baselines:
             + CLASSIFICATION_V1
             + CLASSIFICATION_SLIM
             + CLASSIFICATION_TORCHVISION
+            + CLASSIFICATION_MODERN
             + DETECTION
             + SEGMENTATION
         )  # fmt: skip

@@ -69,7 +69,32 @@ FULL = Tier(
     description="the papers' matrix on real data (--data TASK=ROOT for each task), full recipes, every "
     "runtime the machine has (cuda on a GPU), normal latency tier (>= 1024 runs and 60 s)",
 )
-TIERS = {tier.name: tier for tier in (QUICK, FULL)}
+def _ablation_tier() -> Tier:
+    from backbones.ablations import ABLATIONS as GRID
+
+    backbones = tuple(dict.fromkeys(a.backbone for a in GRID))
+    widths: dict[str, tuple[float, ...]] = {}
+    for a in GRID:
+        widths[a.backbone] = tuple(dict.fromkeys((*widths.get(a.backbone, ()), a.width)))
+    return Tier(
+        name="ablations",
+        tasks=("classification",),
+        backbones=backbones,
+        widths=widths,
+        resolutions={"classification": (224,)},  # the papers' ablations are at 224x224 on ImageNet
+        runtimes=CPU_RUNTIMES,
+        run_args=(),
+        latency_args=("--tier", "normal"),
+        needs_data=True,
+        timeout_s=None,
+        description="the papers' ablation grid on ImageNet (--data classification=ROOT): V1 Table 4 (full "
+        "convolutions), Table 5 (0.75 MobileNet vs shallow), V2 Figure 6 (ReLU6 bottlenecks; shortcuts between "
+        "expansions, none); `bench leaderboard` sets the results beside the papers' figures",
+    )
+
+
+ABLATIONS = _ablation_tier()
+TIERS = {tier.name: tier for tier in (QUICK, FULL, ABLATIONS)}
 
 
 @dataclass(frozen=True)
@@ -171,7 +196,8 @@ def make_plan(
             raise UserError(f"--tasks: unknown task {task!r}; choose from {', '.join(TASKS)}")
     skipped = [f"task {t}: not registered in this checkout" for t in task_list if t not in registered]
     task_list = tuple(t for t in task_list if t in registered)
-    backbone_list = _parse_list(backbones, str, "--backbones") or tier.backbones or tuple(list_backbones())
+    every = tuple(name for name in list_backbones() if not get_entry(name).ablation)  # ablations: their own tier
+    backbone_list = _parse_list(backbones, str, "--backbones") or tier.backbones or every
     try:
         backbone_list = tuple(get_entry(name).name for name in backbone_list)
     except UnknownBackboneError as error:

@@ -14,7 +14,7 @@ import torch.fx as fx
 import torch.nn.functional as F
 from torch import nn
 
-from backbones.features import Backbone, FeatureSpec
+from backbones.features import Backbone, FeatureSpec, FxLeaf
 from backbones.layers import Conv2dTFSame, ConvNormAct
 
 HEAD_CHANNELS = 256  # DeepLabv3's ASPP depth (Chen et al. 2017, section 3.3)
@@ -23,10 +23,11 @@ ASPP_RATES_AT_OS16 = (6, 12, 18)
 
 
 class _Tracer(fx.Tracer):
-    """Keeps TF-padded convs as modules, so the trimmed backbone still holds ``nn.Conv2d``s."""
+    """Keeps TF-padded convs as modules, so the trimmed backbone still holds ``nn.Conv2d``s, and
+    ``FxLeaf`` parts (timm bodies) whole."""
 
     def is_leaf_module(self, m: nn.Module, module_qualified_name: str) -> bool:
-        return isinstance(m, Conv2dTFSame) or super().is_leaf_module(m, module_qualified_name)
+        return isinstance(m, (Conv2dTFSame, FxLeaf)) or super().is_leaf_module(m, module_qualified_name)
 
 
 def backbone_up_to(backbone: Backbone, tap: str) -> fx.GraphModule:
