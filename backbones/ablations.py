@@ -4,16 +4,13 @@ MobileNetV1 (Howard et al. 2017): Table 4, depthwise separable vs full convoluti
 thinner (0.75 MobileNet) vs shallower (Shallow MobileNet). MobileNetV2 (Sandler et al. 2018):
 Figure 6a, linear vs ReLU6 bottlenecks; Figure 6b, shortcuts between bottlenecks vs between
 expansions vs none. Figure 6 plots top-1 curves over training without printing numbers, so its
-rows carry none; Tables 4-5 print top-1, MAdds and params at 224x224 on ImageNet.
+rows carry none; Tables 4-5 print top-1, MAdds and params at 224x224 on ImageNet. Data only (no
+torch): the sweep planner reads the grid while the command line is parsed; the registry builds them.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import partial
-
-from backbones.mobilenet_v1 import mobilenet_v1
-from backbones.mobilenet_v2 import mobilenet_v2
 
 
 @dataclass(frozen=True)
@@ -29,20 +26,6 @@ class Ablation:
     madds_m: float | None
     params_m: float | None
 
-
-# (name, builder, options it takes, description): the variants of mnv1/mnv2 the registry adds.
-VARIANTS = (
-    ("mnv1_full_conv", partial(mobilenet_v1, conv="full"), ("width", "output_stride", "padding"),
-     "MobileNetV1 with full 3x3 convolutions (V1 paper, Table 4: Conv MobileNet)"),
-    ("mnv1_shallow", partial(mobilenet_v1, shallow=True), ("width", "output_stride", "padding"),
-     "MobileNetV1 without the five 14x14x512 layers (V1 paper, Table 5: Shallow MobileNet)"),
-    ("mnv2_relu6_bottleneck", partial(mobilenet_v2, bottleneck_activation="relu6"), ("width", "expansion", "output_stride", "padding"),
-     "MobileNetV2 with ReLU6 after each projection (V2 paper, Figure 6a)"),
-    ("mnv2_shortcut_expansion", partial(mobilenet_v2, shortcut="expansion"), ("width", "expansion", "output_stride", "padding"),
-     "MobileNetV2 with shortcuts between expansions (V2 paper, Figure 6b)"),
-    ("mnv2_no_shortcut", partial(mobilenet_v2, shortcut="none"), ("width", "expansion", "output_stride", "padding"),
-     "MobileNetV2 without residual connections (V2 paper, Figure 6b)"),
-)  # fmt: skip
 
 # The papers' ablation grid: every network of each study, the paper's own first.
 ABLATIONS = (

@@ -6,7 +6,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 
-from backbones.ablations import VARIANTS as ABLATION_VARIANTS
 from backbones.features import Backbone, FeatureSpec
 from backbones.mobilenet_v1 import mobilenet_v1
 from backbones.mobilenet_v2 import mobilenet_v2
@@ -40,6 +39,22 @@ class BackbonePrefix:
     description: str
     options: tuple[str, ...]
     families: Callable[[], list[str]]  # one line per tested family, for ``bench list``
+
+
+# The papers' ablations (backbones.ablations: the grid and the papers' figures) as variants of mnv1/mnv2:
+# (name, builder, options it takes, description).
+ABLATION_VARIANTS = (
+    ("mnv1_full_conv", partial(mobilenet_v1, conv="full"), ("width", "output_stride", "padding"),
+     "MobileNetV1 with full 3x3 convolutions (V1 paper, Table 4: Conv MobileNet)"),
+    ("mnv1_shallow", partial(mobilenet_v1, shallow=True), ("width", "output_stride", "padding"),
+     "MobileNetV1 without the five 14x14x512 layers (V1 paper, Table 5: Shallow MobileNet)"),
+    ("mnv2_relu6_bottleneck", partial(mobilenet_v2, bottleneck_activation="relu6"), ("width", "expansion", "output_stride", "padding"),
+     "MobileNetV2 with ReLU6 after each projection (V2 paper, Figure 6a)"),
+    ("mnv2_shortcut_expansion", partial(mobilenet_v2, shortcut="expansion"), ("width", "expansion", "output_stride", "padding"),
+     "MobileNetV2 with shortcuts between expansions (V2 paper, Figure 6b)"),
+    ("mnv2_no_shortcut", partial(mobilenet_v2, shortcut="none"), ("width", "expansion", "output_stride", "padding"),
+     "MobileNetV2 without residual connections (V2 paper, Figure 6b)"),
+)  # fmt: skip
 
 
 _REGISTRY: dict[str, BackboneEntry] = {}
