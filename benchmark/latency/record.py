@@ -58,4 +58,5 @@ class LatencyRecord:
 
 def record_file_name(record: LatencyRecord) -> str:
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
-    return f"{record.task}-{record.backbone}-{record.runtime}-{stamp}-{random.randbytes(3).hex()}.json"
+    backbone = record.backbone.replace(":", "-")  # timm:NAME: no colon in a file name
+    return f"{record.task}-{backbone}-{record.runtime}-{stamp}-{random.randbytes(3).hex()}.json"

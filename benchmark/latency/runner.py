@@ -129,6 +129,8 @@ def measure_runtime(
             forward = fixed_batch(prepared, prepared.static_batch)
         accuracy = gate.judge(forward)
     details = dict(prepared.details)
+    if any(getattr(m, "reparameterized", False) for m in model.modules()):
+        details["reparameterized"] = True  # timed (and exported) as the fused inference form
     if runtime.needs_calibration:
         details["calibration"] = calibration_info
     return LatencyRecord(

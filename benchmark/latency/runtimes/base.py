@@ -115,7 +115,8 @@ def fold_batchnorm(model: nn.Module) -> nn.Module:
         names = list(module._modules)
         for first, second in zip(names, names[1:], strict=False):
             conv, bn = module._modules[first], module._modules[second]
-            if isinstance(conv, nn.Conv2d) and isinstance(bn, nn.BatchNorm2d) and bn.track_running_stats:
+            # Exactly BatchNorm2d: timm's BatchNormAct2d subclasses it and carries an activation to keep.
+            if isinstance(conv, nn.Conv2d) and type(bn) is nn.BatchNorm2d and bn.track_running_stats:
                 module._modules[first] = fuse_conv_bn_eval(conv, bn)
                 module._modules[second] = nn.Identity()
     return model
