@@ -15,7 +15,6 @@ import torchvision
 from torch import nn
 from torchvision.models._utils import _make_divisible
 
-import backbones
 from backbones import (
     BackboneEntry,
     UnknownBackboneError,
@@ -24,6 +23,7 @@ from backbones import (
     get_entry,
     list_backbones,
     register,
+    registry,
 )
 from backbones.classifier import ImageClassifier, create_classifier
 from backbones.counting import count_params
@@ -77,8 +77,8 @@ def test_unknown_backbone_error_lists_every_known_name() -> None:
 @pytest.fixture
 def scratch_registry(monkeypatch: pytest.MonkeyPatch) -> None:
     """Register into copies, so a test's entries never leak into other tests."""
-    monkeypatch.setattr(backbones, "_REGISTRY", dict(backbones._REGISTRY))
-    monkeypatch.setattr(backbones, "_ALIASES", dict(backbones._ALIASES))
+    monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
+    monkeypatch.setattr(registry, "_ALIASES", dict(registry._ALIASES))
 
 
 @pytest.mark.parametrize(
@@ -86,10 +86,10 @@ def scratch_registry(monkeypatch: pytest.MonkeyPatch) -> None:
     [("mnv2", ()), ("mobilenet_v2", ()), ("fresh_net", ("mnv1",)), ("fresh_net", ("mobilenet_v1",))],
 )
 def test_duplicate_registration_raises_and_registers_nothing(scratch_registry, name, aliases) -> None:
-    before = (dict(backbones._REGISTRY), dict(backbones._ALIASES))
+    before = (dict(registry._REGISTRY), dict(registry._ALIASES))
     with pytest.raises(ValueError, match="already registered"):
         register(BackboneEntry(name, MobileNetV2, options=(), description="duplicate", aliases=aliases))
-    assert (backbones._REGISTRY, backbones._ALIASES) == before
+    assert (registry._REGISTRY, registry._ALIASES) == before
 
 
 def test_registered_backbone_is_created_and_listed(scratch_registry) -> None:

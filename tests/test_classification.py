@@ -94,7 +94,7 @@ def test_corrupt_image_errors_with_path_or_is_skipped(imagefolder: Path, tmp_pat
         assert main([*args, "--output", str(tmp_path / "b"), "--on-bad-sample", "skip"]) == 0
     # The corrupt image was left out: top-1 is a whole number of the 11 readable images (of 12).
     top1 = json.loads((tmp_path / "b" / "result.json").read_text())["metrics"]["top1"]
-    assert any(abs(top1 - 100 * k / 11) < 1e-6 for k in range(12)), top1
+    assert any(abs(top1 - 100 * k / 11) < 1e-4 for k in range(12)), top1  # float32 percent
 
 
 def test_unknown_optimizer_and_logger(imagefolder: Path, capsys) -> None:
@@ -116,7 +116,7 @@ def test_cli_run_writes_a_complete_record(imagefolder: Path, tmp_path: Path, bac
     assert record["steps"] == 3 and record["num_classes"] == 3
     # Metrics of the final validation of the 12 val images (whether it learns: tests/test_learning.py).
     assert set(record["metrics"]) == {"top1", "top5"} and record["dataset"]["splits"]["val"] == 12
-    assert any(abs(record["metrics"]["top1"] - 100 * k / 12) < 1e-6 for k in range(13))
+    assert any(abs(record["metrics"]["top1"] - 100 * k / 12) < 1e-4 for k in range(13))  # float32 percent
     assert record["params"] > 0 and record["madds"] > 0 and record["dataset"]["synthetic"] is False
     for key in ("python", "torch", "torchvision", "lightning", "cpu", "commit"):
         assert key in record["environment"]
