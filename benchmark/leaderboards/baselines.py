@@ -267,7 +267,7 @@ DETECTION = [
     _det("SSD300 + MobileNet", f"{V1_PAPER}, Table 13", "19.3", "6.8M", "1.2B"),
     # V2 paper, Table 5: the prediction layers alone on MobileNetV2, 80 classes (no mAP).
     _det("SSD prediction layers (MNet V2)", V2_TABLE5, None, "14.8M", "1.25B",
-         suite=SuiteModel("detection", "mnv2", 320, options=(("head", "ssd"),)), part="head"),
+         suite=SuiteModel("detection", "mnv2", 320, options=(("head", "ssd"), ("predictor_kernel", 3))), part="head"),
     _det("SSDLite prediction layers (MNet V2)", V2_TABLE5, None, "2.1M", "0.35B", suite=_SSDLITE_V2, part="head"),
     _det("ssdlite320_mobilenet_v3_large", f"{TORCHVISION}, SSDLite320_MobileNet_V3_Large_Weights.COCO_V1", "21.3",
          "3.44006M", "0.583B", dataset="COCO val2017"),
