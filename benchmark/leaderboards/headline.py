@@ -34,14 +34,17 @@ INT8 = ("int8", "uint8")
 SHORT_SOURCES = ((r"^MobileNetV(\d) paper, Table (\d+)$", r"V\1 T\2"), (r"^TF-slim .*", "TF-slim"),
                  (r"^torchvision [\d.]+ model card.*", "torchvision"), (r"^TF Lite hosted models.*", "TFLite hosted"),
                  (r"^TF detection model zoo.*", "TF OD zoo"), (r"^DeepLab quantize\.md.*", "DeepLab quantize.md"),
-                 (r"^DeepLab model zoo.*", "DeepLab zoo"))  # fmt: skip
+                 (r"^DeepLab model zoo.*", "DeepLab zoo"), (r"^timm results/.*", "timm results"),
+                 (r"^tensorflow/tpu .*", "TF EfficientNet-Lite"), (r"^THU-MIG/RepViT.*", "RepViT README"))  # fmt: skip
 
 
 def short_source(source: str) -> str:
     for pattern, short in SHORT_SOURCES:
         if re.match(pattern, source):
             return re.sub(pattern, short, source)
-    return source.split(",")[0]
+    # The first file named, without its parenthesis: "org/repo README.md (...); other" -> "org/repo README.md".
+    first = re.split(r"[;,]| \(", source)[0].strip()
+    return first if len(first) <= 32 else first[:31] + "…"
 
 
 @dataclass(frozen=True)
