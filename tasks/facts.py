@@ -30,6 +30,9 @@ class TaskFacts:
     # The gate judges only against a reference that means something: eager's metric must reach this
     # floor (percent) and, where the task has a chance level, twice chance (``weak_reference``).
     reference_floor: float = 1.0
+    # The published model's input side and class count (the defaults of profile, latency and export).
+    default_resolution: int = 224
+    default_num_classes: int = 1000
 
 
 def chance_level(task: str, num_classes: int) -> float:
@@ -55,10 +58,14 @@ TASK_FACTS: dict[str, TaskFacts] = {
     facts.name: facts
     for facts in (
         TaskFacts("classification", "Classification", "top1", "top-1 (%)", 0.99, 1, "ImageNet",
-                  agreement_target=95.0, reference_floor=1.0),
-        TaskFacts("detection", "Detection", "map", "mAP (%)", 0.97, None, "COCO", reference_floor=5.0),
+                  agreement_target=95.0, reference_floor=1.0, default_resolution=224, default_num_classes=1000),
+        # SSDLite's input (V2 paper, section 6.2); COCO's 80 classes, the background comes on top.
+        TaskFacts("detection", "Detection", "map", "mAP (%)", 0.97, None, "COCO", reference_floor=5.0,
+                  default_resolution=320, default_num_classes=80),
         TaskFacts("segmentation", "Segmentation", "miou", "mIoU (%)", 0.97, 1, "PASCAL VOC 2012",
-                  agreement_target=97.0, reference_floor=10.0),
+                  agreement_target=97.0, reference_floor=10.0,
+                  # DeepLab's crop (V2 paper, section 6.3); PASCAL VOC's 20 classes + background.
+                  default_resolution=513, default_num_classes=21),
     )
 }
 # The suite's tasks, in page and sweep order.

@@ -12,7 +12,7 @@ def add_parser(sub, task_name: str) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from backbones import get_entry, list_backbones, list_prefixes
-    from tasks import get_task, list_tasks
+    from tasks.facts import TASK_FACTS
 
     print("backbones:")
     for name in list_backbones():
@@ -25,9 +25,9 @@ def run(args: argparse.Namespace) -> int:
         for line in prefix.families():
             print(f"      {line}")
     print("tasks:")
-    for name in list_tasks():
-        task = get_task(name)
-        print(f"  {name:<20} default {task.default_resolution}x{task.default_resolution}, {task.default_num_classes} classes")
+    for name, facts in sorted(TASK_FACTS.items()):
+        size = facts.default_resolution
+        print(f"  {name:<20} default {size}x{size}, {facts.default_num_classes} classes")
     try:
         from benchmark.latency.runtimes import RUNTIMES
     except ImportError:

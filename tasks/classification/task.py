@@ -8,12 +8,13 @@ from torch import nn
 from backbones.classifier import ImageClassifier
 from tasks.base import BenchDataModule, BenchModule, Config, Task
 from tasks.classification.options import ClassificationOptions
+from tasks.facts import TASK_FACTS
 
 
 class ClassificationTask(Task):
     name = "classification"
-    default_resolution = 224
-    default_num_classes = 1000
+    default_resolution = TASK_FACTS["classification"].default_resolution
+    default_num_classes = TASK_FACTS["classification"].default_num_classes
     is_classifier = True
 
     def assemble(self, backbone, *, num_classes: int, **options) -> nn.Module:

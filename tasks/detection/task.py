@@ -22,12 +22,13 @@ from tasks.detection.options import (
 )
 from tasks.detection.postprocess import PRE_NMS_TOP_K, label_category_ids
 from tasks.detection.ssdlite import SSDLite
+from tasks.facts import TASK_FACTS
 
 
 class DetectionTask(Task):
     name = "detection"
-    default_resolution = 320  # SSDLite's input (V2 paper, section 6.2)
-    default_num_classes = 80  # COCO; the background class comes on top
+    default_resolution = TASK_FACTS["detection"].default_resolution
+    default_num_classes = TASK_FACTS["detection"].default_num_classes
 
     def defaults(self) -> Config:
         return {

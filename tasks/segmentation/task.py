@@ -13,6 +13,7 @@ from torch import nn
 
 from backbones.counting import count_madds, count_params
 from tasks.base import BenchDataModule, BenchModule, Config, Task
+from tasks.facts import TASK_FACTS
 from tasks.segmentation.deeplabv3 import DeepLabV3, table7_row
 from tasks.segmentation.inference import MF_SCALES, segment
 from tasks.segmentation.options import SegmentationOptions
@@ -20,8 +21,8 @@ from tasks.segmentation.options import SegmentationOptions
 
 class SegmentationTask(Task):
     name = "segmentation"
-    default_resolution = 513  # DeepLab's crop (V2 paper, section 6.3)
-    default_num_classes = 21  # PASCAL VOC: 20 classes + background
+    default_resolution = TASK_FACTS["segmentation"].default_resolution
+    default_num_classes = TASK_FACTS["segmentation"].default_num_classes
 
     def defaults(self) -> Config:
         # The paper's on-device pick (V2 paper, Table 7): V2*, output stride 16, no ASPP, single scale.
