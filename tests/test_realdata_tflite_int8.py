@@ -18,12 +18,12 @@ from ai_edge_litert.interpreter import Interpreter, OpResolverType
 from PIL import Image
 
 from tasks.preprocessing import central_crop, pil_bilinear_resize
-from tasks.tflite.int8 import (
-    QuantizedTFLite,
+from tasks.tflite.fixed_point import (
     multiply_by_quantized_multiplier,
     multiply_by_quantized_multiplier_ties_up,
     quantize_multiplier,
 )
+from tasks.tflite.int8 import QuantizedTFLite
 
 REALDATA = Path(os.environ["BENCH_REALDATA"])
 
@@ -85,11 +85,11 @@ def test_integer_execution_is_litert_bit_for_bit(name: str) -> None:
     for pixels in images(int(detail["shape"][1]), count):
         reference.set_tensor(detail["index"], pixels)
         reference.invoke()
-        raw, env = model.run(pixels)
+        raw, env = model.run(pixels, keep=True)
         computed = [op.outputs[0] for op in model.graph.ops if op.outputs[0] in env and op.outputs[0] != model.input]
         assert len(computed) >= len(model.graph.convs())
         for tensor in computed:
-            assert torch.equal(env[tensor], torch.from_numpy(reference.get_tensor(tensor).astype(np.int64))), tensor
+            assert torch.equal(env[tensor].long(), torch.from_numpy(reference.get_tensor(tensor).astype(np.int64))), tensor
         raw_ids, _ = model.raw_outputs()
         for index, values in zip(raw_ids, raw, strict=True):
             info = model.graph.tensors[index]
@@ -151,11 +151,11 @@ def test_xnnpack_arithmetic_is_litert_default_bit_for_bit(name: str) -> None:
     for pixels in images(int(detail["shape"][1]), count):
         reference.set_tensor(detail["index"], pixels)
         reference.invoke()
-        raw, env = model.run(pixels)
+        raw, env = model.run(pixels, keep=True)
         every = [tensor for tensor in every if tensor in env]  # up to the raw outputs
         assert len(every) >= len(model.graph.convs())
         for tensor in every:
-            assert torch.equal(env[tensor], torch.from_numpy(reference.get_tensor(tensor).astype(np.int64))), tensor
+            assert torch.equal(env[tensor].long(), torch.from_numpy(reference.get_tensor(tensor).astype(np.int64))), tensor
 
 
 def test_an_op_the_arithmetic_lacks_is_one_line_before_any_data(tmp_path, capsys) -> None:
