@@ -52,6 +52,9 @@ def main(argv: list[str] | None = None) -> int:
     pre.add_argument("--task", default="classification")
     known, _ = pre.parse_known_args(argv)
     args = build_parser(known.task).parse_args(argv)
+    from tasks.progress import configure
+
+    configure(quiet=getattr(args, "quiet", False), progress=getattr(args, "progress", False))
     try:
         return int(args.func(args) or 0)
     except UserError as error:

@@ -1,0 +1,1 @@
+"""Benchmark programs (run with ``python -m benchmarks.<name>``); not tests, not records."""
