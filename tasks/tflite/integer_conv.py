@@ -5,7 +5,7 @@ weights (zero points removed) are integers, float32 holds every integer below 2*
 convolution is exact in any summation order while no partial sum can reach 2**24. That is bounded
 per layer when it is prepared: ``sum |w| * max |x - zero point| + |bias|`` over each output channel,
 ``max |x - zero point|`` from the input's 8-bit range. On the official files every layer but one
-of the TF2 MobileNetV2's stays below (most below a third), so one oneDNN float32 convolution (the
+of the TF2 MobileNetV2's stays below (MobileNetV2's largest at half of it), so one oneDNN float32 convolution (the
 fastest kernel PyTorch has on CPU, run on the NHWC memory TFLite's layout gives) makes the
 accumulator; a layer above the bound splits its input into 4-bit halves (two float32 convolutions,
 ``integer_conv2d``) or runs in float64. The requantization then runs on the whole batch at once:
