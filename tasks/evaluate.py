@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from tasks.base import BenchDataModule
+from tasks.progress import tracked_datamodule
 
 if TYPE_CHECKING:
     from tasks.base import Task
@@ -78,7 +79,7 @@ def evaluate(
     was_training = model.training
     model.eval()
     try:
-        measured = evaluator(model, datamodule, keep_predictions)
+        measured = evaluator(model, tracked_datamodule(datamodule, f"evaluate {task.name}"), keep_predictions)
     finally:
         model.train(was_training)
     ci = {name: bootstrap_ci(values, statistic, bootstrap, seed) for name, (values, statistic) in measured.resample.items()}

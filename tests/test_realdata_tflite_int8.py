@@ -18,12 +18,12 @@ from ai_edge_litert.interpreter import Interpreter, OpResolverType
 from PIL import Image
 
 from tasks.preprocessing import central_crop, pil_bilinear_resize
-from tasks.tflite.int8 import (
-    QuantizedTFLite,
+from tasks.tflite.fixed_point import (
     multiply_by_quantized_multiplier,
     multiply_by_quantized_multiplier_ties_up,
     quantize_multiplier,
 )
+from tasks.tflite.int8 import QuantizedTFLite
 
 REALDATA = Path(os.environ["BENCH_REALDATA"])
 
@@ -85,11 +85,11 @@ def test_integer_execution_is_litert_bit_for_bit(name: str) -> None:
     for pixels in images(int(detail["shape"][1]), count):
         reference.set_tensor(detail["index"], pixels)
         reference.invoke()
-        raw, env = model.run(pixels)
+        raw, env = model.run(pixels, keep=True)
         computed = [op.outputs[0] for op in model.graph.ops if op.outputs[0] in env and op.outputs[0] != model.input]
         assert len(computed) >= len(model.graph.convs())
         for tensor in computed:
-            assert torch.equal(env[tensor], torch.from_numpy(reference.get_tensor(tensor).astype(np.int64))), tensor
+            assert torch.equal(env[tensor].long(), torch.from_numpy(reference.get_tensor(tensor).astype(np.int64))), tensor
         raw_ids, _ = model.raw_outputs()
         for index, values in zip(raw_ids, raw, strict=True):
             info = model.graph.tensors[index]
@@ -97,12 +97,14 @@ def test_integer_execution_is_litert_bit_for_bit(name: str) -> None:
             assert np.allclose(values.numpy(), expected, atol=1e-6)
 
 
-@pytest.mark.parametrize(("runtime", "metrics"), [("tflite-int8", {"top1": 58.3333, "top5": 87.5}),
-                                                  ("xnnpack-int8", {"top1": 60.4167, "top5": 87.5})])
-def test_bench_eval_runs_the_file_in_integers_and_records_it(tmp_path, capsys, runtime, metrics) -> None:
-    """``bench eval --runtime tflite-int8 / xnnpack-int8`` on the first 48 slice images (symlinked; the
-    full 456 take minutes): top-1/top-5 from the integer path, equal to LiteRT's builtin kernels / its
-    default XNNPACK interpreter on every raw value."""
+@pytest.mark.parametrize(("runtime", "metrics", "check"), [("tflite-int8", {"top1": 58.3333, "top5": 87.5}, 2),
+                                                           ("xnnpack-int8", {"top1": 60.4167, "top5": 87.5}, 1),
+                                                           ("xnnpack-int8", {"top1": 60.4167, "top5": 87.5}, 0)])
+def test_bench_eval_runs_the_file_in_integers_and_records_it(tmp_path, capsys, runtime, metrics, check) -> None:
+    """``bench eval --runtime tflite-int8 / xnnpack-int8`` on the first 48 slice images (symlinked):
+    top-1/top-5 from the integer path; with ``--check-litert N`` the first N batches (of 32 images,
+    then 16) equal LiteRT's builtin kernels / its default XNNPACK interpreter on every raw value, and
+    the record says how many were checked; without it, no check and none recorded."""
     from benchmark.cli import main
 
     subset = tmp_path / "imagenet"
@@ -112,13 +114,27 @@ def test_bench_eval_runs_the_file_in_integers_and_records_it(tmp_path, capsys, r
         link.symlink_to(image)
     weights = REALDATA / "weights" / "mobilenet_v1_0.25_128_quant.tflite"
     code = main(["eval", "--task", "classification", "--weights", str(weights), "--data", str(subset),
-                 "--runtime", runtime, "--output", str(tmp_path / "out")])
+                 "--runtime", runtime, "--output", str(tmp_path / "out"), "--check-litert", str(check)])
     assert code == 0
     record = json.loads((tmp_path / "out" / "result.json").read_text())
     assert (record["runtime"], record["precision"], record["images"]) == (runtime, "uint8", 48)
-    assert record["litert_agreement"] == {"raw_values_equal": 100.0, "argmax_equal": 100.0}
+    checked = {1: 32, 2: 48}.get(check)
+    expected = {"batches": check, "images": checked, "raw_values_equal": 100.0, "argmax_equal": 100.0} if check else None
+    assert record["litert_agreement"] == expected
     assert record["metrics"] == metrics  # measured; deterministic
-    assert f"runtime {runtime} (uint8)" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert f"runtime {runtime} (uint8)" in out
+    assert (f"first {check} batches, {checked} images): raw outputs 100.00 % equal" in out) == bool(check)
+
+
+def test_check_litert_needs_an_integer_runtime(tmp_path, capsys) -> None:
+    from benchmark.cli import main
+
+    code = main(["eval", "--task", "classification", "--weights", str(tmp_path / "x.tflite"), "--data", str(tmp_path),
+                 "--check-litert", "2"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and err == ["bench eval: error: --check-litert 2: a number of batches (0 or more) with "
+                                 "--runtime tflite-int8 or xnnpack-int8"]
 
 
 def test_int8_runtime_without_a_file_is_one_line(tmp_path, capsys) -> None:
@@ -151,11 +167,11 @@ def test_xnnpack_arithmetic_is_litert_default_bit_for_bit(name: str) -> None:
     for pixels in images(int(detail["shape"][1]), count):
         reference.set_tensor(detail["index"], pixels)
         reference.invoke()
-        raw, env = model.run(pixels)
+        raw, env = model.run(pixels, keep=True)
         every = [tensor for tensor in every if tensor in env]  # up to the raw outputs
         assert len(every) >= len(model.graph.convs())
         for tensor in every:
-            assert torch.equal(env[tensor], torch.from_numpy(reference.get_tensor(tensor).astype(np.int64))), tensor
+            assert torch.equal(env[tensor].long(), torch.from_numpy(reference.get_tensor(tensor).astype(np.int64))), tensor
 
 
 def test_an_op_the_arithmetic_lacks_is_one_line_before_any_data(tmp_path, capsys) -> None:

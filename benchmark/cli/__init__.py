@@ -59,6 +59,10 @@ def main(argv: list[str] | None = None) -> int:
     from benchmark.runs.records import set_command_line
 
     set_command_line(["bench", *argv])
+
+    from tasks.progress import configure
+
+    configure(quiet=getattr(args, "quiet", False), progress=getattr(args, "progress", False))
     try:
         return int(args.func(args) or 0)
     except UserError as error:

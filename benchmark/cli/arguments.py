@@ -8,7 +8,7 @@ import dataclasses
 from typing import Any
 
 # Parser bookkeeping and the flags that are not config keys in every command.
-NOT_CONFIG = ("command", "func", "task", "config")
+NOT_CONFIG = ("command", "func", "task", "config", "quiet", "progress")
 
 
 def add_task_argument(parser: argparse.ArgumentParser, task_name: str) -> None:
@@ -45,6 +45,14 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--weights", default=None,
                         help="official TFLite checkpoint (.tflite): its weights, and backbone/width/size/classes/preset defaults")
     parser.add_argument("--config", default=None, help="recipe YAML file; flags override it")
+
+
+def add_progress_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--quiet`` / ``--progress``: the progress display of long work on stderr (``tasks.progress``)."""
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--quiet", action="store_true", help="no progress display")
+    group.add_argument("--progress", action="store_true",
+                       help="progress even when stderr is not a terminal: one line per finished stage (logs, CI)")
 
 
 def config_values(args: argparse.Namespace, command_flags: tuple[str, ...] = ()) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmark.cli import compare_float
-from benchmark.cli.arguments import add_task_argument
+from benchmark.cli.arguments import add_progress_arguments, add_task_argument
 
 # Task flags (added by the task's add_model_arguments) that change how predictions are scored.
 EVAL_SETTINGS = ("max_detections", "nms_iou", "score_threshold", "nms")
@@ -43,12 +43,16 @@ def add_parser(sub, task_name: str) -> None:
     add("--runtime", choices=RUNTIMES, default="eager",
         help="eager: the suite's PyTorch model in fp32 (with --weights: the file's dequantized weights); "
              "tflite-int8 / xnnpack-int8: --weights FILE.tflite run in its own integers as TFLite's builtin "
-             "kernels / as XNNPACK (LiteRT's default) compute them, checked against LiteRT batch by batch")
+             "kernels / as XNNPACK (LiteRT's default) compute them")
+    add("--check-litert", type=int, default=0, metavar="N",
+        help="with tflite-int8 / xnnpack-int8: also run the first N batches through LiteRT on the same bytes and "
+             "record how many raw outputs agree (default 0: no check)")
     add("--preset", help="preprocessing: torchvision, tf-inception, tf-deeplab, tf-ssd (default: what the weights imply)")
     add("--batch-size", type=int, default=32)
     add("--num-workers", type=int, default=0)
     add("--output", help="folder for result.json (default runs/eval-<task>-<backbone>-<time>)")
     compare_float.add_arguments(parser)
+    add_progress_arguments(parser)
     parser.set_defaults(func=run)
 
 
@@ -65,13 +69,17 @@ def run(args: argparse.Namespace) -> int:
     if arithmetic and not args.weights:
         raise UserError(f"--runtime {args.runtime} runs a quantized file: give it with --weights FILE.tflite")
     compare_float.check(args, arithmetic)
+    if (args.check_litert and not arithmetic) or args.check_litert < 0:
+        raise UserError(f"--check-litert {args.check_litert}: a number of batches (0 or more) with --runtime "
+                        "tflite-int8 or xnnpack-int8")
     model, cfg, weights = _model_and_config(task, args)
     precision = "fp32"
     if arithmetic:
         from tasks.preprocessing import mean_std
         from tasks.tflite.integer_model import IntegerTFLiteModel
 
-        model = IntegerTFLiteModel(args.weights, model, mean_std(cfg["preset"]), arithmetic=arithmetic, compare=True)
+        model = IntegerTFLiteModel(args.weights, model, mean_std(cfg["preset"]), arithmetic=arithmetic,
+                                   check_litert=args.check_litert)
         precision = model.precision
     datamodule = task.build_datamodule(cfg)
     datamodule.prepare_data()
@@ -118,8 +126,9 @@ def run(args: argparse.Namespace) -> int:
     if record.get("litert_agreement"):
         agreement = record["litert_agreement"]
         kernels = "XNNPACK" if arithmetic == "xnnpack" else "builtin kernels"
-        print(f"agreement with LiteRT ({kernels}, same bytes): raw outputs {agreement['raw_values_equal']:.2f} % "
-              f"equal, arg-max {agreement['argmax_equal']:.2f} %")
+        print(f"agreement with LiteRT ({kernels}, same bytes, first {agreement['batches']} batches, "
+              f"{agreement['images']} images): raw outputs {agreement['raw_values_equal']:.2f} % equal, "
+              f"arg-max {agreement['argmax_equal']:.2f} %")
     if record["settings"]:
         print("settings: " + ", ".join(f"{k} {v}" for k, v in record["settings"].items()))
     print(f"result record: {path}", file=sys.stderr)

@@ -7,7 +7,13 @@ import argparse
 import sys
 from pathlib import Path
 
-from benchmark.cli.arguments import add_model_arguments, add_task_argument, command_values, config_values
+from benchmark.cli.arguments import (
+    add_model_arguments,
+    add_progress_arguments,
+    add_task_argument,
+    command_values,
+    config_values,
+)
 
 EXPORT_FLAGS = ("checkpoint", "format", "int8", "calibration_images", "export_batch_size", "out")
 
@@ -33,6 +39,7 @@ def add_parser(sub, task_name: str) -> None:
     add("--calibration-images", type=int, default=32, help="images that calibrate --int8 (default 32)")
     add("--batch-size", type=int, default=1, dest="export_batch_size", help="static batch of the file (default 1)")
     add("--out", required=True, help="output file (.onnx, .tflite, or .xml for OpenVINO, with its .bin)")
+    add_progress_arguments(parser)
     parser.set_defaults(func=run)
 
 
@@ -49,6 +56,7 @@ def run(args: argparse.Namespace) -> int:
     )
     from tasks import get_task
     from tasks.preprocessing import mean_std
+    from tasks.progress import stage
     from tasks.provenance import weights_provenance
 
     task = get_task(args.task)
@@ -74,7 +82,8 @@ def run(args: argparse.Namespace) -> int:
         calibration_batches(images, flags["calibration_images"], 0) if flags["int8"] else ([], None)
     )
     try:
-        details = export_model(model.eval(), images.example, fmt, int8=flags["int8"], calibration=calibration, out_path=out)
+        with stage(f"export {fmt}{' int8' if flags['int8'] else ''}"):
+            details = export_model(model.eval(), images.example, fmt, int8=flags["int8"], calibration=calibration, out_path=out)
     except UserError:
         raise
     except Exception as error:  # noqa: BLE001 - a converter that cannot take this model: one line, exit 2

@@ -7,7 +7,13 @@ import json
 import sys
 from pathlib import Path
 
-from benchmark.cli.arguments import add_model_arguments, add_task_argument, command_values, config_values
+from benchmark.cli.arguments import (
+    add_model_arguments,
+    add_progress_arguments,
+    add_task_argument,
+    command_values,
+    config_values,
+)
 
 DEFAULT_OUTPUT = "runs/latency"
 
@@ -45,6 +51,7 @@ def add_parser(sub, task_name: str) -> None:
     add("--json", action="store_true", help="print a JSON list, one object per runtime")
     add("--output", default=DEFAULT_OUTPUT, help=f"folder for the records (default {DEFAULT_OUTPUT})")
     add_device_arguments(parser)
+    add_progress_arguments(parser)
     parser.set_defaults(func=run)
 
 

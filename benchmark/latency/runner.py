@@ -19,6 +19,7 @@ from benchmark.latency.runtimes import Runtime, get_runtime
 from benchmark.latency.timing import TIERS, Clock, Tier, measure
 from benchmark.memory import peak as memory
 from benchmark.runs.records import environment
+from tasks.progress import stage
 
 
 # --------------------------------------------------------------------------------------------
@@ -77,10 +78,11 @@ def _benchmark(task, cfg, model, runtimes, options, clock, on_record, weights) -
     reference = EagerReference(model)
     records = []
     for runtime in runtimes:
-        record = measure_runtime(
-            runtime, task, cfg, model, images, options, reference,
-            calibration=calibration, calibration_info=calibration_info, clock=clock, weights=weights,
-        )
+        with stage(f"latency {runtime.name}"):  # in logs: one line per runtime
+            record = measure_runtime(
+                runtime, task, cfg, model, images, options, reference,
+                calibration=calibration, calibration_info=calibration_info, clock=clock, weights=weights,
+            )
         records.append(record)
         if on_record is not None:
             on_record(record)

@@ -41,6 +41,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Subset
 
+from tasks.progress import tracked_datamodule
 from tasks.tflite.layer_error import LayerError
 from tasks.tflite.mixed import MixedTFLite, State
 
@@ -120,7 +121,7 @@ def compare_float(
         recorded["float"].append(raw_float)
         return model.outputs(mixed.as_floats(raw_integer), x)
 
-    integer = evaluator(_Scripted(model, errors_pass), data, False)
+    integer = evaluator(_Scripted(model, errors_pass), tracked_datamodule(data, "compare-float: every layer's error"), False)
     floats = evaluator(_Replay(model, mixed, recorded["float"]), data, False)
     base = _output_error(mixed, recorded["integer"], recorded["float"])
     rows = [_row(mixed, position, e) for position, e in enumerate(errors)]
@@ -142,7 +143,8 @@ def compare_float(
         return model.outputs(mixed.as_floats(mixed.raw(state)), x)
 
     if chosen:
-        again = evaluator(_Scripted(model, branches_pass), data, False)
+        branching = tracked_datamodule(data, f"compare-float: {len(chosen)} layers kept in float and unrounded")
+        again = evaluator(_Scripted(model, branches_pass), branching, False)
         if again.metrics != integer.metrics:  # the same integer path twice: a nondeterministic loader
             raise RuntimeError(f"integer metrics differ between passes: {integer.metrics} vs {again.metrics}")
     for (op, variant), ops in in_float.items():

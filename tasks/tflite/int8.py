@@ -3,33 +3,43 @@
 The float import (``tasks.tflite.importer``) runs the dequantized weights in float: the deployed model's
 float shadow. This runs the file's own integer graph: uint8/int8 tensors with per-tensor or
 per-channel scales and zero points, int32 accumulators, TFLite's requantization
-(``MultiplyByQuantizedMultiplier``: gemmlowp's ``SaturatingRoundingDoublingHighMul`` then
-``RoundingDivideByPOT``; ties toward +inf for CONV_2D and MEAN), fused ReLU/ReLU6 as activation
-min/max clamps, quantized ADD (left shift 20, per-input multipliers), average pooling, MEAN,
-RESIZE_BILINEAR, CONCATENATION, QUANTIZE, LOGISTIC and RESHAPE. ``arithmetic="xnnpack"`` swaps in
-XNNPACK's requantization, ADD, QUANTIZE and SOFTMAX (``tasks.tflite.xnnpack``): what LiteRT's
-default interpreter computes. Execution stops at the file's raw outputs (``raw_outputs``: the
-inputs of its SOFTMAX / ARG_MAX / TFLite_Detection_PostProcess), returned dequantized: what the
-suite's evaluation takes.
+(``MultiplyByQuantizedMultiplier``, ``tasks.tflite.fixed_point``; ties toward +inf for CONV_2D and
+MEAN), fused ReLU/ReLU6 as activation min/max clamps, quantized ADD (left shift 20, per-input
+multipliers), average pooling, MEAN, RESIZE_BILINEAR, CONCATENATION, QUANTIZE, LOGISTIC and RESHAPE.
+``arithmetic="xnnpack"`` swaps in XNNPACK's requantization, ADD, QUANTIZE and SOFTMAX
+(``tasks.tflite.xnnpack``): what LiteRT's default interpreter computes. Execution stops at the
+file's raw outputs (``raw_outputs``: the inputs of its SOFTMAX / ARG_MAX /
+TFLite_Detection_PostProcess), returned dequantized: what the suite's evaluation takes.
 
-Integers are held in int64 tensors; convolutions run in float32 on the input split into two 4-bit
-halves (``integer_conv2d``), exact because every partial sum stays below 2**24. Exactness first,
-speed second.
+A batch runs through each op at once. Inside ``run`` a tensor is float32 holding its stored integers
+less its zero point (exact: 9-bit values; "centered"), NHWC as TFLite lays it out: convolutions
+(``tasks.tflite.integer_conv``, most of the work) read it as channels-last float32 without a copy
+and write it the same way; the smaller ops compute on the stored integers in int64. Tensors are
+dropped after their last reader unless ``run(keep=True)``. What ``run`` and ``run_op`` hand out and
+take is the stored integers, in float32.
 """
 
 from __future__ import annotations
 
-from functools import partial
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from backbones.errors import UserError
-from backbones.layers import tf_same_padding
 from tasks.tflite import xnnpack
+from tasks.tflite.fixed_point import (
+    multiply_by_quantized_multiplier,
+    multiply_by_quantized_multiplier_ties_up,
+    quantize_multiplier,
+    tflite_round,
+    trunc_div,
+)
+from tasks.tflite.integer_conv import INT_RANGES, IntegerConv
 from tasks.tflite.outputs import POSTPROCESS_OPS
 from tasks.tflite.reader import TFLiteGraph, TFLiteOp, read_tflite
 
@@ -37,87 +47,12 @@ ARITHMETICS = ("tflite", "xnnpack")
 # The ops whose XNNPACK results were matched bit for bit (tasks/tflite/xnnpack.py); others refuse.
 XNNPACK_MATCHED = ("CONV_2D", "DEPTHWISE_CONV_2D", "ADD", "AVERAGE_POOL_2D", "RESHAPE", "CONCATENATION",
                    "RESIZE_BILINEAR", "QUANTIZE", "LOGISTIC")
-INT_RANGES = {"uint8": (0, 255), "int8": (-128, 127)}
+# A chunk's largest activation (float32) stays about this size, within a core's share of the cache
+# (``QuantizedTFLite.run``): MobileNetV2-224 runs 3 images at a time, DeepLab-513 one.
+CHUNK_BYTES = 16 << 20
+# Elementwise ops of one or two 8-bit tensors: run as tables of their own integer kernel (``by_table``).
+ELEMENTWISE = ("ADD", "QUANTIZE", "LOGISTIC")
 ACTIVATION_BOUNDS = {0: None, 1: (0.0, None), 3: (0.0, 6.0)}  # fused NONE, RELU, RELU6
-
-
-def quantize_multiplier(real: float) -> tuple[int, int]:
-    """TFLite's ``QuantizeMultiplier``: ``real = multiplier * 2**(shift - 31)``, multiplier in [2**30, 2**31)."""
-    if real == 0.0:
-        return 0, 0
-    mantissa, shift = np.frexp(real)
-    multiplier = int(round(mantissa * (1 << 31)))
-    if multiplier == 1 << 31:
-        multiplier //= 2
-        shift += 1
-    if shift < -31:
-        return 0, 0
-    return multiplier, int(shift)
-
-
-def _trunc_div(x: torch.Tensor, d: int) -> torch.Tensor:
-    return torch.div(x, d, rounding_mode="trunc")
-
-
-def saturating_rounding_doubling_high_mul(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """gemmlowp's ``SaturatingRoundingDoublingHighMul`` on int64 tensors holding int32 values.
-
-    gemmlowp nudges by 2**30 (or 1 - 2**30 below zero) and divides by 2**31 truncating; both cases
-    equal ``floor((a * b + 2**30) / 2**31)``, one add and one shift. Its one saturating case,
-    ``a == b == -2**31``, cannot occur: TFLite's multipliers are positive."""
-    return (a * b + (1 << 30)) >> 31
-
-
-def rounding_divide_by_pot(x: torch.Tensor, exponent: torch.Tensor) -> torch.Tensor:
-    """gemmlowp's ``RoundingDivideByPOT``: divide by 2**exponent, rounding half away from zero."""
-    mask = (torch.ones_like(exponent) << exponent) - 1
-    remainder = x & mask
-    threshold = (mask >> 1) + (x < 0).long()
-    return (x >> exponent) + (remainder > threshold).long()
-
-
-def multiply_by_quantized_multiplier(x: torch.Tensor, multiplier: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
-    """TFLite's ``MultiplyByQuantizedMultiplier`` (double rounding), broadcast per channel."""
-    left = shift.clamp_min(0)
-    right = (-shift).clamp_min(0)
-    return rounding_divide_by_pot(saturating_rounding_doubling_high_mul(x * (torch.ones_like(left) << left), multiplier), right)
-
-
-def multiply_by_quantized_multiplier_ties_up(x: torch.Tensor, multiplier: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
-    """LiteRT's CONV_2D requantization (its GEMM backend, ruy): the same high multiply, then a right
-    shift that rounds ties toward +inf rather than away from zero.
-
-    Measured, not read off a header: with ``RoundingDivideByPOT`` every CONV_2D without a ReLU
-    (MobileNetV2's projections, the logits) lands one step low on a few negative ties per layer
-    (e.g. 381 of 200704 values in MobileNetV2's first projection); with this rounding every
-    CONV_2D of the seven quantized files matches LiteRT bit for bit. DEPTHWISE_CONV_2D and ADD
-    keep gemmlowp's rounding (they do not go through the GEMM)."""
-    left = shift.clamp_min(0)
-    right = (-shift).clamp_min(0)
-    high = saturating_rounding_doubling_high_mul(x * (torch.ones_like(left) << left), multiplier)
-    half = torch.where(right > 0, torch.ones_like(right) << (right - 1).clamp_min(0), torch.zeros_like(right))
-    return (high + half) >> right
-
-
-def integer_conv2d(x: torch.Tensor, weight: torch.Tensor, **conv: Any) -> torch.Tensor:
-    """The exact int32 accumulator of a convolution of integer tensors (``x`` float64, ``weight`` int64).
-
-    Float32 convolutions are several times faster than float64 on CPU, and exact while every
-    partial sum stays below 2**24. So ``x`` is split into ``16 * high + low`` (``low`` in [0, 16),
-    both parts below 17 in magnitude), each part convolved in float32 and the two integer results
-    recombined; a layer whose sums could pass 2**24 even so runs in float64."""
-    taps = weight[0].numel()
-    if taps * 16 * int(weight.abs().max()) >= 1 << 24:
-        return F.conv2d(x, weight.double(), **conv).round().long()
-    high = torch.div(x, 16, rounding_mode="floor")
-    low = x - 16 * high
-    w = weight.float()
-    return (16 * F.conv2d(high.float(), w, **conv).round().long() + F.conv2d(low.float(), w, **conv).round().long())
-
-
-def tflite_round(x: np.ndarray | float) -> np.ndarray:
-    """``TfLiteRound`` / ``std::round``: half away from zero."""
-    return np.sign(x) * np.floor(np.abs(x) + 0.5)
 
 
 class QuantizedTFLite:
@@ -133,6 +68,8 @@ class QuantizedTFLite:
         if self.graph.input.dtype not in INT_RANGES:
             raise UserError(f"{self.path}: input is {self.graph.input.dtype}; "
                             "integer execution needs a quantized (uint8/int8) file")
+        self._convs: dict[int, IntegerConv] = {}  # op index -> prepared on first use
+        self._tables: dict[int, torch.Tensor] = {}  # op index -> its table (``by_table``)
 
     # -- quantization parameters --------------------------------------------------------------
     def qparams(self, index: int) -> tuple[np.ndarray, np.ndarray, str]:
@@ -153,48 +90,18 @@ class QuantizedTFLite:
         return low, high
 
     def value(self, index: int, env: dict[int, torch.Tensor]) -> torch.Tensor:
+        """Tensor ``index`` (int64): computed (``env``) or a constant of the file."""
         return env[index] if index in env else torch.from_numpy(self.graph.stored[index].astype(np.int64))
 
     # -- ops ------------------------------------------------------------------------------------
-    def conv(self, kind: str, inputs: list[int], output: int, options: dict[str, Any], env: dict) -> torch.Tensor:
-        x = env[inputs[0]]  # NHWC int64
-        in_scale, in_zp, _ = self.qparams(inputs[0])
-        w_scales, w_zps, _ = self.qparams(inputs[1])
-        out_scale, out_zp, _ = self.qparams(output)
-        weight = torch.from_numpy(self.graph.stored[inputs[1]].astype(np.int64))
-        channels = weight.shape[0] if kind == "CONV_2D" else weight.shape[3]
-        zp_w = torch.from_numpy(np.broadcast_to(w_zps, (channels,)).copy()) if w_zps.size else torch.zeros(channels, dtype=torch.long)
-        if kind == "CONV_2D":
-            weight = (weight - zp_w.view(-1, 1, 1, 1)).permute(0, 3, 1, 2)
-            groups = 1
-        else:
-            weight = (weight - zp_w.view(1, 1, 1, -1)).permute(3, 0, 1, 2)
-            groups = x.shape[-1]
-        stride = (int(options["strideH"]), int(options["strideW"]))
-        dilation = (int(options.get("dilationHFactor", 1)), int(options.get("dilationWFactor", 1)))
-        xin = (x - int(in_zp[0])).permute(0, 3, 1, 2).double()
-        if options["padding"] == 0:  # SAME: TF pads (total // 2) before, the rest after, with the zero point
-            pads = [tf_same_padding(size, k, s, d)
-                    for size, k, s, d in zip(xin.shape[2:], weight.shape[2:], stride, dilation, strict=True)]
-            xin = F.pad(xin, (pads[1][0], pads[1][1], pads[0][0], pads[0][1]))
-        acc = integer_conv2d(xin, weight, stride=stride, dilation=dilation, groups=groups)
-        if len(inputs) > 2 and inputs[2] >= 0:
-            acc = acc + torch.from_numpy(self.graph.stored[inputs[2]].astype(np.int64)).view(1, -1, 1, 1)
-        scales = np.broadcast_to(w_scales, (channels,))
-        low, high = self.activation_range(output, int(options.get("fusedActivationFunction", 0)))
-        if self.arithmetic == "xnnpack":
-            factors = xnnpack.conv_scales(in_scale[0], scales, out_scale[0])
-            return xnnpack.requantize_fp32(acc, factors, int(out_zp[0]), low, high).permute(0, 2, 3, 1)
-        if w_scales.size == 1:
-            # Per-tensor (TF1 uint8 files): TFLite's legacy multiplier, the scale product taken in float32.
-            pairs = [quantize_multiplier(float(np.float32(in_scale[0]) * np.float32(scales[0])) / float(out_scale[0]))] * channels
-        else:
-            pairs = [quantize_multiplier(float(in_scale[0]) * float(s) / float(out_scale[0])) for s in scales]
-        multiplier = torch.tensor([m for m, _ in pairs]).view(1, -1, 1, 1)
-        shift = torch.tensor([s for _, s in pairs]).view(1, -1, 1, 1)
-        requantize = multiply_by_quantized_multiplier_ties_up if kind == "CONV_2D" else multiply_by_quantized_multiplier
-        out = requantize(acc, multiplier, shift) + int(out_zp[0])
-        return out.clamp(low, high).permute(0, 2, 3, 1)
+    def zero_point(self, index: int) -> int:
+        return int(self.graph.tensors[index].zero_point)
+
+    def conv(self, op: TFLiteOp, env: dict) -> torch.Tensor:
+        if op.index not in self._convs:
+            bounds = self.activation_range(op.outputs[0], int(op.options.get("fusedActivationFunction", 0)))
+            self._convs[op.index] = IntegerConv(self.graph, op, self.arithmetic, bounds)
+        return self._convs[op.index](env[op.inputs[0]])
 
     def add(self, inputs: list[int], output: int, options: dict[str, Any], env: dict) -> torch.Tensor:
         (s1, z1, _), (s2, z2, _), (so, zo, _) = (self.qparams(i) for i in (*inputs, output))
@@ -223,7 +130,7 @@ class QuantizedTFLite:
             raise UserError(f"{self.path}: AVERAGE_POOL_2D with SAME padding is not supported by integer execution")
         total = F.avg_pool2d(x.permute(0, 3, 1, 2).double(), (kh, kw), (sh, sw), divisor_override=1).round().long()
         count = kh * kw
-        out = torch.where(total > 0, _trunc_div(total + count // 2, count), _trunc_div(total - count // 2, count))
+        out = torch.where(total > 0, trunc_div(total + count // 2, count), trunc_div(total - count // 2, count))
         low, high = self.activation_range(output, int(options.get("fusedActivationFunction", 0)))
         return out.clamp(low, high).permute(0, 2, 3, 1)
 
@@ -284,7 +191,7 @@ class QuantizedTFLite:
         top, bottom = x[:, y0], x[:, y1]
         total = (top[:, :, x0] * (one - dy) * (one - dx) + bottom[:, :, x0] * dy * (one - dx)
                  + top[:, :, x1] * (one - dy) * dx + bottom[:, :, x1] * dy * dx)
-        return _trunc_div(total + torch.where(total > 0, 1 << 19, -(1 << 19)), 1 << 20)
+        return trunc_div(total + torch.where(total > 0, 1 << 19, -(1 << 19)), 1 << 20)
 
     def mean(self, inputs: list[int], output: int, options: dict[str, Any], env: dict) -> torch.Tensor:
         """TFLite's quantized MEAN over height and width (optimized ``MeanImpl``, the TF2 files' global
@@ -324,24 +231,74 @@ class QuantizedTFLite:
             return [last.inputs[1], last.inputs[0]], last.kind
         return list(self.graph.outputs), None
 
+    def ops_to_raw(self) -> tuple[TFLiteOp, ...]:
+        """The ops that run: the file's, up to the last one that makes a raw output."""
+        raw = set(self.raw_outputs()[0])
+        last = max(position for position, op in enumerate(self.graph.ops) if op.outputs[0] in raw)
+        return self.graph.ops[: last + 1]
+
+    def chunk_images(self) -> int:
+        """Images per chunk: as many as keep the largest activation tensor within ``CHUNK_BYTES``."""
+        largest = max(4 * int(np.prod(self.graph.tensors[op.outputs[0]].shape[1:])) for op in self.ops_to_raw())
+        return max(1, CHUNK_BYTES // largest)
+
     @torch.no_grad()
-    def run(self, pixels: np.ndarray) -> tuple[list[torch.Tensor], dict[int, torch.Tensor]]:
-        """``pixels``: [N, H, W, 3] in the input tensor's integer type. Returns the raw outputs
-        (``raw_outputs``, dequantized float) and every integer tensor computed (for per-layer
-        comparisons). The post-processing ops are not run: the suite's evaluation does their job."""
+    def run(self, pixels: np.ndarray, *, keep: bool = False) -> tuple[list[torch.Tensor], dict[int, torch.Tensor]]:
+        """``pixels``: [N, H, W, C] in the input tensor's integer type. Returns the raw outputs
+        (``raw_outputs``, dequantized float) and the stored integers (float32, NHWC) of the raw
+        outputs, or with ``keep`` of every tensor computed (per-layer comparisons; without it each
+        tensor is dropped after its last reader). The post-processing ops are not run: the suite's
+        evaluation does their job.
+
+        Without ``keep`` the batch runs in chunks of a few images (``chunk_images``), one chunk per
+        thread: a chunk's tensors stay in cache through the requantization's passes, and chunks on
+        separate cores never wait on each other (an op of one chunk is too small to share: OpenMP's
+        barrier per op costs more than the op on a busy machine)."""
         raw, _ = self.raw_outputs()
-        env: dict[int, torch.Tensor] = {self.input: torch.from_numpy(np.asarray(pixels).astype(np.int64))}
-        for op in self.graph.ops:
-            if all(i in env for i in raw):
-                break
-            env[op.outputs[0]] = self.run_op(op, env)
-        return [self.dequantize(i, env[i]) for i in raw], env
+        pixels = np.asarray(pixels)
+        step = self.chunk_images()
+        if keep or len(pixels) <= step:
+            stored = self._run_chunk(pixels, keep)
+        else:
+            parts = map_single_threaded(self._run_chunk, [pixels[i : i + step] for i in range(0, len(pixels), step)])
+            stored = {i: torch.cat([part[i] for part in parts]) for i in raw}
+        return [self.dequantize(i, stored[i]) for i in raw], stored
+
+    @torch.no_grad()
+    def _run_chunk(self, pixels: np.ndarray, keep: bool = False) -> dict[int, torch.Tensor]:
+        """``run`` on one chunk: the stored integers of the raw outputs (with ``keep``: of every tensor)."""
+        raw, _ = self.raw_outputs()
+        ops = self.ops_to_raw()
+        last_use = {tensor: position for position, op in enumerate(ops) for tensor in op.inputs}
+        env = {self.input: torch.from_numpy(pixels).float().sub_(self.zero_point(self.input))}
+        for position, op in enumerate(ops):
+            env[op.outputs[0]] = self.centered_op(op, env)
+            if not keep:
+                for tensor in op.inputs:
+                    if last_use[tensor] == position and tensor not in raw:
+                        env.pop(tensor, None)
+        return {i: t + self.zero_point(i) for i, t in env.items() if keep or i in raw}
 
     def run_op(self, op: TFLiteOp, env: dict[int, torch.Tensor]) -> torch.Tensor:
-        """One op on integer tensors already in ``env``; an op integer execution lacks is a UserError."""
+        """One op on the stored integers (float32) already in ``env``: its output's stored integers."""
+        centered = {i: env[i] - self.zero_point(i) for i in op.inputs if i in env}
+        return self.centered_op(op, centered) + self.zero_point(op.outputs[0])
+
+    def centered_op(self, op: TFLiteOp, env: dict[int, torch.Tensor]) -> torch.Tensor:
+        """One op on centered tensors (``run``'s). Convolutions run on them as they are; elementwise
+        ops of 8-bit tensors by table (``by_table``); the others on the stored integers in int64."""
+        if op.kind in ("CONV_2D", "DEPTHWISE_CONV_2D"):
+            return self.conv(op, env)
+        kernel = self.kernel(op)
+        if op.kind in ELEMENTWISE and len(set(op.inputs)) == len(op.inputs) and all(i in env for i in op.inputs):
+            return self.by_table(op, kernel, env)
+        integers = {i: env[i].long() + self.zero_point(i) for i in op.inputs if i in env}
+        out = kernel(list(op.inputs), op.outputs[0], op.options, integers)
+        return (out - self.zero_point(op.outputs[0])).float()
+
+    def kernel(self, op: TFLiteOp) -> Any:
+        """The int64 kernel of a non-convolution op; one the arithmetic lacks is a UserError."""
         kernels = {
-            "CONV_2D": partial(self.conv, op.kind),
-            "DEPTHWISE_CONV_2D": partial(self.conv, op.kind),
             "ADD": self.add,
             "AVERAGE_POOL_2D": self.average_pool,
             "RESHAPE": self.reshape,
@@ -355,10 +312,26 @@ class QuantizedTFLite:
             kernels = {kind: kernels[kind] for kind in XNNPACK_MATCHED if kind in kernels}
             kernels["SOFTMAX"] = self.xnnpack_softmax
         if op.kind not in kernels:
+            supported = ", ".join(["CONV_2D", "DEPTHWISE_CONV_2D", *kernels])
             raise UserError(f"{self.path}: integer execution does not support {op.kind} ({op.describe()}); "
-                            f"supported: {', '.join(kernels)} before the file's SOFTMAX / ARG_MAX / "
+                            f"supported: {supported} before the file's SOFTMAX / ARG_MAX / "
                             "TFLite_Detection_PostProcess")
-        return kernels[op.kind](list(op.inputs), op.outputs[0], op.options, env)
+        return kernels[op.kind]
+
+    def by_table(self, op: TFLiteOp, kernel: Any, env: dict[int, torch.Tensor]) -> torch.Tensor:
+        """An elementwise op of one or two 8-bit tensors as a table: its output for every input value
+        (256 or 65536 entries), made once by the op's own int64 kernel, then one gather per batch:
+        the same integers by construction, for a fraction of the fixed-point passes."""
+        offsets = [self.zero_point(i) - INT_RANGES[self.graph.tensors[i].dtype][0] for i in op.inputs]
+        if op.index not in self._tables:
+            grids = torch.meshgrid(*[torch.arange(256) - offset + self.zero_point(i)
+                                     for i, offset in zip(op.inputs, offsets, strict=True)], indexing="ij")
+            stored = kernel(list(op.inputs), op.outputs[0], op.options, {i: g.reshape(-1) for i, g in zip(op.inputs, grids, strict=True)})
+            self._tables[op.index] = (stored - self.zero_point(op.outputs[0])).float()
+        index = env[op.inputs[0]] + offsets[0]
+        if len(op.inputs) == 2:
+            index = torch.add(index.mul_(256), env[op.inputs[1]]).add_(offsets[1])
+        return self._tables[op.index][index.long()]
 
     def xnnpack_softmax(self, inputs: list[int], output: int, options: dict[str, Any], env: dict) -> torch.Tensor:
         info = self.graph.tensors[output]
@@ -372,6 +345,25 @@ class QuantizedTFLite:
         return ((values - int(zero_points[0])).double() * float(scales[0])).float()
 
 
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+def map_single_threaded(function: Callable[[T], R], items: Sequence[T]) -> list[R]:
+    """``function`` over ``items`` on as many threads as PyTorch has for one op, each op inside them
+    on one thread (PyTorch's count is restored after): the items run side by side rather than each
+    op of one item split across the cores. PyTorch releases the GIL inside its ops."""
+    threads = torch.get_num_threads()
+    if threads == 1 or len(items) == 1:
+        return [function(item) for item in items]
+    torch.set_num_threads(1)  # new threads take this count when they first run an op
+    try:
+        with ThreadPoolExecutor(min(threads, len(items))) as pool:
+            return list(pool.map(function, items))
+    finally:
+        torch.set_num_threads(threads)
+
+
 def _interpolation_10(size: int, out_size: int, align: bool, half: bool) -> tuple[torch.Tensor, ...]:
     """TFLite's ``ComputeInterpolationValuesInteger`` for every output row (or column): the source
     position in 1/1024 steps and the lower and upper source index."""
@@ -380,6 +372,6 @@ def _interpolation_10(size: int, out_size: int, align: bool, half: bool) -> tupl
     else:
         scale = ((1 << 10) * size + out_size // 2) // out_size
     position = torch.arange(out_size) * scale + ((scale // 2 - (1 << 9)) if half else 0)
-    lower = _trunc_div(position, 1 << 10).clamp_min(0)
-    upper = _trunc_div(position + (1 << 10) - 1, 1 << 10).clamp_max(size - 1)
+    lower = trunc_div(position, 1 << 10).clamp_min(0)
+    upper = trunc_div(position + (1 << 10) - 1, 1 << 10).clamp_max(size - 1)
     return position, lower, upper

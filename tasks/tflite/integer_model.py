@@ -5,10 +5,12 @@ The suite's batch is the preset's normalised float image; the file takes the ima
 (uint8 0..255, its input quantization says what they mean), so each batch is turned back into
 those bytes exactly (``round((x * std + mean) * 255)``), run, and the raw outputs mapped onto the
 imported float model's outputs (``tasks.tflite.outputs``). ``arithmetic`` picks whose integers:
-TFLite's builtin kernels ("tflite") or XNNPACK's, LiteRT's default ("xnnpack"). With ``compare``
-each batch also goes through LiteRT on the same bytes (builtin kernels, or the default interpreter), and ``agreement()`` says how often the
-two agree: every raw integer output value, and the arg-max over the last axis (classification: top-1;
-segmentation: each pixel's label; detection: each anchor's class).
+TFLite's builtin kernels ("tflite") or XNNPACK's, LiteRT's default ("xnnpack"). With
+``check_litert=N`` the first N batches also go through LiteRT on the same bytes (builtin kernels, or
+the default interpreter), and ``agreement()`` says how often the two agree on them: every raw
+integer output value, and the arg-max over the last axis (classification: top-1; segmentation: each
+pixel's label; detection: each anchor's class). The check is off by default: the arithmetic is
+tested against LiteRT tensor by tensor (``tests/test_realdata_tflite_int8.py``).
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ class IntegerTFLiteModel(nn.Module):
         pixels: tuple[tuple[float, ...], tuple[float, ...]],
         *,
         arithmetic: str = "tflite",
-        compare: bool = False,
+        check_litert: int = 0,
     ) -> None:
         super().__init__()
         self.engine = QuantizedTFLite(path, arithmetic=arithmetic)
@@ -56,8 +58,11 @@ class IntegerTFLiteModel(nn.Module):
                 setattr(self, name, getattr(float_model, name))
         self._spec: pytree.TreeSpec | None = None
         self._reference: list[torch.Tensor] = []
-        self._litert = _LiteRT(self.engine.path, self.engine.raw_outputs()[0], delegate=arithmetic == "xnnpack") if compare else None
-        self.counts = {"values": 0, "values_equal": 0, "positions": 0, "positions_equal": 0}
+        if check_litert < 0:
+            raise ValueError(f"check_litert={check_litert}: a number of batches, 0 or more")
+        self.check_litert = check_litert
+        self._litert = _LiteRT(self.engine.path, self.engine.raw_outputs()[0], delegate=arithmetic == "xnnpack") if check_litert else None
+        self.counts = {"batches": 0, "images": 0, "values": 0, "values_equal": 0, "positions": 0, "positions_equal": 0}
 
     def anchors(self, *args: Any, **kwargs: Any) -> torch.Tensor:
         return self.float_model.anchors(*args, **kwargs)
@@ -72,8 +77,8 @@ class IntegerTFLiteModel(nn.Module):
         pixels = self.to_pixels(x)
         raw_ids, _ = self.engine.raw_outputs()
         raw, env = self.engine.run(pixels)
-        if self._litert is not None:
-            self._count(pixels, [env[i] for i in raw_ids], raw_ids)
+        if self._litert is not None and self.counts["batches"] < self.check_litert:
+            self._count(pixels, [env[i].long() for i in raw_ids], raw_ids)
         return self.outputs(raw, x)
 
     @torch.no_grad()
@@ -99,6 +104,8 @@ class IntegerTFLiteModel(nn.Module):
 
     def _count(self, pixels: np.ndarray, ours: list[torch.Tensor], raw_ids: list[int]) -> None:
         theirs = self._litert.raw(pixels, raw_ids)
+        self.counts["batches"] += 1
+        self.counts["images"] += len(pixels)
         for mine, other in zip(ours, theirs, strict=True):
             self.counts["values"] += mine.numel()
             self.counts["values_equal"] += int((mine == other).sum())
@@ -106,11 +113,14 @@ class IntegerTFLiteModel(nn.Module):
             self.counts["positions_equal"] += int((mine.argmax(-1) == other.argmax(-1)).sum())
 
     def agreement(self) -> dict[str, float] | None:
-        """Percent of raw integer outputs equal to LiteRT's, and of arg-maxes (None without ``compare``)."""
+        """On the batches checked: their count and images, the percent of raw integer outputs equal to
+        LiteRT's and of arg-maxes (None when none was checked)."""
         if self._litert is None or not self.counts["values"]:
             return None
         c = self.counts
         return {
+            "batches": c["batches"],
+            "images": c["images"],
             "raw_values_equal": round(100.0 * c["values_equal"] / c["values"], 4),
             "argmax_equal": round(100.0 * c["positions_equal"] / c["positions"], 4),
         }

@@ -27,8 +27,8 @@ from tasks.tflite.reader import TFLiteOp
 
 @dataclass
 class State:
-    """The tensors live before an op: integer ones (int64, as ``QuantizedTFLite`` holds them) and
-    float ones (made by ops kept in float)."""
+    """The tensors live before an op: integer ones (float32 holding the stored integers, as
+    ``QuantizedTFLite`` holds them) and float ones (made by ops kept in float)."""
 
     integer: dict[int, torch.Tensor] = field(default_factory=dict)
     real: dict[int, torch.Tensor] = field(default_factory=dict)
@@ -46,8 +46,7 @@ class MixedTFLite:
         self.graph = engine.graph
         self.floats = FloatTFLite(engine.graph)
         self.outputs, self.final_op = engine.raw_outputs()
-        producers = [position for position, op in enumerate(self.graph.ops) if op.outputs[0] in self.outputs]
-        self.ops: tuple[TFLiteOp, ...] = self.graph.ops[: max(producers) + 1]  # up to the raw outputs, as engine.run
+        self.ops: tuple[TFLiteOp, ...] = engine.ops_to_raw()
         self.last_use: dict[int, int] = {}
         for position, op in enumerate(self.ops):
             for tensor in self.activations(op):
@@ -69,7 +68,7 @@ class MixedTFLite:
                             "an integer op cannot read it")
         scaled = values.double() / info.scale
         rounded = torch.sign(scaled) * torch.floor(scaled.abs() + 0.5)
-        return (rounded.long() + info.zero_point).clamp(*INT_RANGES[info.dtype])
+        return (rounded + info.zero_point).clamp(*INT_RANGES[info.dtype]).float()
 
     def as_float(self, index: int, state: State) -> torch.Tensor:
         return state.real[index] if index in state.real else self.dequantize(index, state.integer[index])
@@ -82,7 +81,7 @@ class MixedTFLite:
     # -- running ---------------------------------------------------------------------------------
     def start(self, pixels: np.ndarray) -> State:
         """The state before the first op: the file's input bytes."""
-        return State(integer={self.engine.input: torch.from_numpy(np.asarray(pixels).astype(np.int64))})
+        return State(integer={self.engine.input: torch.from_numpy(np.asarray(pixels)).float()})
 
     def step(self, position: int, state: State, in_float: bool) -> torch.Tensor:
         """Run the op at ``position`` on ``state`` (in float or in integers), store its output, drop
@@ -125,7 +124,7 @@ class MixedTFLite:
 
     def as_floats(self, raw: list[torch.Tensor]) -> list[torch.Tensor]:
         """``raw`` outputs as floats: the integer ones dequantized."""
-        return [t if t.is_floating_point() else self.dequantize(i, t.long()) for i, t in zip(self.outputs, raw, strict=True)]
+        return [t if t.is_floating_point() else self.dequantize(i, t.float()) for i, t in zip(self.outputs, raw, strict=True)]
 
     def trunk(self, pixels: np.ndarray) -> Iterator[tuple[int, State]]:
         """The all-integer path, yielding ``(position, state)`` before each op, then

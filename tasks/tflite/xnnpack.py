@@ -7,7 +7,7 @@ a 32-bit exp table normalised by integer division. Each function below was match
 op by op, against the delegate's own tensors (the file repacked with every op's output as a graph
 output) on MobileNetV1 and V2, the SSD and DeepLab; average pooling, RESIZE_BILINEAR and
 CONCATENATION are TFLite's (they match). Functions take and return int64 tensors holding the
-stored integers.
+stored integers, but ``requantize_fp32``, which returns them centered in float32 as the engine holds them.
 """
 
 from __future__ import annotations
@@ -18,20 +18,23 @@ import numpy as np
 import torch
 
 
-def requantize_fp32(acc: torch.Tensor, scale: np.ndarray, zero_point: int, low: int, high: int) -> torch.Tensor:
-    """``rint(float(acc) * scale)`` clamped in float to the activation range, plus the zero point.
+def requantize_fp32(acc: torch.Tensor, scale: torch.Tensor, low: int, high: int) -> torch.Tensor:
+    """``rint(float(acc) * scale)`` clamped in float to ``[low, high]``: the activation range less the
+    output zero point, so the result is centered (the stored integer minus the zero point). Float32
+    out, computed in place when ``acc`` is already float32.
 
-    ``scale`` is float32, one per channel on dimension 1 (NCHW) or a single value: XNNPACK takes
-    ``input_scale * filter_scale / output_scale`` in float32."""
-    scale = np.asarray(scale, np.float32).reshape(1, -1, *([1] * (acc.ndim - 2)))
-    values = acc.numpy().astype(np.float32) * scale
-    values = np.clip(values, np.float32(low - zero_point), np.float32(high - zero_point))
-    return torch.from_numpy(np.rint(values).astype(np.int64) + zero_point)
+    ``scale`` is float32, one per channel on dimension 1 (NCHW): XNNPACK takes
+    ``input_scale * filter_scale / output_scale`` in float32 (``conv_scales``). An int64 ``acc`` is
+    converted as XNNPACK converts its int32 one (round to nearest even); a float32 one must hold
+    the exact accumulator (``tasks.tflite.integer_conv`` checks that it can)."""
+    values = acc if acc.dtype == torch.float32 else acc.float()
+    values.mul_(scale.reshape(1, -1, *([1] * (acc.ndim - 2))))
+    return values.clamp_(float(low), float(high)).round_()  # torch rounds half to even, as rint
 
 
-def conv_scales(input_scale: float, filter_scales: np.ndarray, output_scale: float) -> np.ndarray:
+def conv_scales(input_scale: float, filter_scales: np.ndarray, output_scale: float) -> torch.Tensor:
     f = np.float32
-    return (f(input_scale) * np.asarray(filter_scales, np.float32)) / f(output_scale)
+    return torch.from_numpy((f(input_scale) * np.asarray(filter_scales, np.float32)) / f(output_scale))
 
 
 def add(a: torch.Tensor, b: torch.Tensor, quant: tuple[tuple[float, int], ...], low: int, high: int) -> torch.Tensor:
