@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 
-from backbones.features import Backbone, FeatureSpec
+from backbones.features import Backbone, FeatureSpec  # noqa: F401 - FeatureSpec: re-exported by ``backbones``
 from backbones.mobilenet_v1 import mobilenet_v1
 from backbones.mobilenet_v2 import mobilenet_v2
 from backbones.torchvision_baselines import BASELINES, torchvision_backbone
@@ -186,20 +186,3 @@ register_prefix(
         "timm:", _timm_entry, "any timm image model (random weights: pretrained=False)", TIMM_OPTIONS, _timm_families
     )
 )
-
-__all__ = [
-    "BACKBONE_OPTIONS",
-    "Backbone",
-    "BackboneEntry",
-    "BackbonePrefix",
-    "backbone_options",
-    "FeatureSpec",
-    "UnknownBackboneError",
-    "canonical_name",
-    "create_backbone",
-    "get_entry",
-    "list_backbones",
-    "list_prefixes",
-    "register",
-    "register_prefix",
-]
