@@ -6,6 +6,8 @@ import argparse
 import tempfile
 from pathlib import Path
 
+from benchmark.cli.arguments import add_progress_arguments
+
 DEFAULT_RECORDS = Path("leaderboards") / "records"
 
 
@@ -40,6 +42,7 @@ def add_parser(sub, task_name: str) -> None:
     add("--timeout-s", type=float, help="per-job time limit in seconds (default: the tier's)")
     add("--dry-run", action="store_true", help="print the jobs without running them")
     add_executor_arguments(parser)
+    add_progress_arguments(parser)
     parser.set_defaults(func=run)
 
 

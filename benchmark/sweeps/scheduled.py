@@ -37,6 +37,7 @@ from benchmark.sweeps.jobs import collect_latency_records, latency_command, run_
 from benchmark.sweeps.manifest import MANIFEST, grid_fingerprint, load_manifest
 from benchmark.sweeps.plan import Plan
 from benchmark.sweeps.scheduler import LIVE, UNKNOWN, JobPhase, SlurmWatch, local_phase, process_start
+from tasks.progress import stage
 
 __all__ = ["MANIFEST", "CellState", "format_status", "grid_fingerprint", "run_scheduled", "sweep_status"]
 HELD_REASONS = ("PartitionTimeLimit", "AccountNotAllowed", "InvalidAccount", "QOSMaxWallDurationPerJobLimit")
@@ -199,34 +200,37 @@ def run_scheduled(
     write_json_atomic(folder / MANIFEST, manifest)
     collected: set[str] = set()
     said_unknown: dict[str, str] = {}
-    while True:
-        states = {s.name: s for s in sweep_status(folder, plan, watch)}
-        for cell_name in cells:
-            states.setdefault(cell_name, CellState(cell_name, "missing"))
-        for s in states.values():
-            if s.state == "done" and s.name not in collected:
-                collected.add(s.name)
-                _collect(s, cells[s.name][1], Path(manifest["jobs"][s.name]["output"]), records_dir, log)
-            if s.state == "pending" and s.message in HELD_REASONS:
-                _cancel(manifest)
-                raise UserError(f"--time-min/--partition/--account: the scheduler holds job {s.job_id} with "
-                                f"reason {s.message}")
-            if s.state == "unknown" and said_unknown.get(s.name) != s.message:
-                log(f"{s.name}: job {s.job_id} state unknown ({s.message}); not resubmitted until the scheduler answers")
-        said_unknown = {n: s.message for n, s in states.items() if s.state == "unknown"}
-        tries = {n: len(manifest["jobs"].get(n, {}).get("job_ids", [])) for n in cells}
-        again = [n for n, s in states.items() if s.state in ("missing", "failed") and tries[n] <= retries]
-        for n in again:
-            if states[n].state == "failed":
-                log(f"{n}: job {states[n].job_id} ended ({states[n].message}); resubmitting, it resumes from its checkpoint")
-        batch = _next_batch(again, states, cells, tries, plan, retries)
-        if batch:
-            names, exclusive = batch
-            submit(names if executor_kind == "slurm" or not exclusive else names[:1], exclusive)
-        finished = all(s.state == "done" or (s.state == "failed" and tries[n] > retries) for n, s in states.items())
-        if finished and not again or not wait:
-            break
-        time.sleep(poll_s)
+    # A bar of cells done on a terminal (one line at the end with --progress in logs); stdout keeps the log.
+    with stage(f"sweep {name}", total=len(cells), unit="cells") as progress:
+        while True:
+            states = {s.name: s for s in sweep_status(folder, plan, watch)}
+            for cell_name in cells:
+                states.setdefault(cell_name, CellState(cell_name, "missing"))
+            for s in states.values():
+                if s.state == "done" and s.name not in collected:
+                    collected.add(s.name)
+                    progress.advance()
+                    _collect(s, cells[s.name][1], Path(manifest["jobs"][s.name]["output"]), records_dir, log)
+                if s.state == "pending" and s.message in HELD_REASONS:
+                    _cancel(manifest)
+                    raise UserError(f"--time-min/--partition/--account: the scheduler holds job {s.job_id} with "
+                                    f"reason {s.message}")
+                if s.state == "unknown" and said_unknown.get(s.name) != s.message:
+                    log(f"{s.name}: job {s.job_id} state unknown ({s.message}); not resubmitted until the scheduler answers")
+            said_unknown = {n: s.message for n, s in states.items() if s.state == "unknown"}
+            tries = {n: len(manifest["jobs"].get(n, {}).get("job_ids", [])) for n in cells}
+            again = [n for n, s in states.items() if s.state in ("missing", "failed") and tries[n] <= retries]
+            for n in again:
+                if states[n].state == "failed":
+                    log(f"{n}: job {states[n].job_id} ended ({states[n].message}); resubmitting, it resumes from its checkpoint")
+            batch = _next_batch(again, states, cells, tries, plan, retries)
+            if batch:
+                names, exclusive = batch
+                submit(names if executor_kind == "slurm" or not exclusive else names[:1], exclusive)
+            finished = all(s.state == "done" or (s.state == "failed" and tries[n] > retries) for n, s in states.items())
+            if finished and not again or not wait:
+                break
+            time.sleep(poll_s)
     final = sweep_status(folder, plan, watch)
     log(format_status(final))
     log(f"sweep {name}: {sum(s.state == 'done' for s in final)} of {len(final)} cells done in "
