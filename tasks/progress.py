@@ -147,7 +147,9 @@ def _bar() -> Iterator[Progress]:
             TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(),
             TextColumn("{task.fields[unit]}"), _RateColumn(), TimeElapsedColumn(), TextColumn("elapsed"),
             TimeRemainingColumn(), TextColumn("left"), console=Console(stderr=True), transient=True,
-            redirect_stdout=False,  # stdout stays the command's (its --json); stderr lines print above the bar
+            # Neither stream is swapped for rich's proxy: stdout stays the command's (its --json), and a
+            # bar left open by an abandoned generator cannot later "restore" a stderr that was closed.
+            redirect_stdout=False, redirect_stderr=False,
         )
         _settings.bar.start()
     _settings.depth += 1
