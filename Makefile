@@ -26,7 +26,11 @@ demo: setup
 # Real-data tests run when BENCH_REALDATA names the folder of real slices and official weights
 # (.ci/run sets it to ../shared/realdata); without it they skip, saying why.
 test: setup $(VENV)/.deploy-extras
-	$(BIN)/python -m pytest -x -q -p no:cacheprovider --durations=25 tests
+# The timm backbone tests run in a process of their own: after the rest of the suite in one process the
+# first of them fails and pytest then finds sys.stderr closed, so the failure cannot be read (alone, and
+# after the site, sweep and tflite tests, they pass); found at the end of a session, not yet explained.
+	$(BIN)/python -m pytest -x -q -p no:cacheprovider --durations=25 --ignore=tests/test_timm_backbones.py tests
+	$(BIN)/python -m pytest -x -q -p no:cacheprovider --durations=5 tests/test_timm_backbones.py
 
 # ruff, then the import contracts in pyproject.toml (layers backbones <- tasks <- benchmark, no cycles).
 lint: setup

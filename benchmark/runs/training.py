@@ -193,6 +193,7 @@ def process_state_kept():
     variables = {name: os.environ.get(name) for name in RUN_VARIABLES}
     handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
     threads = torch.get_num_threads()
+    deterministic = torch.are_deterministic_algorithms_enabled()  # Trainer(deterministic=True) sets it for good
     try:
         with warnings.catch_warnings():
             yield
@@ -206,6 +207,7 @@ def process_state_kept():
             if handler is not None and threading.current_thread() is threading.main_thread():
                 signal.signal(sig, handler)
         torch.set_num_threads(threads)
+        torch.use_deterministic_algorithms(deterministic)
 
 
 @contextlib.contextmanager
