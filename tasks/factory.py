@@ -11,6 +11,8 @@ returns an ImageNet ``ImageClassifier``) or one branch here:
 - a path to a ``bench run`` (Lightning) checkpoint: the whole model, EMA weights when kept;
 - a path to an official TFLite checkpoint (``.tflite``): imported by the task
   (``Task.import_tflite``); a classifier fine-tuned on another label set gets a fresh head.
+
+Commands load models through ``tasks.loading`` (config, model and provenance together).
 """
 
 from __future__ import annotations
@@ -74,12 +76,7 @@ def create_model(
         classifier = IMAGENET_WEIGHTS[weights](backbone, classes, **body_options)
         return classifier if task.is_classifier else task.assemble(classifier.backbone, num_classes=num_classes, **given)
     if Path(weights).suffix == ".tflite":
-        model, report = task.import_tflite(weights, backbone=backbone, width=body_options.get("width"))
-        if num_classes != report.facts.num_classes:
-            if not task.is_classifier:
-                raise UserError(f"--weights: {weights} predicts {report.facts.num_classes} classes, not {num_classes}")
-            model.head = model.backbone.make_classifier(num_classes)
-        return model
+        return imported_model(task, weights, backbone=backbone, width=body_options.get("width"), num_classes=num_classes)[0]
     if Path(weights).suffix == ".ckpt" or Path(weights).is_file():
         model = create_model(task, backbone, num_classes=num_classes, **body_options, **given)
         model.load_state_dict(checkpoint_state(read_checkpoint(weights)))
@@ -87,21 +84,17 @@ def create_model(
     raise UserError(f"--pretrained: unknown weights {weights!r}; choose from none, {', '.join(IMAGENET_WEIGHTS)} or a .ckpt file")
 
 
-def tflite_config(task: Task, weights: str, *, backbone: str | None = None, width: float | None = None) -> dict[str, Any]:
-    """What an official ``.tflite`` implies for a run config: its backbone, width, input size, class
-    count, preset, head options and post-processing (read from the file, checked against the task)."""
-    path = Path(weights)
-    if path.suffix != ".tflite":
-        raise UserError(f"--weights: {weights} is not a .tflite file (bench run checkpoints go to --checkpoint)")
-    if not path.is_file():
-        raise UserError(f"--weights: {weights} does not exist")
-    _, report = task.import_tflite(weights, backbone=backbone, width=width)
-    facts = report.facts
-    # The file's own post-processing (TFLite's SSD op) is the default of every command that decodes.
-    return {
-        "backbone": facts.backbone, "width": facts.width, "resolution": facts.resolution,
-        "num_classes": facts.num_classes, "preset": facts.preset, **report.evaluation, **report.options,
-    }  # fmt: skip
+def imported_model(
+    task: Task, weights: str, *, backbone: str | None = None, width: float | None = None, num_classes: int | None = None
+) -> tuple[nn.Module, Any]:
+    """An official ``.tflite`` imported into the suite's model, and the import's report; a classifier
+    fine-tuned on another label set (``num_classes``) gets a fresh head."""
+    model, report = task.import_tflite(weights, backbone=backbone, width=width)
+    if num_classes is not None and num_classes != report.facts.num_classes:
+        if not task.is_classifier:
+            raise UserError(f"--weights: {weights} predicts {report.facts.num_classes} classes, not {num_classes}")
+        model.head = model.backbone.make_classifier(num_classes)
+    return model, report
 
 
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
@@ -129,23 +122,3 @@ def build_model(task: Task, cfg: dict[str, Any]) -> nn.Module:
         task, cfg["backbone"], weights=cfg.get("weights") or cfg.get("pretrained"), num_classes=cfg["num_classes"],
         **backbone_options(cfg), **task.model_options(cfg),
     )  # fmt: skip
-
-
-def load_model(source: str, task: Task) -> tuple[dict[str, Any], nn.Module]:
-    """``task``'s model in eval mode and its config, from a ``bench run`` checkpoint or an official
-    ``.tflite`` (``bench predict``)."""
-    if not str(source).endswith(".tflite"):
-        return load_checkpoint(source, task)
-    cfg = {**task.defaults(), **tflite_config(task, source), "task": task.name, "weights": str(source)}
-    cfg["class_names"] = task.tflite_class_names(cfg)
-    return cfg, build_model(task, cfg).eval()
-
-
-def load_checkpoint(path: str, task: Task) -> tuple[dict[str, Any], nn.Module]:
-    """Rebuild ``task``'s model from a ``bench run`` checkpoint: its saved config, its weights."""
-    cfg = read_checkpoint(path)["bench_config"]
-    if cfg.get("task") != task.name:
-        raise UserError(f"--checkpoint: {path} is a {cfg.get('task')!r} checkpoint, not {task.name!r}")
-    cfg = dict(cfg, pretrained=str(path))
-    model = build_model(task, cfg)
-    return dict(cfg, pretrained=None), model.eval()

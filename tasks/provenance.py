@@ -28,4 +28,4 @@ def weights_provenance(cfg: dict[str, Any], checkpoint: str | None = None) -> di
     if Path(str(weights)).is_file():
         source = "tflite" if Path(weights).suffix == ".tflite" else "checkpoint"
         return {"source": source, "file": Path(weights).name, "sha256": sha256_of(weights)}
-    return {"source": str(weights), "file": None, "sha256": None}
+    return {"source": f"pretrained:{weights}", "file": None, "sha256": None}  # a library's weights, by name

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import logging
+import signal
+import sys
 from collections.abc import Iterator
 
 import pytest
@@ -27,8 +30,38 @@ def isolated_environment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[N
     patch.undo()
 
 
+class CurrentStderr:
+    """A stream that writes wherever ``sys.stderr`` points now."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+
+@pytest.fixture(autouse=True)
+def logging_outlives_the_test() -> Iterator[None]:
+    """A library that adds a ``logging.StreamHandler()`` when it is first imported (Lightning does)
+    binds the ``sys.stderr`` of that moment: inside a test, pytest's capture stream, closed when the
+    test ends. The next test that logs through it then gets "--- Logging error --- ValueError: I/O
+    operation on closed file" in its stderr. Such a handler is pointed at the current stderr instead."""
+    yield
+    loggers = [logging.getLogger(), *logging.Logger.manager.loggerDict.values()]
+    for logger in loggers:
+        for handler in getattr(logger, "handlers", ()):
+            stream = getattr(handler, "stream", None)
+            if type(handler) is logging.StreamHandler and getattr(stream, "closed", False):
+                handler.stream = CurrentStderr()  # not setStream: it flushes the closed one first
+
+
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", REQUIRES_MARKER)
+    # A shell's background job (``make test &``, nohup) starts with Ctrl-C ignored, and children inherit
+    # an ignored signal: the Ctrl-C tests' ``bench`` would never see theirs. The tests start as from a
+    # terminal.
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:

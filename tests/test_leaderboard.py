@@ -521,6 +521,37 @@ def test_latency_points_pair_with_the_evaluation_of_their_weights_or_the_trained
     assert other.startswith("mnv2 1.0 eager") and len(points) == 2
 
 
+def test_a_float_row_of_a_reported_network_plots_at_its_reported_accuracy() -> None:
+    """A baseline timed with fresh weights (no accuracy of its own) takes its source's top-1 in a panel of
+    its own; its int8 row, whose accuracy no source reports, is not plotted."""
+    from benchmark.leaderboards.plots import accuracy_vs_latency_spec
+
+    eager = json.loads((RECORDS / "latency-classification-mnv2-eager.json").read_text())
+    eager.pop("weights", None)
+    timm = dict(eager, backbone="timm:mobilenetv4_conv_small", resolution=224, width=None, p50_ms=7.5)
+    int8 = dict(timm, runtime="onnxruntime-int8", precision="int8", p50_ms=4.0)
+    spec = accuracy_vs_latency_spec("classification", [], [timm, int8], BASELINES)
+    reported = [panel for panel in spec["panels"] if "as reported" in panel["title"]]
+    assert len(reported) == 1 and reported[0]["title"].startswith("ImageNet")
+    [(x, y, name, runtime)] = reported[0]["points"]
+    assert (x, y, runtime) == (7.5, 73.756, "eager")
+    assert name.startswith("MobileNetV4-Conv-S (timm e2400_r224) @224 eager") and name.endswith("(reported accuracy)")
+    assert not [p for p in spec["panels"] if p["title"].startswith("measured")]
+
+
+def test_the_ablation_table_joins_the_classification_page_once_a_result_exists() -> None:
+    from benchmark.leaderboards.pages import generate
+
+    base = json.loads((RECORDS / "result-classification-mnv2-synthetic.json").read_text())
+    shallow = dict(base, backbone="mnv1_shallow", width=1.0, resolution=224, metrics={"top1": 64.9},
+                   dataset=dict(base["dataset"], synthetic=False, name="imagenet"))
+    assert "## The papers' ablations" not in generate([base])["classification.md"].decode()
+    files = generate([base, shallow])
+    page = files["classification.md"].decode()
+    assert "## The papers' ablations (V1 Tables 4-5, V2 Figure 6)" in page and "ablations.csv" in files
+    assert "Shallow MobileNet" in page and "64.90" in page
+
+
 def test_latency_page_names_the_official_file_it_timed() -> None:
     """Rows that timed an official checkpoint are told apart from the suite's own models of that shape."""
     from benchmark.leaderboards.tables import latency_table

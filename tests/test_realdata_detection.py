@@ -139,10 +139,11 @@ def test_predict_and_the_latency_gate_decode_the_ssd_file_as_eval_does() -> None
     """One decoder: `bench predict` and the latency gate read the file's anchors and post-processing
     (fast NMS, 10 detections), as `bench eval` does (its mAP equals the gate's: the test above)."""
     from benchmark.runs.config import resolve_config
-    from tasks.factory import load_model
+    from tasks.loading import load_file
 
     task = get_task("detection")
-    predict_cfg, model = load_model(str(SSD), task)
+    loaded = load_file(task, str(SSD))
+    predict_cfg, model = loaded.config, loaded.model
     latency_cfg = resolve_config(task, {"weights": str(SSD), "data": str(REALDATA / "coco")}, shipped_recipes=False)
     decoders = [task.decoder(model, cfg) for cfg in (predict_cfg, latency_cfg)]
     assert decoders[0].options == decoders[1].options
@@ -150,3 +151,23 @@ def test_predict_and_the_latency_gate_decode_the_ssd_file_as_eval_does() -> None
     imported = model.anchors((300, 300))
     assert torch.equal(decoders[1].anchors((300, 300), "cpu"), imported)
 
+
+
+def test_every_command_imports_the_file_once_and_its_facts_build_nothing(monkeypatch) -> None:
+    """One loader: a config read from the file builds no model; eval/latency/export (resolve_model) and
+    predict (load_file) import the file exactly once, and their provenance names it and its import."""
+    from benchmark.runs.config import resolve_config, resolve_model
+    from tasks.loading import load_file
+
+    task = get_task("detection")
+    imports: list[str] = []
+    original = type(task).import_tflite
+    monkeypatch.setattr(type(task), "import_tflite", lambda self, path, **kw: imports.append(path) or original(self, path, **kw))
+    cfg = resolve_config(task, {"weights": str(SSD)}, shipped_recipes=False)
+    assert imports == [] and (cfg["backbone"], cfg["width"], cfg["num_classes"], cfg["max_detections"]) == ("mnv1", 0.75, 90, 10)
+    loaded = resolve_model(task, {"weights": str(SSD), "data": str(REALDATA / "coco")})
+    assert imports == [str(SSD)] and not loaded.model.training
+    assert loaded.weights["source"] == "tflite" and loaded.weights["file"] == SSD.name
+    assert loaded.weights["layers"] == loaded.report.layers > 0 and len(loaded.weights["sha256"]) == 64
+    predicted = load_file(task, str(SSD))
+    assert imports == [str(SSD)] * 2 and predicted.weights == loaded.weights

@@ -146,65 +146,30 @@ def settings(task, cfg: dict[str, Any]) -> dict[str, Any]:
 
 
 def _model_and_config(task, args: argparse.Namespace):
-    """The model to evaluate, the run config the datamodule reads, and the weights' provenance."""
-    from backbones import canonical_name
+    """The model to evaluate, the run config the datamodule reads, and the weights' provenance (through
+    ``resolve_model``, as every command that loads a model)."""
     from backbones.errors import UserError
+    from benchmark.runs.config import resolve_model
     from tasks.preprocessing import check_preset
 
-    base = {
-        "data": args.data,
-        "batch_size": args.batch_size,
-        "num_workers": args.num_workers,
-        "on_bad_sample": "error",
-    }
-    # The task's evaluation flags (detection: --max-detections 10 as TFLite's SSD op, --nms-iou, ...).
-    base.update({key: getattr(args, key) for key in EVAL_SETTINGS if getattr(args, key, None) is not None})
-    if args.weights:
-        model, report = task.import_tflite(args.weights, backbone=args.backbone, width=args.width)
-        facts = report.facts
-        print(f"weights: {facts.describe()}", file=sys.stderr)
-        # The file's own post-processing (TFLite's SSD op) unless a flag says otherwise.
-        from_file = {key: value for key, value in report.evaluation.items() if key not in base}
-        if report.postprocess is not None:
-            shown = ", ".join(f"{k} {v}" for k, v in report.postprocess.items())
-            print(f"post-processing from the file: {shown}", file=sys.stderr)
-            overridden = sorted(set(report.evaluation) & set(base))
+    if args.pretrained and not args.backbone:
+        raise UserError("--backbone is required with --pretrained")
+    given = {
+        "data": args.data, "batch_size": args.batch_size, "num_workers": args.num_workers, "on_bad_sample": "error",
+        "backbone": args.backbone, "width": args.width, "resolution": args.resolution, "preset": args.preset,
+        "weights": args.weights, "pretrained": args.pretrained,
+        # The task's evaluation flags (detection: --max-detections 10 as TFLite's SSD op, --nms-iou, ...).
+        **{key: getattr(args, key, None) for key in EVAL_SETTINGS},
+    }  # fmt: skip
+    loaded = resolve_model(task, given, checkpoint=args.checkpoint)
+    cfg = dict(loaded.config, preset=check_preset(loaded.config.get("preset"), task.name))
+    report = loaded.report
+    if report is not None:
+        print(f"weights: {report.facts.describe()}", file=sys.stderr)
+        if report.postprocess is not None:  # the file's own post-processing (TFLite's SSD op) unless a flag says otherwise
+            print(f"post-processing from the file: {', '.join(f'{k} {v}' for k, v in report.postprocess.items())}",
+                  file=sys.stderr)
+            overridden = sorted(key for key in report.evaluation if given.get(key) is not None)
             if overridden:
                 print(f"  overridden by flags: {', '.join('--' + k.replace('_', '-') for k in overridden)}", file=sys.stderr)
-        cfg = {
-            **from_file,
-            **base,
-            "backbone": facts.backbone if args.backbone is None else canonical_name(args.backbone),
-            "width": args.width or facts.width,
-            "resolution": args.resolution or facts.resolution,
-            "num_classes": facts.num_classes,
-            "preset": check_preset(args.preset or facts.preset, task.name),
-        }
-        return model, cfg, {"source": "tflite", **report.as_dict()}
-    if args.checkpoint:
-        from tasks.factory import load_checkpoint
-        from tasks.provenance import weights_provenance
-
-        run_cfg, model = load_checkpoint(args.checkpoint, task)
-        cfg = {
-            **run_cfg,
-            **base,
-            "resolution": args.resolution or run_cfg["resolution"],
-            "preset": check_preset(args.preset or run_cfg.get("preset"), task.name),
-        }
-        return model, cfg, weights_provenance(cfg, args.checkpoint)
-    if not args.backbone:
-        raise UserError("--backbone is required with --pretrained")
-    cfg = {
-        **task.defaults(),
-        **base,
-        "backbone": canonical_name(args.backbone),
-        "width": args.width,
-        "resolution": args.resolution or task.default_resolution,
-        "num_classes": task.default_num_classes,
-        "pretrained": args.pretrained,
-        "preset": check_preset(args.preset, task.name),
-    }
-    from tasks.factory import build_model
-
-    return build_model(task, cfg).eval(), cfg, {"source": f"pretrained:{args.pretrained}"}
+    return loaded.model, cfg, loaded.weights

@@ -45,7 +45,6 @@ def add_parser(sub, task_name: str) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from backbones.errors import UserError
-    from benchmark.cli.latency import model_from_flags
     from benchmark.latency.inputs import calibration_batches, load_task_images
     from benchmark.latency.runtimes.export import (
         FORMATS,
@@ -54,10 +53,10 @@ def run(args: argparse.Namespace) -> int:
         format_unavailable,
         write_sidecar,
     )
+    from benchmark.runs.config import resolve_model
     from tasks import get_task
     from tasks.preprocessing import mean_std
     from tasks.progress import stage
-    from tasks.provenance import weights_provenance
 
     task = get_task(args.task)
     flags = command_values(args, EXPORT_FLAGS)
@@ -76,7 +75,8 @@ def run(args: argparse.Namespace) -> int:
     if flags["calibration_images"] < 1 and flags["int8"]:
         raise UserError(f"--calibration-images must be >= 1 with --int8, got {flags['calibration_images']}")
 
-    cfg, model = model_from_flags(task, args, given, flags["checkpoint"])
+    loaded = resolve_model(task, given, checkpoint=flags["checkpoint"], recipe=args.config)
+    cfg, model = loaded.config, loaded.model
     images = load_task_images(task, cfg, flags["export_batch_size"])
     calibration, calibration_info = (
         calibration_batches(images, flags["calibration_images"], 0) if flags["int8"] else ([], None)
@@ -98,7 +98,7 @@ def run(args: argparse.Namespace) -> int:
         extra={
             "task": task.name, "backbone": cfg["backbone"], "width": cfg.get("width"),
             "resolution": int(cfg["resolution"]), "num_classes": int(cfg["num_classes"]), "preset": preset,
-            "weights": weights_provenance(cfg, flags["checkpoint"]), "calibration": calibration_info,
+            "weights": loaded.weights, "calibration": calibration_info,
             "export": {k: v for k, v in details.items() if k != "path"},
         },
     )  # fmt: skip

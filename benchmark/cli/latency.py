@@ -90,10 +90,10 @@ def run(args: argparse.Namespace) -> int:
     from benchmark.latency.runtimes import parse_runtimes
     from benchmark.latency.runtimes.tflite_file import TfliteFileRuntime
     from benchmark.latency.timing import TIERS, custom_tier
+    from benchmark.runs.config import resolve_model
     from benchmark.runs.records import write_json_atomic
     from tasks import get_task
     from tasks.preprocessing import mean_std
-    from tasks.provenance import weights_provenance
 
     task = get_task(args.task)
     flags = command_values(args, LATENCY_FLAGS)
@@ -120,10 +120,10 @@ def run(args: argparse.Namespace) -> int:
     files = [TfliteFileRuntime(path) for path in flags["tflite"]]
     for runtime in files:
         runtime.check_available()
-    cfg, model = model_from_flags(task, args, given, flags["checkpoint"])
+    loaded = resolve_model(task, given, checkpoint=flags["checkpoint"], recipe=args.config)
+    cfg, model = loaded.config, loaded.model
     for runtime in files:  # a given file is fed its own input range: the preset's normalisation undone
         runtime.pixels = mean_std(cfg.get("preset") or "torchvision")
-    weights = weights_provenance(cfg, flags["checkpoint"])
     output = Path(flags["output"])
     as_json = flags["json"]
 
@@ -139,7 +139,7 @@ def run(args: argparse.Namespace) -> int:
             f"{options.threads} thread(s), tier {tier.name} (>= {tier.min_runs} runs and {tier.min_s:g} s)",
             file=sys.stderr,
         )
-    records = benchmark(task, cfg, model, options, on_record=save, extra_runtimes=files, weights=weights)
+    records = benchmark(task, cfg, model, options, on_record=save, extra_runtimes=files, weights=loaded.weights)
     if as_json:
         print(json.dumps([r.to_json() for r in records], sort_keys=True, default=str))
     else:
@@ -154,8 +154,8 @@ def run_on_device(task, args: argparse.Namespace, flags: dict, given: dict, tier
     from benchmark.devices.transports import open_transport
     from benchmark.devices.work_folder import sigint_deferred
     from benchmark.latency.record import record_file_name
+    from benchmark.runs.config import resolve_model
     from benchmark.runs.records import write_json_atomic, write_text_atomic
-    from tasks.provenance import weights_provenance
 
     options = DeviceOptions(
         runtimes=tuple(n.strip() for n in flags["runtime"].split(",") if n.strip()), threads=flags["threads"],
@@ -167,7 +167,8 @@ def run_on_device(task, args: argparse.Namespace, flags: dict, given: dict, tier
     )  # fmt: skip
     transport = open_transport(args.device, args.ssh_config)
     target = check_target(transport, options)  # the tools and the device's CPU, before the model is built
-    cfg, model = model_from_flags(task, args, given, flags["checkpoint"])
+    loaded = resolve_model(task, given, checkpoint=flags["checkpoint"], recipe=args.config)
+    cfg, model = loaded.config, loaded.model
     output = Path(flags["output"])
     as_json = flags["json"]
 
@@ -187,7 +188,7 @@ def run_on_device(task, args: argparse.Namespace, flags: dict, given: dict, tier
         saved.append(path)
 
     saved: list[Path] = []
-    results = measure_on_device(transport, task, cfg, model, options, weights=weights_provenance(cfg, flags["checkpoint"]),
+    results = measure_on_device(transport, task, cfg, model, options, weights=loaded.weights,
                                 on_measurement=save, target=target)  # fmt: skip
     records = [m.record for m in results]
     if as_json:
@@ -197,28 +198,6 @@ def run_on_device(task, args: argparse.Namespace, flags: dict, given: dict, tier
         target = records[0].target if records else {}
         print(f"target: {target.get('model')} ({target.get('address')}), tool {target.get('tool', {}).get('name')}")
     return 0
-
-
-def model_from_flags(task, args: argparse.Namespace, given: dict, checkpoint: str | None):
-    """The config and model a deployment command measures or exports: a ``bench run`` checkpoint
-    (its config fixes the network; input size and data may change), else the flags (``--weights``
-    FILE.tflite included) over the published model: the task's deployment resolution and width 1.0,
-    not the embedded-data recipes' smaller ones (a recipe named with --config still applies)."""
-    from backbones.errors import UserError
-    from benchmark.runs.config import resolve_config
-    from tasks.factory import build_model, load_checkpoint
-
-    if checkpoint:
-        for name in ("backbone", "width", "expansion", "output_stride", "num_classes", "config", "weights"):
-            if getattr(args, name, None) is not None:
-                flag = "--" + name.replace("_", "-")
-                raise UserError(f"{flag}: the checkpoint fixes the model; drop {flag} or --checkpoint")
-        cfg, model = load_checkpoint(checkpoint, task)
-        # Deployment choices a checkpoint does not fix: input size (the nets are fully convolutional) and data.
-        cfg.update({k: given[k] for k in ("resolution", "data") if k in given})
-        return cfg, model
-    cfg = resolve_config(task, given, recipe=args.config, shipped_recipes=False)
-    return cfg, build_model(task, cfg)
 
 
 def format_row(record, baseline) -> str:

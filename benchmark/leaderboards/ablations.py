@@ -11,7 +11,8 @@ from __future__ import annotations
 from typing import Any
 
 from backbones.ablations import ABLATIONS, Ablation
-from benchmark.leaderboards.tables import Table, fmt_num, result_source, width_of
+from benchmark.leaderboards.cells import Table, fmt_num, width_of
+from benchmark.leaderboards.provenance import result_source
 
 RESOLUTION = 224  # the papers' ablations are at 224x224 on ImageNet
 COLUMNS = (

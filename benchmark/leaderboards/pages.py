@@ -101,10 +101,20 @@ def task_page(task: str, tables: dict[str, Table], headline: list, evaluations: 
         f"## Reported, with the suite's counted params and MAdds\n\n"
         f"{reported.view((*reported.columns[:9], 'source')) if reported.rows else '_No reported rows._'}"
         f"\n\n{csv_link(reported.name)} (the suite's model and the notes)\n\n"
+        f"{ablation_block(tables) if task == 'classification' else ''}"
         f"## Plots\n\n![accuracy vs MAdds]({PLOTS_DIR}/{task}_accuracy_vs_madds.png)\n"
         f"![accuracy vs latency]({PLOTS_DIR}/{task}_accuracy_vs_latency.png)\n\n"
         f"{smoke_block(task, tables[f'{task}_measured'])}"
     )
+
+
+def ablation_block(tables: dict[str, Table]) -> str:
+    """The papers' ablation grid beside what the suite measured (``bench sweep --tier ablations``), once run."""
+    table = tables.get("ablations")
+    if table is None:
+        return ""
+    return (f"## The papers' ablations (V1 Tables 4-5, V2 Figure 6)\n\n{table.view(table.columns)}\n\n"
+            f"{csv_link(table.name)}\n\n")
 
 
 LATENCY_COLUMNS = ("model", "task", "runtime", "precision", "threads", "p50 (ms)", "p90 (ms)", "post-process p50 (ms)",

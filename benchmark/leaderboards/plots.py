@@ -154,8 +154,30 @@ def paired_accuracy(
     return result, f"{latency['backbone']} {width_of(latency)} {latency['runtime']} t{latency['threads']} ({sizes})"
 
 
+def reported_pairing(latency: dict[str, Any], baselines: Baselines) -> tuple[dict[str, Any], str] | None:
+    """A float row of a network some source reports an accuracy for (same backbone, width and input
+    size): that accuracy, labelled as reported. Latency does not depend on the weights' values, so a
+    network timed with fresh weights still places the published model on the latency axis; int8 rows
+    are left out (their accuracy is the quantized weights', which no source reports for this file)."""
+    if latency.get("precision") != "fp32":
+        return None
+    metric = TASK_METRICS[latency["task"]]
+    for row in baselines.for_task(latency["task"]):
+        network = row.suite
+        if (row.value is None or network is None or network.options or network.backbone != latency["backbone"]
+                or network.resolution != latency["resolution"] or (network.width or 1.0) != width_of(latency)):
+            continue
+        record = {"dataset": {"name": f"{row.dataset}, reported", "synthetic": False, "reported": True},
+                  "metrics": {metric: float(row.value)}, "reported": row.source}
+        return record, f"{row.model} {latency['runtime']} t{latency['threads']} (reported accuracy)"
+    return None
+
+
 def runtime_accuracy(latency: dict[str, Any], result: dict[str, Any], task: str) -> float:
-    """The timed runtime's own accuracy from its gate (int8 may lose some), else the run's metric."""
+    """The timed runtime's own accuracy from its gate (int8 may lose some), else the run's metric; a
+    reported accuracy as the source prints it."""
+    if result.get("reported"):
+        return float(result["metrics"][TASK_METRICS[task]])
     gate = latency.get("accuracy") or {}
     if gate.get("metric") == TASK_METRICS[task] and isinstance(gate.get("value"), int | float):
         return float(gate["value"])
@@ -181,7 +203,8 @@ def runtime_colours(runtimes: Iterable[str]) -> dict[str, str]:
 
 
 def data_kind(dataset: dict[str, Any]) -> str:
-    return "synthetic" if dataset.get("synthetic") else "real"
+    """synthetic, real, or reported (an accuracy a source prints, beside a latency measured here)."""
+    return "synthetic" if dataset.get("synthetic") else "reported" if dataset.get("reported") else "real"
 
 
 def latency_points(
@@ -189,15 +212,21 @@ def latency_points(
     results: list[dict[str, Any]],
     latency: list[dict[str, Any]],
     evaluations: Iterable[dict[str, Any]] = (),
+    baselines: Baselines | None = None,
 ) -> list[dict[str, Any]]:
     """Each latency record of ``task`` that has a real-data accuracy to pair with: ``{"latency", "accuracy_record",
-    "accuracy", "label"}`` (the PNGs and the site plot exactly these)."""
+    "accuracy", "label"}`` (the PNGs and the site plot exactly these). Without a measured one, a float
+    row takes the accuracy a source reports for its network (``reported_pairing``), in a panel of its own."""
     latest = latest_results(results)
     # A timed network is the float import of its file: pair it with that evaluation, not an integer runtime's.
     by_weights = {sha: e for e in evaluations if (sha := weights_sha256(e)) and evaluation_runtime(e) == "eager"}
     points = []
     for record in latency:
-        paired = paired_accuracy(record, by_weights, latest) if record["task"] == task else None
+        if record["task"] != task:
+            continue
+        paired = paired_accuracy(record, by_weights, latest)
+        if (paired is None or paired[0]["dataset"].get("synthetic")) and baselines is not None:
+            paired = reported_pairing(record, baselines)
         if paired is None or paired[0]["dataset"].get("synthetic"):
             continue  # an accuracy from the embedded synthetic data is never plotted against latency
         result, name = paired
@@ -223,7 +252,7 @@ def accuracy_vs_latency_spec(
         panels.append({"title": f"reported: {_source_group(reported_rows[0])}, {PIXEL1} ({REPORTED_DATASET[task]})",
                        "xlabel": "latency (ms)", "ylabel": f"{metric} (%)", "points": points})  # fmt: skip
     groups: dict[tuple[str, str], list] = {}
-    for point in latency_points(task, results, latency, evaluations):
+    for point in latency_points(task, results, latency, evaluations, baselines):
         record, paired = point["latency"], point["accuracy_record"]
         key = (host_label(record), dataset_label(paired["dataset"]))
         groups.setdefault(key, []).append(
@@ -231,7 +260,9 @@ def accuracy_vs_latency_spec(
         )
     for (host, dataset), points in sorted(groups.items()):
         one_machine([p[4] for p in points], f"{task} accuracy vs latency, panel {host}")
-        panels.append({"title": f"measured on {dataset}, {host}", "xlabel": "p50 latency (ms)",
+        title = (f"{dataset.removesuffix(', reported')} accuracy as reported, fp32 latency measured on {host}"
+                 if dataset.endswith(", reported") else f"measured on {dataset}, {host}")
+        panels.append({"title": title, "xlabel": "p50 latency (ms)",
                        "ylabel": f"{metric} (%)", "points": sorted(p[:4] for p in points)})  # fmt: skip
     return {
         "kind": "pareto",

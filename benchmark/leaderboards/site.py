@@ -103,13 +103,14 @@ def task_points(task: str, kinds: dict[str, list[dict[str, Any]]], baselines: Ba
     results = [r for r in kinds["result"] if r["task"] == task]
     evaluations = [r for r in kinds["evaluation"] if r["task"] == task]
     points = []
-    for point in latency_points(task, results, kinds["latency"], evaluations):
+    for point in latency_points(task, results, kinds["latency"], evaluations, baselines):
         record, paired = point["latency"], point["accuracy_record"]
         accuracy = metric_text(task, paired, point["accuracy"])
         row = latency_row(record, fmt_num(point["accuracy"]))
         row["data"] = data_kind(paired["dataset"])
         row["model"] = point["label"]
-        lines = hover_lines(record, row, f"{accuracy}, on {row['data']} data")
+        where = f"as reported by {paired['reported']}" if paired.get("reported") else f"on {row['data']} data"
+        lines = hover_lines(record, row, f"{accuracy}, {where}")
         points.append({"row": row, "x": float(record["p50_ms"]), "y": point["accuracy"], "reported": False,
                        "hover": "<br>".join(html.escape(line, quote=False).replace("&lt;b&gt;", "<b>")
                                             .replace("&lt;/b&gt;", "</b>") for line in lines)})  # fmt: skip
@@ -258,7 +259,7 @@ def task_page(task: str, kinds: dict[str, list[dict[str, Any]]], baselines: Base
              "Then accuracy vs p50 latency, one chart per host or device: each point is a latency record paired "
              "with the real-data accuracy of the weights it timed (its runtime's gate, else the evaluation); "
              "hover for the record. Grey line: the Pareto front. Diamonds: reported by the paper on its own "
-             "device. Runs on the embedded synthetic data are not plotted here (see the markdown pages' smoke runs).")  # fmt: skip
+             "device. A network with no measured accuracy (timed with fresh weights) is plotted in fp32 at the accuracy its source reports, in a chart of its own (its data: reported). Runs on the embedded synthetic data are not plotted here (see the markdown pages' smoke runs).")  # fmt: skip
     return page(f"{TASK_TITLES[task]} leaderboard", html.escape(intro), charts, [p["row"] for p in points],
                 headline_html(task, headline) + "<h2>Accuracy vs latency</h2>"), len(points)  # fmt: skip
 

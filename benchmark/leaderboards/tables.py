@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from benchmark.leaderboards.ablations import ablation_table
 from benchmark.leaderboards.baselines import BASELINES, METRIC_LABELS, Baselines, Reported, number
 from benchmark.leaderboards.cells import (  # noqa: F401 - the tables' shared names, importable from here
     METRIC_COLUMNS,
@@ -119,6 +120,9 @@ def generate_tables(records: Sequence[dict[str, Any]], baselines: Baselines = BA
         results = [r for r in kinds["result"] if r["task"] == task]
         tables.append(measured_table(task, results))
         tables.append(reported_table(task, baselines.for_task(task), profiles))
+    ablations = ablation_table(kinds["result"])
+    if ablations is not None:  # a table of its own once a result of the papers' ablation grid exists
+        tables.append(ablations)
     for task in TASKS:
         columns, rows = headline_csv_rows(headline_rows(task, kinds, baselines))
         tables.append(Table(f"{task}_headline", columns, rows))

@@ -12,7 +12,8 @@ from backbones import UnknownBackboneError, canonical_name, get_entry
 from backbones.errors import UserError
 from backbones.features import OUTPUT_STRIDES
 from benchmark.runs.records import REPO_ROOT
-from tasks.factory import BACKBONE_OPTIONS, tflite_config
+from tasks.factory import BACKBONE_OPTIONS
+from tasks.loading import Loaded, load, tflite_config
 
 RECIPES_DIR = REPO_ROOT / "configs"
 
@@ -152,6 +153,21 @@ def resolve_config(
     validate(cfg)
     task.parse_options(cfg)  # the task's own flags, checked before anything is built or written
     return cfg
+
+
+def resolve_model(task, given: Mapping[str, Any], *, checkpoint: str | None = None, recipe: str | Path | None = None) -> Loaded:
+    """The model a command evaluates, times or exports, from its flags: a ``bench run`` checkpoint (its
+    config fixes the network; the flags' input size, data and evaluation settings apply), else the flags
+    over the published model: the task's deployment resolution and width 1.0, not the embedded-data
+    recipes' smaller ones (a recipe named with --config still applies)."""
+    if checkpoint:
+        if recipe:
+            raise UserError("--config: the checkpoint fixes the model; drop --config or --checkpoint")
+        loaded = load(task, given, checkpoint=checkpoint)
+        validate(loaded.config)
+        task.parse_options(loaded.config)
+        return loaded
+    return load(task, resolve_config(task, given, recipe=recipe, shipped_recipes=False))
 
 
 def check_width(width: float | None, flag: str = "--width") -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from tasks.base import Task
-from tasks.factory import build_model
+from tasks.loading import load
 
 # Model options echoed in the result when the config sets them.
 SHAPE_OPTIONS = ("width", "expansion", "output_stride")
@@ -14,7 +14,7 @@ SHAPE_OPTIONS = ("width", "expansion", "output_stride")
 
 def profile_model(task: Task, cfg: dict[str, Any]) -> dict[str, Any]:
     """Build ``task``'s model for ``cfg`` (resolved by ``resolve_config``) and count it."""
-    model = build_model(task, cfg)
+    model = load(task, cfg).model
     return {
         "task": task.name,
         "backbone": cfg["backbone"],

@@ -54,10 +54,11 @@ class ClassificationTask(Task):
         from PIL import Image, ImageDraw
 
         from tasks.classification.data import eval_transform
-        from tasks.factory import load_model
         from tasks.images import load_rgb
+        from tasks.loading import load_file
 
-        cfg, model = load_model(checkpoint, self)
+        loaded = load_file(self, checkpoint)
+        cfg, model = dict(loaded.config), loaded.model
         names = cfg.get("class_names") or []
         transform = eval_transform(cfg["resolution"], cfg.get("preset") or "torchvision")
         out = Path(out_dir)

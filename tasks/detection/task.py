@@ -106,13 +106,17 @@ class DetectionTask(Task):
     def import_tflite(self, path: str, *, backbone: str | None = None, width: float | None = None):
         """TF Object Detection API SSD files: the suite's SSD with TF's head (tasks/tflite/detection.py)."""
         from tasks.tflite.detection import import_ssd
-        from tasks.tflite.importer import inspect_tflite, read_tflite
+        from tasks.tflite.importer import checked_facts, read_tflite
 
         graph = read_tflite(path)
-        facts = inspect_tflite(graph)
-        if facts.task != self.name:
-            raise UserError(f"{path}: is a {facts.task} checkpoint ({facts.describe()}), not {self.name}")
-        return import_ssd(graph, facts, ssd_class=SSDLite, backbone=backbone, width=width)
+        return import_ssd(graph, checked_facts(graph, self.name), ssd_class=SSDLite, backbone=backbone, width=width)
+
+    def tflite_file_config(self, path: str, *, backbone: str | None = None, width: float | None = None):
+        from tasks.tflite.detection import ssd_file_config
+        from tasks.tflite.importer import checked_facts, read_tflite
+
+        graph = read_tflite(path)
+        return ssd_file_config(graph, checked_facts(graph, self.name), backbone=backbone, width=width)
 
     def build_datamodule(self, cfg: Config) -> BenchDataModule:
         from tasks.detection.coco import CocoDataModule
@@ -163,10 +167,11 @@ class DetectionTask(Task):
         """Write each image with its detections (boxes, class names, scores) drawn on it."""
         from pathlib import Path
 
-        from tasks.factory import load_model
         from tasks.images import load_rgb
+        from tasks.loading import load_file
 
-        cfg, model = load_model(checkpoint, self)
+        loaded = load_file(self, checkpoint)
+        cfg, model = dict(loaded.config), loaded.model
         threshold = given.get("score_threshold")
         cfg["score_threshold"] = PREDICT_SCORE_THRESHOLD if threshold is None else threshold
         cfg.update({key: given[key] for key in ("nms_iou", "max_detections", "nms") if given.get(key) is not None})
@@ -189,10 +194,11 @@ class DetectionTask(Task):
 
         from tasks.detection.coco import load_split
         from tasks.detection.drawing import draw_truth
-        from tasks.factory import load_model
         from tasks.images import load_rgb
+        from tasks.loading import load_file
 
-        cfg, model = load_model(checkpoint, self)
+        loaded = load_file(self, checkpoint)
+        cfg, model = dict(loaded.config), loaded.model
         cfg["score_threshold"] = PREDICT_SCORE_THRESHOLD
         datamodule = self.build_datamodule(dict(cfg, num_workers=0))
         records = [r for r in load_split(datamodule.dataset_root(), "val").images if len(r.boxes)][:count]

@@ -148,12 +148,13 @@ class SegmentationTask(Task):
     def predict(self, checkpoint: str, images: list[str], out_dir: str, given: dict[str, Any]) -> list[str]:
         """Write each image with its predicted classes painted in VOC colours (``<stem>_seg.png``)
         and the class-index mask as a VOC palette PNG (``<stem>_mask.png``)."""
-        from tasks.factory import load_model
         from tasks.images import load_rgb
+        from tasks.loading import load_file
         from tasks.segmentation.drawing import overlay, palette_image
         from tasks.segmentation.voc import eval_transform
 
-        cfg, model = load_model(checkpoint, self)
+        loaded = load_file(self, checkpoint)
+        cfg, model = dict(loaded.config), loaded.model
         # Evaluation flags given to predict override the ones the run used.
         chosen = {k: given[k] for k in ("eval_scales", "eval_flip") if given.get(k) is not None}
         options = SegmentationOptions.from_config({**cfg, **chosen})

@@ -195,6 +195,30 @@ def ssd_for_tflite(cfg: dict[str, Any], graph: TFLiteGraph | None, ssd_class: Ca
     return model
 
 
+def ssd_file_config(graph: TFLiteGraph, facts: Any, *, backbone: str | None = None, width: float | None = None) -> Any:
+    """A TF SSD file's config, read without building the model: its classes, width and preset, the
+    head it needs (SSD, 1x1 predictors, TF's 90-id label map) and its own post-processing."""
+    from dataclasses import replace
+
+    from backbones import get_entry
+    from tasks.tflite.importer import FileConfig
+
+    post = graph.of_kind("TFLite_Detection_PostProcess")
+    file_classes = int(graph.tensors[post[0].inputs[1]].shape[-1]) if post else 91
+    name = get_entry(backbone).name if backbone else facts.backbone
+    facts = replace(facts, num_classes=file_classes - 1, file_classes=file_classes, preset="tf-ssd",
+                    width=width or _backbone_width(graph, name) or facts.width)  # fmt: skip
+    # TF's COCO label map: label i is category i + 1 (the evaluator reads it).
+    options = {"head": "ssd", "predictor_kernel": 1, "label_map": "coco90" if facts.num_classes == 90 else None}
+    post_options = file_postprocess(graph)
+    if post_options is None:
+        return FileConfig(facts, options)
+    # The file's own post-processing is the default evaluation (bench eval prints and records it).
+    evaluation = postprocess_settings(post_options)
+    options.update(postprocess_options=post_options, postprocess=evaluation)
+    return FileConfig(facts, options, post_options, evaluation)
+
+
 def import_ssd(
     graph: TFLiteGraph,
     facts: Any,
@@ -204,42 +228,28 @@ def import_ssd(
     width: float | None = None,
 ) -> tuple[SSDLite, Any]:
     """``tasks.tflite.importer.import_tflite`` for detection files: the suite's SSD and the report."""
-    from dataclasses import replace
-
     from backbones import get_entry
     from tasks.tflite.importer import ImportReport
 
-    post = graph.of_kind("TFLite_Detection_PostProcess")
-    file_classes = int(graph.tensors[post[0].inputs[1]].shape[-1]) if post else 91
-    name = get_entry(backbone).name if backbone else facts.backbone
+    file = ssd_file_config(graph, facts, backbone=backbone, width=width)
     cfg = {
-        "backbone": name,
-        "width": width or _backbone_width(graph, name) or facts.width,
+        "backbone": get_entry(backbone).name if backbone else facts.backbone,
+        "width": file.facts.width,
         "head": "ssd",
-        "num_classes": file_classes - 1,
-        "resolution": facts.resolution,
+        "num_classes": file.facts.num_classes,
+        "resolution": file.facts.resolution,
         "weights": str(graph.path),
     }
     model = ssd_for_tflite(cfg, graph, ssd_class)
     convs = conv_sequence(model)
-    facts = replace(facts, num_classes=file_classes - 1, file_classes=file_classes, preset="tf-ssd", width=cfg["width"])
     notes = ["anchors: the file's (TF's ssd_anchor_generator within half their 8-bit quantization step), "
              "as its post-processing op decodes against them"]
     if getattr(model, "label_map", None):
         notes.append("label map coco90: label i is COCO category i + 1")
     values = sum(conv.weight.numel() + (norm.bias.numel() if norm is not None else conv.bias.numel())
                  for _, conv, norm in convs)
-    options = {"head": "ssd", "predictor_kernel": 1, "label_map": getattr(model, "label_map", None)}
-    post_options = file_postprocess(graph)
-    if post_options is not None:
-        # The file's own post-processing is the default evaluation (bench eval prints and records it).
-        options["postprocess_options"] = post_options
-        options["postprocess"] = postprocess_settings(post_options)
-    report = ImportReport(facts=facts, layers=len(convs), values=values, notes=notes, options=options)
-    if post_options is not None:
-        # The file's own post-processing is bench eval's default (printed and recorded there).
-        report.postprocess = post_options
-        report.evaluation = postprocess_settings(post_options)
+    report = ImportReport(facts=file.facts, layers=len(convs), values=values, notes=notes, options=file.options,
+                          postprocess=file.postprocess, evaluation=file.evaluation)  # fmt: skip
     return model.eval(), report
 
 

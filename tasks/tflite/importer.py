@@ -102,6 +102,38 @@ class ImportReport:
         }
 
 
+@dataclass(frozen=True)
+class FileConfig:
+    """What a file implies for a run config, read without building a model: its facts, the task
+    options it fixes (detection: head, label map) and its own post-processing with the evaluation
+    settings that reproduce it (every command that decodes defaults to them)."""
+
+    facts: TFLiteFacts
+    options: dict[str, Any] = field(default_factory=dict)
+    postprocess: dict[str, Any] | None = None
+    evaluation: dict[str, Any] = field(default_factory=dict)
+
+    def config(self) -> dict[str, Any]:
+        facts = self.facts
+        return {
+            "backbone": facts.backbone, "width": facts.width, "resolution": facts.resolution,
+            "num_classes": facts.num_classes, "preset": facts.preset, **self.evaluation, **self.options,
+        }  # fmt: skip
+
+
+def read_file_config(path: str | Path, *, task: str | None = None) -> FileConfig:
+    """A classification or segmentation file's config (``Task.tflite_file_config``): its facts alone."""
+    return FileConfig(checked_facts(read_tflite(path), task))
+
+
+def checked_facts(graph: TFLiteGraph, task: str | None) -> TFLiteFacts:
+    """The file's facts, refused in one line when it is another task's file."""
+    facts = inspect_tflite(graph)
+    if task is not None and task != facts.task:
+        raise UserError(f"{graph.path}: is a {facts.task} checkpoint ({facts.describe()}), not {task}")
+    return facts
+
+
 # -- what a file is ----------------------------------------------------------------------------
 
 
@@ -437,9 +469,7 @@ def import_tflite(
 ) -> tuple[nn.Module, ImportReport]:
     """Read, build and fill: the suite's model for a file, in eval mode, and the report."""
     graph = read_tflite(path)
-    facts = inspect_tflite(graph)
-    if task is not None and task != facts.task:
-        raise UserError(f"{path}: is a {facts.task} checkpoint ({facts.describe()}), not {task}")
+    facts = checked_facts(graph, task)
     model = build_model(facts, backbone=backbone, width=width, builder=builder)
     report = load_tflite_weights(model, graph, facts=facts)
     return model.eval(), report
