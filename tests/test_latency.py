@@ -318,6 +318,29 @@ def test_broken_runtime_is_flagged_in_its_record(synthetic_classification, monke
     assert records[1].weights is None  # the caller names the weights (bench latency: weights_provenance)
 
 
+def test_a_runtime_that_cannot_take_the_model_is_one_line_after_the_others(
+    tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A converter's exception (torch.export refusing an in-place op, say) names the runtime and the op
+    in one line, exit 2; the runtimes before and after it are still timed and recorded."""
+
+    class Refusing(EagerRuntime):
+        def __init__(self) -> None:
+            super().__init__()
+            self.name, self.is_reference = "refusing", False
+
+        def prepare(self, model, example, **kwargs):
+            raise RuntimeError("Found a graph input that requires mutation\n  while tracing aten.add_.Tensor(x, y)")
+
+    monkeypatch.setitem(RUNTIMES, "refusing", Refusing())
+    out = tmp_path / "records"
+    err = one_line_error(capsys, ["latency", *TINY_MODEL, *TINY_TIER, "--runtime", "eager,refusing,onnxruntime",
+                                  "--accuracy-images", "0", "--threads", "1", "--json", "--output", str(out)])  # fmt: skip
+    assert err == ("bench latency: error: --runtime refusing: cannot take classification mnv2 (RuntimeError: Found a "
+                   "graph input that requires mutation; op aten.add_.Tensor)")
+    assert sorted(read_record(f)["runtime"] for f in out.glob("*.json")) == ["eager", "onnxruntime"]
+
+
 def test_batchnorm_folding_keeps_outputs(synthetic_classification) -> None:
     _, _, model = synthetic_classification
     folded = fold_batchnorm(model)

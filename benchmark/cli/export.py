@@ -49,6 +49,7 @@ def run(args: argparse.Namespace) -> int:
     from benchmark.latency.runtimes.export import (
         FORMATS,
         SUFFIXES,
+        conversion_failure,
         export_model,
         format_unavailable,
         write_sidecar,
@@ -87,10 +88,7 @@ def run(args: argparse.Namespace) -> int:
     except UserError:
         raise
     except Exception as error:  # noqa: BLE001 - a converter that cannot take this model: one line, exit 2
-        first = str(error).strip().splitlines()[0][:200] if str(error).strip() else ""
-        raise UserError(
-            f"--format {fmt}: cannot export {task.name} {cfg['backbone']} ({type(error).__name__}: {first})"
-        ) from None
+        raise UserError(f"--format {fmt}: cannot export {task.name} {cfg['backbone']} ({conversion_failure(error)})") from None
     preset = cfg.get("preset") or "torchvision"
     mean, std = mean_std(preset)
     sidecar = write_sidecar(

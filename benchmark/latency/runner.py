@@ -76,18 +76,45 @@ def _benchmark(task, cfg, model, runtimes, options, clock, on_record, weights) -
         calibration_batches(images, options.calibration_images, options.accuracy_images) if needs_calibration else ([], None)
     )
     reference = EagerReference(model)
-    records = []
+    records, failed = [], []
     for runtime in runtimes:
-        with stage(f"latency {runtime.name}"):  # in logs: one line per runtime
-            record = measure_runtime(
-                runtime, task, cfg, model, images, options, reference,
-                calibration=calibration, calibration_info=calibration_info, clock=clock, weights=weights,
-            )
+        try:
+            with stage(f"latency {runtime.name}"):  # in logs: one line per runtime
+                record = measure_runtime(
+                    runtime, task, cfg, model, images, options, reference,
+                    calibration=calibration, calibration_info=calibration_info, clock=clock, weights=weights,
+                )
+        except RuntimeCannotTakeModel as error:
+            failed.append(str(error))  # the other runtimes are still timed; each failure is named at the end
+            continue
+        finally:
+            gc.collect()
         records.append(record)
         if on_record is not None:
             on_record(record)
-        gc.collect()
+    if failed:
+        raise RuntimeCannotTakeModel("; ".join(failed))
     return records
+
+
+class RuntimeCannotTakeModel(UserError):
+    """A runtime's converter or compiler refused the model (an unsupported operator, a mutated constant):
+    named in one line with the runtime, after the other runtimes have been timed and recorded."""
+
+
+def prepare_runtime(runtime: Any, task: Any, cfg: dict[str, Any], model: nn.Module, example: torch.Tensor,
+                    options: LatencyOptions, calibration: Sequence[torch.Tensor]) -> Any:  # fmt: skip
+    """``runtime.prepare``, with a converter's own exception turned into one line naming the runtime and the op."""
+    from benchmark.latency.runtimes.export import conversion_failure
+
+    try:
+        return runtime.prepare(model, example, threads=options.threads, calibration=calibration)
+    except UserError:
+        raise
+    except Exception as error:  # noqa: BLE001 - any converter's failure on this model: one line, the run goes on
+        raise RuntimeCannotTakeModel(
+            f"--runtime {runtime.name}: cannot take {task.name} {cfg['backbone']} ({conversion_failure(error)})"
+        ) from None
 
 
 def measure_runtime(
@@ -109,7 +136,7 @@ def measure_runtime(
     memory.release_free_memory()
     rss_before = memory.current_rss_mb()
     start = clock()
-    prepared = runtime.prepare(model, example, threads=options.threads, calibration=calibration)
+    prepared = prepare_runtime(runtime, task, cfg, model, example, options, calibration)
     init_ms = 1000.0 * (clock() - start)
     rss_after = memory.current_rss_mb()
     init_memory = rss_after - rss_before if rss_before is not None and rss_after is not None else None

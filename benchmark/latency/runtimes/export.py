@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import sys
 import warnings
 from collections.abc import Sequence
@@ -43,6 +44,20 @@ def missing_extra(modules: Sequence[str], extra: str) -> str | None:
         except ImportError as error:
             return f"needs the {module.split('.')[0]} package, which is not installed ({error.msg}); install it with: {install_hint(extra)}"
     return None
+
+
+# An operator as converters name it: torch.export / FX targets (aten.add_.Tensor), TFLite and OpenVINO ops.
+_OP = re.compile(r"\b(aten(?:::|\.)[A-Za-z_]\w*(?:\.\w+)?|tfl\.\w+|torch\.ops\.\w+\.\w+(?:\.\w+)?)")
+
+
+def conversion_failure(error: BaseException) -> str:
+    """A converter's exception as one line: its type, the first line of its message and the operator it
+    names (where it names one anywhere in the message)."""
+    text = str(error).strip()
+    first = text.splitlines()[0][:200] if text else ""
+    ops = list(dict.fromkeys(_OP.findall(text)))
+    named = f"; op {', '.join(ops[:3])}" if ops and not any(op in first for op in ops[:3]) else ""
+    return f"{type(error).__name__}: {first}{named}"
 
 
 def rebatch(calibration: Sequence[torch.Tensor], batch: int) -> list[torch.Tensor]:
