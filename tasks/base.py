@@ -107,7 +107,7 @@ class Task(ABC):
     def tflite_file_config(self, path: str, *, backbone: str | None = None, width: float | None = None) -> Any:
         """What an official ``.tflite`` of this task implies for a run config (``FileConfig``), read
         without building the model: commands that only need a file's facts never import it."""
-        from tasks.tflite.importer import read_file_config
+        from tasks.tflite.facts import read_file_config
 
         return read_file_config(path, task=self.name)
 

@@ -25,7 +25,8 @@ from tasks import get_task  # noqa: E402
 from tasks.classification.data import ImageNetDataModule  # noqa: E402
 from tasks.evaluate import evaluate  # noqa: E402
 from tasks.segmentation.voc import VocDataModule  # noqa: E402
-from tasks.tflite.importer import import_tflite, inspect_tflite  # noqa: E402
+from tasks.tflite.facts import inspect_tflite  # noqa: E402
+from tasks.tflite.importer import import_tflite  # noqa: E402
 
 FLOAT_DEEPLAB = ROOT / "weights" / "deeplabv3_257_mv_gpu.tflite"
 TF2_MNV2 = ROOT / "weights" / "tf2_mobilenet_v2_1.0_224_ptq.tflite"

@@ -149,7 +149,8 @@ def mnv1_body_file(tmp_path, width: float = 0.25):
 
 def test_importer_fills_convs_and_identity_batchnorms(tmp_path) -> None:
     from backbones.mobilenet_v1 import mobilenet_v1
-    from tasks.tflite.importer import inspect_tflite, load_tflite_weights
+    from tasks.tflite.facts import inspect_tflite
+    from tasks.tflite.importer import load_tflite_weights
 
     path, layers = mnv1_body_file(tmp_path)
     facts = inspect_tflite(path)

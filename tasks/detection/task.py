@@ -106,14 +106,14 @@ class DetectionTask(Task):
     def import_tflite(self, path: str, *, backbone: str | None = None, width: float | None = None):
         """TF Object Detection API SSD files: the suite's SSD with TF's head (tasks/tflite/detection.py)."""
         from tasks.tflite.detection import import_ssd
-        from tasks.tflite.importer import checked_facts, read_tflite
+        from tasks.tflite.facts import checked_facts, read_tflite
 
         graph = read_tflite(path)
         return import_ssd(graph, checked_facts(graph, self.name), ssd_class=SSDLite, backbone=backbone, width=width)
 
     def tflite_file_config(self, path: str, *, backbone: str | None = None, width: float | None = None):
         from tasks.tflite.detection import ssd_file_config
-        from tasks.tflite.importer import checked_facts, read_tflite
+        from tasks.tflite.facts import checked_facts, read_tflite
 
         graph = read_tflite(path)
         return ssd_file_config(graph, checked_facts(graph, self.name), backbone=backbone, width=width)

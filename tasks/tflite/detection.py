@@ -201,7 +201,7 @@ def ssd_file_config(graph: TFLiteGraph, facts: Any, *, backbone: str | None = No
     from dataclasses import replace
 
     from backbones import get_entry
-    from tasks.tflite.importer import FileConfig
+    from tasks.tflite.facts import FileConfig
 
     post = graph.of_kind("TFLite_Detection_PostProcess")
     file_classes = int(graph.tensors[post[0].inputs[1]].shape[-1]) if post else 91
@@ -259,7 +259,7 @@ def _backbone_width(graph: TFLiteGraph, name: str) -> float | None:
     (The generic inspection reads the width off the last body conv, which for SSD files is a box
     predictor.)"""
     from backbones import get_entry
-    from tasks.tflite.importer import KNOWN_WIDTHS
+    from tasks.tflite.facts import KNOWN_WIDTHS
 
     found = [tuple(op.weight.shape) for op in graph.convs()]
     for width in KNOWN_WIDTHS:
