@@ -12,7 +12,8 @@ from PIL import Image
 
 from backbones.errors import UserError
 from benchmark.cli import main
-from tasks.detection.coco import AnnotationWarning, CocoDataModule, load_split, read_image, train_transform
+from tasks.detection.augment import read_image, train_transform
+from tasks.detection.coco import AnnotationWarning, CocoDataModule, load_split
 from tasks.detection.evaluation import CocoEvaluator
 from tasks.detection.module import to_original_size
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from benchmark.leaderboards.baselines import official_checkpoint
 from benchmark.leaderboards.cells import (
     Table,
     _values,
@@ -17,6 +16,7 @@ from benchmark.leaderboards.cells import (
     model_label,
     settings_words,
 )
+from benchmark.leaderboards.official import official_checkpoint
 from benchmark.leaderboards.provenance import evaluation_source
 from benchmark.leaderboards.store import record_name, weights_name
 

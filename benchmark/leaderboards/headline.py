@@ -20,10 +20,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from benchmark.leaderboards.baselines import METRIC_LABELS, Baselines, Reported, official_checkpoint
+from benchmark.leaderboards.baselines import METRIC_LABELS, Baselines, Reported
 from benchmark.leaderboards.cells import fmt_count, fmt_num, width_of
 from benchmark.leaderboards.hosts import machine_label, target_label
 from benchmark.leaderboards.latency_tables import is_device_record
+from benchmark.leaderboards.official import official_checkpoint
 from benchmark.leaderboards.provenance import evaluation_source, latency_source
 from benchmark.leaderboards.store import TASK_METRICS, record_name
 

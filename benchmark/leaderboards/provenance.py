@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from benchmark.leaderboards.baselines import FULL_VAL_IMAGES, Reported, official_checkpoint
+from benchmark.leaderboards.baselines import Reported
 from benchmark.leaderboards.cells import (
     DATASET_NAMES,
     dataset_label,
@@ -14,6 +14,7 @@ from benchmark.leaderboards.cells import (
     fmt_num,
     settings_words,
 )
+from benchmark.leaderboards.official import FULL_VAL_IMAGES, official_checkpoint
 from benchmark.leaderboards.store import weights_name
 from benchmark.runs.host import host_label
 

@@ -215,7 +215,7 @@ class DetectionTask(Task):
 
     def _picture(self, model: nn.Module, cfg: Config, pixels) -> Any:
         """``pixels`` (HxWx3 uint8) with ``model``'s detections drawn, in its own pixels."""
-        from tasks.detection.coco import eval_transform
+        from tasks.detection.augment import eval_transform
         from tasks.detection.drawing import draw_detections
         from tasks.detection.module import to_original_size
 
