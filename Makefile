@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup demo test lint leaderboard clean
+.PHONY: setup demo test lint leaderboard clean device-lab device-lab-test
 
 $(BIN)/bench: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,11 +26,18 @@ demo: setup
 # Real-data tests run when BENCH_REALDATA names the folder of real slices and official weights
 # (.ci/run sets it to ../shared/realdata); without it they skip, saying why.
 test: setup $(VENV)/.deploy-extras
-# The timm backbone tests run in a process of their own: after the rest of the suite in one process the
-# first of them fails and pytest then finds sys.stderr closed, so the failure cannot be read (alone, and
-# after the site, sweep and tflite tests, they pass); found at the end of a session, not yet explained.
-	$(BIN)/python -m pytest -x -q -p no:cacheprovider --durations=25 --ignore=tests/test_timm_backbones.py tests
-	$(BIN)/python -m pytest -x -q -p no:cacheprovider --durations=5 tests/test_timm_backbones.py
+# One pytest process for the whole suite. conftest.py fails a test that leaves sys.stdout/stderr closed or a
+# progress bar running, and points a library's log handler bound to a closed capture stream at the current one.
+	$(BIN)/python -m pytest -x -q -p no:cacheprovider --durations=25 tests
+
+# An aarch64 target on this machine (Debian arm64 under qemu-user: an ssh board and an adb device on
+# loopback), built once under $$BENCH_CACHE (about 10-20 minutes the first time; needs root), then the
+# device tests against it. Its timings are the emulator's: records say "emulated", leaderboards refuse them.
+device-lab:
+	bash .ci/device-lab build
+
+device-lab-test: setup $(VENV)/.deploy-extras device-lab
+	BENCH_DEVICE_LAB=1 $(BIN)/python -m pytest -x -q -p no:cacheprovider tests/test_device_lab.py
 
 # ruff, then the import contracts in pyproject.toml (layers backbones <- tasks <- benchmark, no cycles).
 lint: setup

@@ -47,11 +47,21 @@ def logging_outlives_the_test() -> Iterator[None]:
     test ends. The next test that logs through it then gets "--- Logging error --- ValueError: I/O
     operation on closed file" in its stderr. Such a handler is pointed at the current stderr instead."""
     yield
+    progress = sys.modules.get("tasks.progress")
+    if progress is not None and progress._settings.bar is not None:
+        # A bar's refresh thread writes to whatever sys.stderr is, ten times a second, in later tests too.
+        progress._settings.bar.stop()
+        progress._settings.bar, progress._settings.depth = None, 0
+        pytest.fail("the test left a progress bar running (a track() generator not run to its end?)")
+    for name in ("stdout", "stderr"):  # a test that leaves one closed would break every later one's output
+        if getattr(getattr(sys, name), "closed", False):
+            setattr(sys, name, getattr(sys, f"__{name}__"))
+            pytest.fail(f"the test left sys.{name} closed (monkeypatch restored a capture stream after capsys closed it?)")
     loggers = [logging.getLogger(), *logging.Logger.manager.loggerDict.values()]
     for logger in loggers:
         for handler in getattr(logger, "handlers", ()):
-            stream = getattr(handler, "stream", None)
-            if type(handler) is logging.StreamHandler and getattr(stream, "closed", False):
+            stream = handler.__dict__.get("stream")  # an instance's own stream (logging's _StderrHandler reads sys.stderr)
+            if getattr(stream, "closed", False):
                 handler.stream = CurrentStderr()  # not setStream: it flushes the closed one first
 
 

@@ -83,3 +83,27 @@ def test_adding_a_device_record_brings_its_tool_log(tmp_path: Path):
     assert changed and target.name != source.name  # the store's own descriptive name
     assert target.with_suffix(".log").read_text() == source.with_suffix(".log").read_text()
     assert sorted(p.suffix for p in store.iterdir()) == [".json", ".log"]
+
+
+def test_an_emulated_target_is_refused_and_never_drawn(tmp_path: Path, capsys) -> None:
+    """A record timed under qemu-user (the device lab's aarch64 userland) says so; --add refuses it in
+    one line, and one copied in by hand is left out of every page while --check fails on it."""
+    from benchmark.cli import main
+    from benchmark.devices.facts import parse_facts
+
+    facts = parse_facts("machine aarch64\nuname Linux 6.1 aarch64\nemulated qemu-aarch64 (binfmt_misc)\nnproc 2\n")
+    assert (facts["abi"], facts["emulated"]) == ("aarch64", "qemu-aarch64 (binfmt_misc)")
+    assert parse_facts("machine aarch64\nnproc 8\n")["emulated"] is None
+    record = device_record(host_latency_record())
+    record["target"]["emulated"] = facts["emulated"]
+    source = tmp_path / "emulated.json"
+    source.write_text(json.dumps(record))
+    records = tmp_path / "out" / "records"
+    assert main(["leaderboard", "--out", str(tmp_path / "out"), "--records", str(records), "--add", str(source)]) == 2
+    assert capsys.readouterr().err.strip() == (f"bench leaderboard: error: --add: {source}: timed on an emulated target "
+                                               "(qemu-aarch64 (binfmt_misc)): its timings are the emulator's")  # fmt: skip
+    records.mkdir(parents=True)
+    (records / "by-hand.json").write_text(json.dumps(record))
+    main(["leaderboard", "--out", str(tmp_path / "out"), "--records", str(records)])
+    assert "Pixel 7" not in (tmp_path / "out" / "latency.md").read_text()
+    assert main(["leaderboard", "--out", str(tmp_path / "out"), "--records", str(records), "--check"]) == 1

@@ -42,8 +42,9 @@ def test_a_stage_draws_a_bar_on_a_terminal_and_erases_it(monkeypatch: pytest.Mon
 
 
 @pytest.mark.parametrize("flags", [{"quiet": True}, {}])
-def test_quiet_or_no_terminal_writes_nothing(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture, flags) -> None:
-    """--quiet on a terminal; no flag where stderr is not a terminal (capsys' stderr is not)."""
+def test_quiet_or_no_terminal_writes_nothing(capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch, flags) -> None:
+    """--quiet on a terminal; no flag where stderr is not a terminal (capsys' stderr is not). capsys comes
+    first: monkeypatch, torn down after it, would otherwise put capsys' closed stream back as sys.stderr."""
     if flags:
         monkeypatch.setattr(sys, "stderr", FakeTerminal())
     configure(**flags)

@@ -58,7 +58,7 @@ def add_parser(sub, task_name: str) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from backbones.errors import UserError
-    from benchmark.runs.records import SCHEMA_VERSION, environment, write_json_atomic
+    from benchmark.runs.records import write_json_atomic
     from tasks import get_task
     from tasks.evaluate import evaluate
 
@@ -92,14 +92,32 @@ def run(args: argparse.Namespace) -> int:
         )
     result = evaluate(task, model, datamodule)
     output = Path(args.output or f"runs/eval-{task.name}-{cfg['backbone']}-{time.strftime('%Y%m%d-%H%M%S')}")
-    record: dict[str, Any] = {
+    record = evaluation_record(task, cfg, args, datamodule, result, weights, precision,
+                               {"litert_agreement": model.agreement()} if arithmetic else {},
+                               time.perf_counter() - started)  # fmt: skip
+    path = write_json_atomic(output / "result.json", record)
+    print_summary(task, cfg, record, args.runtime, arithmetic)
+    print(f"result record: {path}", file=sys.stderr)
+    if args.compare_float:
+        print(f"per-layer report: {compare_float.run_comparison(task, model, datamodule, output, args)}", file=sys.stderr)
+    return 0
+
+
+def evaluation_record(task, cfg: dict[str, Any], args: argparse.Namespace, datamodule, result, weights: dict[str, Any],
+                      precision: str, integer: dict[str, Any], wall_s: float) -> dict[str, Any]:  # fmt: skip
+    """The ``evaluation`` record: metrics in percent with 95 % bootstrap intervals, the data, the settings
+    the numbers depend on, the weights' provenance and how they were run (``integer``: an integer
+    runtime's ``litert_agreement``)."""
+    from benchmark.runs.records import SCHEMA_VERSION, environment
+
+    return {
         "schema_version": SCHEMA_VERSION,
         "kind": "evaluation",
         "task": task.name,
         "backbone": cfg["backbone"],
         "width": cfg.get("width") or 1.0,
         "resolution": cfg["resolution"],
-        "num_classes": expected,
+        "num_classes": cfg["num_classes"],
         "split": args.split,
         "preset": cfg["preset"],
         "dataset": datamodule.dataset_info(),
@@ -111,18 +129,21 @@ def run(args: argparse.Namespace) -> int:
         "weights": weights,
         "runtime": args.runtime,
         "precision": precision,
-        **({"litert_agreement": model.agreement()} if arithmetic else {}),
-        "wall_time_s": round(time.perf_counter() - started, 2),
+        **integer,  # an integer runtime's agreement with LiteRT (None when not checked)
+        "wall_time_s": round(wall_s, 2),
         "environment": environment("cpu"),
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
-    path = write_json_atomic(output / "result.json", record)
+
+
+def print_summary(task, cfg: dict[str, Any], record: dict[str, Any], runtime: str, arithmetic: str | None) -> None:
+    """The metrics with their intervals, the agreement with LiteRT and the settings, on stdout."""
     shown = ", ".join(
         f"{k} {v:.2f} (95% CI {record['ci95'][k][0]:.2f}-{record['ci95'][k][1]:.2f})" if k in record["ci95"] else f"{k} {v:.2f}"
         for k, v in record["metrics"].items()
     )
-    print(f"{task.name} {cfg['backbone']} width {record['width']:g} @ {cfg['resolution']}, {result.images} images, "
-          f"runtime {args.runtime} ({precision}): {shown}")
+    print(f"{task.name} {cfg['backbone']} width {record['width']:g} @ {cfg['resolution']}, {record['images']} images, "
+          f"runtime {runtime} ({record['precision']}): {shown}")
     if record.get("litert_agreement"):
         agreement = record["litert_agreement"]
         kernels = "XNNPACK" if arithmetic == "xnnpack" else "builtin kernels"
@@ -131,10 +152,6 @@ def run(args: argparse.Namespace) -> int:
               f"arg-max {agreement['argmax_equal']:.2f} %")
     if record["settings"]:
         print("settings: " + ", ".join(f"{k} {v}" for k, v in record["settings"].items()))
-    print(f"result record: {path}", file=sys.stderr)
-    if args.compare_float:
-        print(f"per-layer report: {compare_float.run_comparison(task, model, datamodule, output, args)}", file=sys.stderr)
-    return 0
 
 
 def settings(task, cfg: dict[str, Any]) -> dict[str, Any]:

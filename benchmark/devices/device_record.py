@@ -90,6 +90,7 @@ def target_block(transport: Any, facts: dict[str, Any], tool: DeviceTool, outcom
         "address": transport.address,
         **{k: facts[k] for k in ("model", "manufacturer", "soc", "abi", "os", "kernel", "cpus", "max_freqs_khz",
                                  "governors")},
+        "emulated": facts.get("emulated"),
         "temp_before_c": outcome.temp_before_c,
         "temp_after_c": outcome.temp_after_c,
         "cooldown_waited_s": outcome.cooldown_waited_s,

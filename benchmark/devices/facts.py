@@ -19,6 +19,12 @@ done
 echo "nproc $(getconf _NPROCESSORS_ONLN 2>/dev/null || nproc 2>/dev/null)"
 echo "uname $(uname -srm)"
 echo "machine $(uname -m)"
+# A foreign CPU run through qemu-user: its timings are the emulator's, not the CPU's.
+m=$(uname -m)
+if grep -qs '^enabled' /proc/sys/fs/binfmt_misc/qemu-$m; then echo "emulated qemu-$m (binfmt_misc)"
+elif [ "$m" != x86_64 ] && grep -qsE '^vendor_id[[:space:]]*: (GenuineIntel|AuthenticAMD)' /proc/cpuinfo; then
+  echo "emulated $m on an x86 CPU (/proc/cpuinfo)"
+fi
 [ -r /proc/device-tree/model ] && echo "dtmodel $(tr -d '\000' < /proc/device-tree/model)"
 grep -m1 'model name' /proc/cpuinfo 2>/dev/null | sed 's/^[^:]*: */cpumodel /'
 if command -v getprop >/dev/null 2>&1; then
@@ -72,6 +78,8 @@ def parse_facts(text: str) -> dict[str, Any]:
         "max_freqs_khz": [maxfreq[k] for k in sorted(maxfreq)] or None,
         "governors": [governors[k] for k in sorted(governors)] or None,
         "cpu_ids": sorted(maxfreq),
+        # "qemu-aarch64 (binfmt_misc)" on an emulated userland: its rows never reach the leaderboards.
+        "emulated": plain.get("emulated"),
     }
 
 

@@ -165,9 +165,15 @@ def tier_reason(record: dict[str, Any]) -> str | None:
     return f"{record['task']} latency timed at the {tier} tier; its rows need --tier {needed}"
 
 
+def emulated_reason(record: dict[str, Any]) -> str | None:
+    """Why a device record's timings mean nothing: its target ran under an emulator (qemu-user)."""
+    emulated = (record.get("target") or {}).get("emulated") if isinstance(record.get("target"), dict) else None
+    return f"timed on an emulated target ({emulated}): its timings are the emulator's" if emulated else None
+
+
 def refusal_reason(record: dict[str, Any]) -> str | None:
-    """Why the leaderboard cannot take a record (dirty tree, too short a timing), else None."""
-    return dirty_reason(record) or tier_reason(record)
+    """Why the leaderboard cannot take a record (dirty tree, too short a timing, an emulated target), else None."""
+    return emulated_reason(record) or dirty_reason(record) or tier_reason(record)
 
 
 def _slug(text: str) -> str:
