@@ -13,11 +13,11 @@ from pathlib import Path
 import pytest
 import torch
 import torchvision
+from cli_helpers import bench
 
 from backbones import get_entry, list_backbones
 from backbones.classifier import create_classifier
 from backbones.counting import count_madds, count_params
-from benchmark.cli import main
 from tasks import list_tasks
 
 
@@ -26,16 +26,6 @@ def meta_madds(build, resolution: int) -> int:
     with torch.device("meta"):
         model = build()
     return count_madds(model, torch.empty(1, 3, resolution, resolution, device="meta"))
-
-
-def bench(argv: list[str], capsys: pytest.CaptureFixture) -> tuple[int, str, str]:
-    """Run ``bench`` in-process; argparse errors exit through SystemExit, the rest return a code."""
-    try:
-        code = main(argv)
-    except SystemExit as stop:
-        code = stop.code
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def profile_json(argv: list[str], capsys: pytest.CaptureFixture) -> dict:

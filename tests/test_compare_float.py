@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from cli_helpers import bench
 from tflite_builder import ACT_SCALE, Conv, write_tflite
 
 from tasks.tflite.int8 import QuantizedTFLite
@@ -108,11 +109,6 @@ def test_layer_error_summary_in_steps_and_db() -> None:
 ])
 def test_compare_float_flags_are_checked_in_one_line(tmp_path, capsys, flags, message) -> None:
     """Before any file or data is read (the weights here do not exist); argparse's own errors exit."""
-    from benchmark.cli import main
-
-    try:
-        code = main(["eval", "--task", "classification", "--weights", str(tmp_path / "x.tflite"), "--data", str(tmp_path),
-                     *flags])
-    except SystemExit as exit:
-        code = exit.code
-    assert code == 2 and capsys.readouterr().err.strip().splitlines() == [f"bench eval: error: {message}"]
+    code, _, err = bench(["eval", "--task", "classification", "--weights", str(tmp_path / "x.tflite"), "--data",
+                          str(tmp_path), *flags], capsys)  # fmt: skip
+    assert code == 2 and err.strip().splitlines() == [f"bench eval: error: {message}"]

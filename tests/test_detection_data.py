@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from cli_helpers import bench
 from PIL import Image
 
 from backbones.errors import UserError
@@ -186,11 +187,9 @@ def test_bad_input_is_one_clear_line(coco: Path, breakage: str, message: str, ca
      (["--val-every-n-epochs", "0"], "--val-every-n-epochs"), (["--head-width", "0"], "--head-width")],
 )
 def test_nonsense_detection_flags(coco: Path, flags: list[str], flag: str, capsys) -> None:
-    try:
-        code = main(["run", "--task", "detection", "--data", str(coco), *TINY, *flags, "--output", str(coco / "out")])
-    except SystemExit as exit:  # argparse rejects values outside ``choices`` itself
-        code = exit.code
-    err = capsys.readouterr().err.strip()
+    # argparse rejects values outside ``choices`` itself (SystemExit): bench() returns its code too.
+    code, _, err = bench(["run", "--task", "detection", "--data", str(coco), *TINY, *flags, "--output", str(coco / "out")], capsys)
+    err = err.strip()
     assert code == 2 and len(err.splitlines()) == 1 and flag in err, err
 
 

@@ -332,13 +332,38 @@ def test_a_runtime_that_cannot_take_the_model_is_one_line_after_the_others(
         def prepare(self, model, example, **kwargs):
             raise RuntimeError("Found a graph input that requires mutation\n  while tracing aten.add_.Tensor(x, y)")
 
+    class Failing(EagerRuntime):  # takes the model, fails running it (LiteRT's int8 DIV on timm:efficientvit_b0)
+        def __init__(self) -> None:
+            super().__init__()
+            self.name, self.is_reference = "failing", False
+
+        def prepare(self, model, example, **kwargs):
+            def invoke(x):
+                raise RuntimeError("tflite/kernels/div.cc:262 data[i] != zero_point was not true.Node number 140 (DIV) "
+                                   "failed to invoke.")  # fmt: skip
+
+            return Prepared(invoke, lambda x: lambda: invoke(x))
+
     monkeypatch.setitem(RUNTIMES, "refusing", Refusing())
+    monkeypatch.setitem(RUNTIMES, "failing", Failing())
     out = tmp_path / "records"
-    err = one_line_error(capsys, ["latency", *TINY_MODEL, *TINY_TIER, "--runtime", "eager,refusing,onnxruntime",
+    err = one_line_error(capsys, ["latency", *TINY_MODEL, *TINY_TIER, "--runtime", "eager,refusing,failing,onnxruntime",
                                   "--accuracy-images", "0", "--threads", "1", "--json", "--output", str(out)])  # fmt: skip
     assert err == ("bench latency: error: --runtime refusing: cannot take classification mnv2 (RuntimeError: Found a "
-                   "graph input that requires mutation; op aten.add_.Tensor)")
+                   "graph input that requires mutation; op aten.add_.Tensor); --runtime failing: cannot run "
+                   "classification mnv2 (RuntimeError: tflite/kernels/div.cc:262 data[i] != zero_point was not true.Node "
+                   "number 140 (DIV) failed to invoke.)")
     assert sorted(read_record(f)["runtime"] for f in out.glob("*.json")) == ["eager", "onnxruntime"]
+
+
+def test_a_converter_failure_is_one_line_with_its_op() -> None:
+    from benchmark.latency.runtimes.export import conversion_failure
+
+    # Measured: LiteRT's XNNPACK delegate refusing timm:repvit_m0_9 in int8 repeats its message on one line.
+    assert conversion_failure(RuntimeError("failed to create XNNPACK runtime" * 4)) == (
+        "RuntimeError: failed to create XNNPACK runtime")
+    assert conversion_failure(ValueError("Unsupported op\n node tfl.custom_op at loc(x)")) == (
+        "ValueError: Unsupported op; op tfl.custom_op")
 
 
 def test_batchnorm_folding_keeps_outputs(synthetic_classification) -> None:

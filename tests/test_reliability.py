@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from cli_helpers import bench
 from PIL import Image
 from test_classification import TINY, write_imagefolder
 
@@ -100,11 +101,7 @@ def test_atomic_write_keeps_the_old_file_when_serialisation_fails(tmp_path: Path
     ],
 )
 def test_nonsense_cli_values(flags: list[str], flag: str, tmp_path: Path, capsys) -> None:
-    try:
-        code = main(["run", *TINY, "--output", str(tmp_path / "o"), *flags])
-    except SystemExit as exit_:  # argparse's own rejections
-        code = exit_.code
-    err = capsys.readouterr().err
+    code, _, err = bench(["run", *TINY, "--output", str(tmp_path / "o"), *flags], capsys)  # argparse's own rejections too
     assert code == 2 and flag in err
     assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
     assert not (tmp_path / "o" / "result.json").exists()

@@ -6,26 +6,17 @@ from __future__ import annotations
 import pytest
 import timm
 import torch
+from cli_helpers import bench
 
 from backbones import UnknownBackboneError, get_entry, list_prefixes
 from backbones.classifier import create_classifier
 from backbones.counting import count_madds, count_params
 from backbones.errors import UserError
 from backbones.timm_backbones import FAMILIES, timm_backbone
-from benchmark.cli import main
 from tasks import get_task
 from tasks.factory import build_model
 
 SIZE = 64  # stride-32 maps of 2x2: enough for every head, fast on 2 cores
-
-
-def bench(argv: list[str], capsys: pytest.CaptureFixture) -> tuple[int, str, str]:
-    try:
-        code = main(argv)
-    except SystemExit as stop:
-        code = stop.code
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 # Per family: where SSDLite's first head attaches (module path, channels), or stride16 where the

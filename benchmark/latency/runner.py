@@ -87,6 +87,13 @@ def _benchmark(task, cfg, model, runtimes, options, clock, on_record, weights) -
         except RuntimeCannotTakeModel as error:
             failed.append(str(error))  # the other runtimes are still timed; each failure is named at the end
             continue
+        except UserError:
+            raise
+        except Exception as error:  # noqa: BLE001 - a runtime that took the file but fails running it (int8 DIV ...)
+            from benchmark.latency.runtimes.export import conversion_failure
+
+            failed.append(f"--runtime {runtime.name}: cannot run {task.name} {cfg['backbone']} ({conversion_failure(error)})")
+            continue
         finally:
             gc.collect()
         records.append(record)

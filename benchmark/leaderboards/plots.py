@@ -168,7 +168,7 @@ def reported_pairing(latency: dict[str, Any], baselines: Baselines) -> tuple[dic
                 or network.resolution != latency["resolution"] or (network.width or 1.0) != width_of(latency)):
             continue
         record = {"dataset": {"name": f"{row.dataset}, reported", "synthetic": False, "reported": True},
-                  "metrics": {metric: float(row.value)}, "reported": row.source}
+                  "metrics": {metric: float(row.value)}, "reported": row.source, "model": row.model}
         return record, f"{row.model} {latency['runtime']} t{latency['threads']} (reported accuracy)"
     return None
 
@@ -256,10 +256,12 @@ def accuracy_vs_latency_spec(
         record, paired = point["latency"], point["accuracy_record"]
         key = (host_label(record), dataset_label(paired["dataset"]))
         groups.setdefault(key, []).append(
-            (float(record["p50_ms"]), point["accuracy"], point["label"], record["runtime"], record)
+            (float(record["p50_ms"]), point["accuracy"], point["label"], record["runtime"], record, paired.get("model"))
         )
     for (host, dataset), points in sorted(groups.items()):
         one_machine([p[4] for p in points], f"{task} accuracy vs latency, panel {host}")
+        if dataset.endswith(", reported"):
+            points = fastest_per_model(points)
         title = (f"{dataset.removesuffix(', reported')} accuracy as reported, fp32 latency measured on {host}"
                  if dataset.endswith(", reported") else f"measured on {dataset}, {host}")
         panels.append({"title": title, "xlabel": "p50 latency (ms)",
@@ -271,6 +273,16 @@ def accuracy_vs_latency_spec(
         "colours": runtime_colours(p[3] for panel in panels for p in panel["points"]),
         "empty": "no result + latency records yet",
     }
+
+
+def fastest_per_model(points: list[tuple]) -> list[tuple]:
+    """One point per published model (``point[5]``): its fastest fp32 runtime here (every runtime's row
+    is on the latency page and the site); the label names the model and that runtime."""
+    best: dict[str, tuple] = {}
+    for point in points:
+        if point[5] not in best or point[0] < best[point[5]][0]:
+            best[point[5]] = point
+    return list(best.values())
 
 
 def latency_by_runtime_spec(latency: list[dict[str, Any]]) -> dict[str, Any]:

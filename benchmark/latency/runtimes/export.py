@@ -54,7 +54,8 @@ def conversion_failure(error: BaseException) -> str:
     """A converter's exception as one line: its type, the first line of its message and the operator it
     names (where it names one anywhere in the message)."""
     text = str(error).strip()
-    first = text.splitlines()[0][:200] if text else ""
+    # LiteRT repeats its message once per attempt on one line ("failed to create XNNPACK runtimefailed to ...").
+    first = re.sub(r"(.{10,}?)\1+", r"\1", text.splitlines()[0])[:200] if text else ""
     ops = list(dict.fromkeys(_OP.findall(text)))
     named = f"; op {', '.join(ops[:3])}" if ops and not any(op in first for op in ops[:3]) else ""
     return f"{type(error).__name__}: {first}{named}"
