@@ -9,7 +9,6 @@ from functools import partial
 from backbones.features import Backbone, FeatureSpec  # noqa: F401 - FeatureSpec: re-exported by ``backbones``
 from backbones.mobilenet_v1 import mobilenet_v1
 from backbones.mobilenet_v2 import mobilenet_v2
-from backbones.torchvision_baselines import BASELINES, torchvision_backbone
 
 
 class UnknownBackboneError(ValueError):
@@ -142,11 +141,23 @@ register(
 )
 for _name, _builder, _options, _description in ABLATION_VARIANTS:
     register(BackboneEntry(_name, _builder, options=_options, description=_description, ablation=True))
-for _name in BASELINES:
+# torchvision's models as baselines (backbones.torchvision_baselines, which holds how each is split into
+# blocks); torchvision is imported when one is built, not to list them (it costs `bench list` about 2 s).
+TORCHVISION_BASELINES = ("mobilenet_v3_large", "mobilenet_v3_small", "shufflenet_v2_x1_0", "mnasnet1_0", "resnet18",
+                         "resnet50", "vgg16")  # fmt: skip
+
+
+def torchvision_baseline(name: str, **options) -> Backbone:
+    from backbones.torchvision_baselines import torchvision_backbone
+
+    return torchvision_backbone(name, **options)
+
+
+for _name in TORCHVISION_BASELINES:
     register(
         BackboneEntry(
             _name,
-            partial(torchvision_backbone, _name),
+            partial(torchvision_baseline, _name),
             options=("output_stride",),
             description=f"torchvision {_name}",
             pretrained=("torchvision",),

@@ -446,3 +446,15 @@ def test_pretrained_backbone_with_a_new_head_for_other_class_counts(weights_down
     image = torch.randn(1, 3, 64, 64)
     with torch.no_grad():
         torch.testing.assert_close(model.backbone(image)["stride32"], reference.features(image))
+
+
+def test_the_registry_lists_every_torchvision_baseline_without_importing_torchvision() -> None:
+    """`bench list` names the baselines from a tuple; the splitters' table is the same set of names."""
+    import subprocess
+    import sys
+
+    from backbones.registry import TORCHVISION_BASELINES
+
+    assert sorted(TORCHVISION_BASELINES) == sorted(BASELINES)
+    code = "import sys, backbones; backbones.list_backbones(); print('torchvision' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "False"

@@ -29,7 +29,9 @@ ABI_MACHINES = {
 ALSO_RUNS = {"aarch64": {"arm"}, "x86_64": {"x86"}}
 
 # What the target's shell prints when the kernel refuses the file (ENOEXEC).
-EXEC_FORMAT = re.compile(r"Exec format error|not executable: (?:32|64)-bit ELF|cannot execute binary file", re.I)
+# The kernel's refusal, a shell's, or qemu-user's where binfmt_misc hands it a foreign ELF it cannot load.
+EXEC_FORMAT = re.compile(r"Exec format error|not executable: (?:32|64)-bit ELF|cannot execute binary file|"
+                         r"Invalid ELF image for this architecture", re.I)
 
 
 def elf_machine(path: Path) -> str | None:

@@ -124,10 +124,8 @@ def build_record(ctx: RecordContext, exported: Exported, tool: DeviceTool, resul
                  runtime_version: str | None, accuracy: GateResult | None) -> LatencyRecord:  # fmt: skip
     stats, notes = stats_from(result)
     notes.update(tool.notes)
-    cfg = ctx.cfg
-    return LatencyRecord(
-        task=ctx.task, backbone=cfg["backbone"], width=cfg.get("width"), resolution=int(cfg["resolution"]),
-        num_classes=int(cfg["num_classes"]), runtime=exported.runtime, runtime_version=runtime_version or "unknown",
+    return LatencyRecord.of_model(
+        ctx.task, ctx.cfg, runtime=exported.runtime, runtime_version=runtime_version or "unknown",
         device=ctx.device, threads=ctx.threads, batch_size=1, precision="int8" if exported.int8 else "fp32",
         layout=LAYOUTS[exported.fmt], tier=ctx.tier.name,
         methodology=dict(asdict(ctx.tier), timed_by=f"{result.tool} on the device", notes=notes),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from typing import Any
@@ -48,6 +49,13 @@ class LatencyRecord:
     # cpus, max_freqs_khz, governors, temperatures, tool, delegate, cpu_mask, file_sha256. None: this host.
     target: dict[str, Any] | None = None
     created: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
+
+    @classmethod
+    def of_model(cls, task: str, cfg: Mapping[str, Any], **measured: Any) -> LatencyRecord:
+        """A record of ``cfg``'s network (backbone, width, input size, classes) and what was measured on
+        it: the one builder the local runner and the device runner share."""
+        return cls(task=task, backbone=cfg["backbone"], width=cfg.get("width"), resolution=int(cfg["resolution"]),
+                   num_classes=int(cfg["num_classes"]), **measured)  # fmt: skip
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)

@@ -169,12 +169,9 @@ def measure_runtime(
         details["reparameterized"] = True  # timed (and exported) as the fused inference form
     if runtime.needs_calibration:
         details["calibration"] = calibration_info
-    return LatencyRecord(
-        task=task.name,
-        backbone=cfg["backbone"],
-        width=cfg.get("width"),
-        resolution=int(cfg["resolution"]),
-        num_classes=int(cfg["num_classes"]),
+    return LatencyRecord.of_model(
+        task.name,
+        cfg,
         runtime=runtime.name,
         runtime_version=runtime.version(),
         device=prepared.device,
