@@ -134,17 +134,19 @@ def run(args: argparse.Namespace) -> int:
             print(f"  record: {path}", file=sys.stderr)
 
     if not as_json:
-        print(
-            f"{task.name} {cfg['backbone']} {cfg['resolution']}x{cfg['resolution']}, batch {options.batch_size}, "
-            f"{options.threads} thread(s), tier {tier.name} (>= {tier.min_runs} runs and {tier.min_s:g} s)",
-            file=sys.stderr,
-        )
+        print(header(task.name, cfg, options, tier), file=sys.stderr)
     records = benchmark(task, cfg, model, options, on_record=save, extra_runtimes=files, weights=loaded.weights)
     if as_json:
         print(json.dumps([r.to_json() for r in records], sort_keys=True, default=str))
     else:
         print(format_table(records))
     return 0
+
+
+def header(task: str, cfg: dict, options, tier) -> str:
+    """What is timed, and how long at least: the first line on stderr."""
+    return (f"{task} {cfg['backbone']} {cfg['resolution']}x{cfg['resolution']}, batch {options.batch_size}, "
+            f"{options.threads} thread(s), tier {tier.name} (>= {tier.min_runs} runs and {tier.min_s:g} s)")
 
 
 def run_on_device(task, args: argparse.Namespace, flags: dict, given: dict, tier) -> int:

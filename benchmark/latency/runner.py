@@ -104,6 +104,16 @@ def _benchmark(task, cfg, model, runtimes, options, clock, on_record, weights) -
     return records
 
 
+def time_postprocess(task: Any, cfg: dict[str, Any], model: nn.Module, prepared: Any, example: torch.Tensor, tier: Tier,
+                     clock: Clock) -> dict[str, Any]:  # fmt: skip
+    """A detector's decoding + NMS alone, and the runtime's forward pass with it (end to end)."""
+    decode, size = task.decoder(model, cfg), tuple(example.shape[-2:])
+    outputs = prepared(example)
+    post = measure(lambda: decode(outputs, size), tier, clock=clock)
+    end_to_end = measure(lambda: decode(prepared(example), size), tier, clock=clock)
+    return {"decode_nms": asdict(post), "end_to_end": asdict(end_to_end)}
+
+
 class RuntimeCannotTakeModel(UserError):
     """A runtime's converter or compiler refused the model (an unsupported operator, a mutated constant):
     named in one line with the runtime, after the other runtimes have been timed and recorded."""
@@ -150,13 +160,7 @@ def measure_runtime(
     call = prepared.bind(example)
     with memory.PeakMemory(prepared.device) as peak:
         stats = measure(call, options.tier, clock=clock, timer=prepared.timer)
-    postprocess = None
-    if task.has_decoder:
-        decode, size = task.decoder(model, cfg), tuple(example.shape[-2:])
-        outputs = prepared(example)
-        post = measure(lambda: decode(outputs, size), options.tier, clock=clock)
-        end_to_end = measure(lambda: decode(prepared(example), size), options.tier, clock=clock)
-        postprocess = {"decode_nms": asdict(post), "end_to_end": asdict(end_to_end)}
+    postprocess = time_postprocess(task, cfg, model, prepared, example, options.tier, clock) if task.has_decoder else None
     accuracy = None
     gate = accuracy_gate(task, cfg, images, reference, options.accuracy_images, options.batch_size)
     if gate is not None:

@@ -93,16 +93,11 @@ def check_categories(path: Path, data: dict[str, Any]) -> list[dict[str, Any]]:
     return sorted(data["categories"], key=lambda c: c["id"])
 
 
-def load_split(root: Path, split: str, on_bad_sample: str = "error") -> CocoSplit:
-    """Read and check ``split``'s annotation file and image files; one-line errors name the file."""
-    path = annotation_path(root, split)
-    data = read_annotation_json(path, split)
-    categories = check_categories(path, data)
-    label_of = {c["id"]: i for i, c in enumerate(categories)}
-    image_dir = root / f"{split}2017"
-
+def checked_images(path: Path, entries: list[Any]) -> dict[int, dict[str, Any]]:
+    """The file's images by id: each with a unique integer id, a file name inside the dataset root and
+    a positive width and height."""
     images: dict[int, dict[str, Any]] = {}
-    for image in data["images"]:
+    for image in entries:
         if not isinstance(image, dict) or not isinstance(image.get("id"), int):
             raise UserError(f"{path}: image entry {str(image)[:80]} has no integer 'id'")
         image_id = image["id"]
@@ -119,12 +114,17 @@ def load_split(root: Path, split: str, on_bad_sample: str = "error") -> CocoSpli
             if not isinstance(image.get(key), int) or image[key] <= 0:
                 raise UserError(f"{path}: image {image_id} needs a positive integer {key!r}")
         images[image_id] = image
+    return images
 
+
+def training_boxes(path: Path, annotations: list[Any], images: dict[int, dict[str, Any]], label_of: dict[int, int],
+                   counts: dict[str, int]) -> tuple[dict[int, list[list[float]]], dict[int, list[int]]]:  # fmt: skip
+    """Each image's boxes (x0, y0, x1, y1, clipped to the image) and labels to train on: crowd regions
+    and boxes under a pixel left out and counted in ``counts``; a malformed annotation is one line."""
     boxes: dict[int, list[list[float]]] = {i: [] for i in images}
     labels: dict[int, list[int]] = {i: [] for i in images}
-    counts = {"clipped_boxes": 0, "zero_size_boxes": 0, "crowd_boxes": 0, "missing_images": 0}
     seen_ids: set[Any] = set()
-    for ann in data["annotations"]:
+    for ann in annotations:
         if not isinstance(ann, dict):
             raise UserError(f"{path}: annotation {str(ann)[:80]} is not an object")
         ann_id = ann.get("id")
@@ -156,6 +156,19 @@ def load_split(root: Path, split: str, on_bad_sample: str = "error") -> CocoSpli
             counts["clipped_boxes"] += 1
         boxes[image["id"]].append([cx0, cy0, cx1, cy1])
         labels[image["id"]].append(label_of[ann["category_id"]])
+    return boxes, labels
+
+
+def load_split(root: Path, split: str, on_bad_sample: str = "error") -> CocoSplit:
+    """Read and check ``split``'s annotation file and image files; one-line errors name the file."""
+    path = annotation_path(root, split)
+    data = read_annotation_json(path, split)
+    categories = check_categories(path, data)
+    label_of = {c["id"]: i for i, c in enumerate(categories)}
+    image_dir = root / f"{split}2017"
+    images = checked_images(path, data["images"])
+    counts = {"clipped_boxes": 0, "zero_size_boxes": 0, "crowd_boxes": 0, "missing_images": 0}
+    boxes, labels = training_boxes(path, data["annotations"], images, label_of, counts)
 
     records = []
     for image_id, image in images.items():
