@@ -83,6 +83,9 @@ def make_logger(cfg: dict[str, Any], output: Path):
         save_dir=save_dir,
         mode=wandb_mode(),
         tags=tags,
+        # No console capture: W&B would wrap this process's stdout/stderr (and its threads write through
+        # them after the run), which a --json consumer, a test's capture or a later command does not expect.
+        settings={"console": "off"},
     )
 
 
