@@ -335,3 +335,23 @@ def test_requires_mark_fails_a_test_under_bench_require(tmp_path: Path) -> None:
     assert failed.returncode == 1 and "adbd is required (BENCH_REQUIRE=adbd) but missing: no adbd here" in failed.stdout
     summary = failed.stdout.strip().splitlines()[-1]
     assert "1 passed" in summary and "1 error" in summary and "skipped" not in summary, summary  # failed in setup
+
+
+def test_importing_submitit_closes_no_logging_handler(tmp_path: Path) -> None:
+    """submitit runs logging.config.dictConfig at import, which closes every handler the process has: in
+    the test suite it closed pytest's capture file (the whole run then crashed at its end). The suite
+    imports it with that step off, and leaves SUBMITIT_LOG_LEVEL as it found it."""
+    script = (
+        "import logging, os, sys\n"
+        f"handler = logging.FileHandler({str(tmp_path / 'app.log')!r})\n"
+        "logging.getLogger('app').addHandler(handler)\n"
+        "from benchmark.sweeps.executors import import_submitit\n"
+        "import_submitit()\n"
+        "print(handler.stream is not None and not handler.stream.closed, os.environ.get('SUBMITIT_LOG_LEVEL'))\n"
+        "import logging.config, importlib, submitit.core.logger\n"
+        "importlib.reload(submitit.core.logger)\n"  # what a plain `import submitit` does
+        "print(handler.stream is None)\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "SUBMITIT_LOG_LEVEL"}
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120)
+    assert done.stdout.split() == ["True", "None", "True"], done.stderr[-2000:]

@@ -14,6 +14,7 @@ import re
 import shlex
 import shutil
 import subprocess
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -121,9 +122,27 @@ def max_array_size() -> int:
     return 1001  # Slurm's default
 
 
+def import_submitit() -> Any:
+    """submitit, imported without its logging set-up: at import it runs ``logging.config.dictConfig``,
+    which closes every logging handler this process already has (an application's file handlers,
+    pytest's capture). Its warnings still reach stderr (logging's last resort); its jobs, in processes
+    of their own, set up their logging as usual."""
+    if "submitit" not in sys.modules:
+        saved = os.environ.get("SUBMITIT_LOG_LEVEL")
+        os.environ["SUBMITIT_LOG_LEVEL"] = "NOCONFIG"
+        try:
+            import submitit  # noqa: F401
+        finally:
+            if saved is None:
+                os.environ.pop("SUBMITIT_LOG_LEVEL", None)
+            else:
+                os.environ["SUBMITIT_LOG_LEVEL"] = saved
+    return sys.modules["submitit"]
+
+
 def make_executor(kind: str, folder: Path, options: SlurmOptions, exclusive: bool = False):
     """A submitit executor for ``kind``; ``exclusive`` gives latency jobs a node of their own."""
-    import submitit
+    submitit = import_submitit()
 
     if kind not in EXECUTORS:
         raise UserError(f"--executor: unknown executor {kind!r}; choose from {', '.join(EXECUTORS)}")

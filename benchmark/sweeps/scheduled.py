@@ -28,6 +28,7 @@ from benchmark.runs.records import read_record, write_json_atomic
 from benchmark.sweeps.executors import (
     CellJob,
     SlurmOptions,
+    import_submitit,
     make_executor,
     max_array_size,
     outcome_path,
@@ -55,6 +56,7 @@ class CellState:
 
 
 def job_paths(folder: Path, job_id: str):
+    import_submitit()
     from submitit.core.utils import JobPaths
 
     return JobPaths(folder / "jobs", job_id=job_id, task_id=0)
@@ -267,6 +269,7 @@ def _distributed_args(options: SlurmOptions) -> list[str]:
 
 def _submit_array(executor, functions: list[CellJob], options: SlurmOptions):
     """One job array (submitit's batch); sbatch's refusal is passed through as one line."""
+    import_submitit()
     from submitit.core.utils import FailedJobError
 
     # submitit copies sbatch's stderr to sys.stderr as it runs: kept here, so a refusal is one line.
