@@ -151,9 +151,10 @@ def add_records(sources: list[str], records_dir: Path) -> None:
 
     for source in sources:
         for path in record_files(source):
-            reason = refusal_reason(load_record(path))
+            record = load_record(path)
+            reason = refusal_reason(record)
             if reason:
-                advice = "" if emulated_reason(load_record(path)) else "; commit, then measure again"
+                advice = "" if emulated_reason(record) else "; commit, then measure again"
                 raise UserError(f"--add: {path}: {reason}{advice}")
             target, changed = import_record_file(path, records_dir)
             print(f"{'added' if changed else 'already present'}: {path} -> {target}")
