@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+
 import pytest
 
 from benchmark.cli import main
@@ -15,3 +17,10 @@ def bench(argv: list[str], capsys: pytest.CaptureFixture) -> tuple[int, str, str
         code = stop.code
     out, err = capsys.readouterr()
     return code, out, err
+
+
+def completed(argv: list[str], capsys: pytest.CaptureFixture) -> subprocess.CompletedProcess:
+    """``bench`` in-process, answered as ``subprocess.run`` would: for tests written against a
+    subprocess that need no process of their own (a subprocess spends most of its time importing torch)."""
+    code, out, err = bench(argv, capsys)
+    return subprocess.CompletedProcess(argv, code, out, err)

@@ -69,10 +69,10 @@ def bench_here(env: dict[str, str], monkeypatch, capsys, *args: str) -> subproce
     return subprocess.CompletedProcess(args, code, "", capsys.readouterr().err)
 
 
-def test_adb_push_pin_run_parse_clean(tmp_path):
+def test_adb_push_pin_run_parse_clean(tmp_path, monkeypatch, capsys):
     env = phone(tmp_path)
     tool = str(tmp_path / "tools" / "benchmark_model")
-    done = bench(env, *QUICK, "--runtime", "litert", "--device", "adb", "--device-tool", tool, "--output", str(tmp_path / "out"))
+    done = bench_here(env, monkeypatch, capsys, *QUICK, "--runtime", "litert", "--device", "adb", "--device-tool", tool, "--output", str(tmp_path / "out"))
     assert done.returncode == 0, done.stderr[-2000:]
     root = Path(env["FAKE_ADB_ROOT"])
     argv = json.loads((root / "argv.json").read_text())

@@ -4,11 +4,11 @@ failure after export is one line alone; litert-benchmark honours the tier's runs
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from cli_helpers import completed
 
 from benchmark.devices.device_record import Exported
 from benchmark.devices.parsers import ToolResult
@@ -17,7 +17,6 @@ from benchmark.devices.tools import LitertBenchmark, TimerScript, ToolRun
 from benchmark.devices.transports import LocalTransport
 from benchmark.latency.timing import Tier
 
-REPO = Path(__file__).resolve().parents[1]
 TIER = Tier("quick", warmup_runs=1, warmup_s=0.0, min_runs=20, min_s=3.0, max_s=60.0)
 
 
@@ -67,15 +66,18 @@ def test_litert_benchmark_reruns_to_fill_the_tiers_seconds():
     assert tool.rerun_runs(litert_result(250, 2.0, 2.0), Tier("t", 1, 0.0, 20, 3.0, max_s=0.5)) is None  # no more
 
 
-def bench(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "benchmark.cli", "latency", "--task", "classification", "--backbone",
-                           "mnv1", "--width", "0.25", "--resolution", "96", *args], capture_output=True, text=True,
-                          cwd=tmp_path, env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin", "NO_ALBUMENTATIONS_UPDATE": "1"}, timeout=900)  # fmt: skip
+@pytest.fixture
+def latency(tmp_path: Path, monkeypatch, capsys):
+    """``bench latency`` on a small model, in this process, from ``tmp_path`` with a bare PATH."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("PATH", "/usr/bin:/bin")
+    model = ["--task", "classification", "--backbone", "mnv1", "--width", "0.25", "--resolution", "96"]
+    return lambda *args: completed(["latency", *model, *args], capsys)
 
 
-def test_litert_benchmark_on_local_target_honours_runs_and_seconds(tmp_path):
+def test_litert_benchmark_on_local_target_honours_runs_and_seconds(tmp_path, latency):
     pytest.importorskip("ai_edge_litert")
-    done = bench(tmp_path, "--runtime", "litert", "--device", "local", "--device-tool", "litert-benchmark",
+    done = latency("--runtime", "litert", "--device", "local", "--device-tool", "litert-benchmark",
                  "--device-python", sys.executable, "--tier", "quick", "--warmup-runs", "2", "--warmup-seconds", "0",
                  "--min-runs", "5", "--min-seconds", "1.0", "--threads", "1", "--output", str(tmp_path / "out"))  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
@@ -86,9 +88,9 @@ def test_litert_benchmark_on_local_target_honours_runs_and_seconds(tmp_path):
     assert record["runtime_version"].startswith("ai_edge_litert ")
 
 
-def test_failure_after_export_is_its_one_error_line_alone(tmp_path):
+def test_failure_after_export_is_its_one_error_line_alone(tmp_path, latency):
     # --device-python names no Python on the target: the export succeeds, the device run fails.
-    done = bench(tmp_path, "--runtime", "onnxruntime", "--device", "local", "--device-python", "/nonexistent/python3",
+    done = latency("--runtime", "onnxruntime", "--device", "local", "--device-python", "/nonexistent/python3",
                  "--tier", "quick", "--min-runs", "3", "--min-seconds", "0.1", "--output", str(tmp_path / "out"))  # fmt: skip
     assert done.returncode == 2
     lines = [line for line in done.stderr.splitlines() if line.strip()]

@@ -19,10 +19,10 @@ import time
 from pathlib import Path
 
 import pytest
+from cli_helpers import completed
 from requirements_helpers import require
 
 SSHD = "/usr/sbin/sshd"
-REPO = Path(__file__).resolve().parents[1]
 NO_SSHD = pytest.mark.requires(  # skips, or fails under BENCH_REQUIRE (tests/requirements_helpers.py)
     "sshd", None if (os.access(SSHD, os.X_OK) and shutil.which("ssh") and shutil.which("ssh-keygen")) else
     "no OpenSSH server here (/usr/sbin/sshd, ssh, ssh-keygen); .ci/run installs openssh-server",
@@ -90,18 +90,18 @@ def sshd(tmp_path_factory):
     process.wait(timeout=10)
 
 
-def bench(*args: str) -> subprocess.CompletedProcess:
-    env = dict(os.environ, PYTHONPATH=str(REPO))
-    return subprocess.run([sys.executable, "-m", "benchmark.cli", "latency", *args], capture_output=True, text=True,
-                          env=env, timeout=600)  # fmt: skip
+@pytest.fixture
+def latency(capsys):
+    """``bench latency`` in this process (the target side is the real sshd's own processes)."""
+    return lambda *args: completed(["latency", *args], capsys)
 
 
 @NO_SSHD
-def test_ssh_end_to_end_with_the_suites_timer(sshd, tmp_path):
+def test_ssh_end_to_end_with_the_suites_timer(sshd, tmp_path, latency):
     device_root = tmp_path / "device-root"
     device_root.mkdir()
     target = f"ssh://{sshd['user']}@127.0.0.1:{sshd['port']}"
-    done = bench(*MODEL, *QUICK, "--runtime", "onnxruntime,litert", "--device", target, "--ssh-config", str(sshd["config"]),
+    done = latency(*MODEL, *QUICK, "--runtime", "onnxruntime,litert", "--device", target, "--ssh-config", str(sshd["config"]),
                  "--device-python", sys.executable, "--device-root", str(device_root), "--output", str(tmp_path / "out"),
                  "--data", "synthetic", "--accuracy-images", "16")  # fmt: skip
     assert done.returncode == 0, done.stderr[-2000:]
@@ -130,8 +130,8 @@ def test_ssh_end_to_end_with_the_suites_timer(sshd, tmp_path):
     "config, expected",
     [("unknown_host", "ssh-keyscan -p {port} 127.0.0.1 >> ~/.ssh/known_hosts"), ("wrong_key", "key refused")],
 )
-def test_unknown_host_key_and_refused_key_are_one_line_exit_2(sshd, tmp_path, config, expected):
-    done = bench(*MODEL, "--runtime", "onnxruntime", "--device", f"ssh://{sshd['user']}@127.0.0.1:{sshd['port']}",
+def test_unknown_host_key_and_refused_key_are_one_line_exit_2(sshd, tmp_path, config, expected, latency):
+    done = latency(*MODEL, "--runtime", "onnxruntime", "--device", f"ssh://{sshd['user']}@127.0.0.1:{sshd['port']}",
                  "--ssh-config", str(sshd[config]), "--output", str(tmp_path / "out"))  # fmt: skip
     assert done.returncode == 2, done.stderr[-1000:]
     assert expected.format(port=sshd["port"]) in done.stderr
@@ -140,11 +140,11 @@ def test_unknown_host_key_and_refused_key_are_one_line_exit_2(sshd, tmp_path, co
 
 
 @NO_SSHD
-def test_ssh_with_the_litert_wheels_own_benchmark(sshd, tmp_path):
+def test_ssh_with_the_litert_wheels_own_benchmark(sshd, tmp_path, latency):
     device_root = tmp_path / "device-root"
     device_root.mkdir()
     target = f"ssh://{sshd['user']}@127.0.0.1:{sshd['port']}"
-    done = bench(*MODEL, *QUICK, "--runtime", "litert", "--device", target, "--ssh-config", str(sshd["config"]),
+    done = latency(*MODEL, *QUICK, "--runtime", "litert", "--device", target, "--ssh-config", str(sshd["config"]),
                  "--device-tool", "litert-benchmark", "--device-python", sys.executable, "--device-root", str(device_root),
                  "--output", str(tmp_path / "out"))  # fmt: skip
     assert done.returncode == 0, done.stderr[-2000:]
@@ -163,7 +163,7 @@ def test_ssh_with_the_litert_wheels_own_benchmark(sshd, tmp_path):
 
 
 @NO_SSHD
-def test_tool_for_another_cpu_is_refused_by_uname_before_anything_is_pushed(sshd, tmp_path):
+def test_tool_for_another_cpu_is_refused_by_uname_before_anything_is_pushed(sshd, tmp_path, latency):
     device_root = tmp_path / "device-root"
     device_root.mkdir()
     machine = os.uname().machine
@@ -172,7 +172,7 @@ def test_tool_for_another_cpu_is_refused_by_uname_before_anything_is_pushed(sshd
     tool.write_bytes(b"\x7fELF" + bytes([2, 1, 1]) + bytes(9) + (2).to_bytes(2, "little") + other.to_bytes(2, "little")
                      + bytes(44))  # fmt: skip
     target = f"ssh://{sshd['user']}@127.0.0.1:{sshd['port']}"
-    done = bench(*MODEL, "--runtime", "litert", "--device", target, "--ssh-config", str(sshd["config"]),
+    done = latency(*MODEL, "--runtime", "litert", "--device", target, "--ssh-config", str(sshd["config"]),
                  "--device-tool", str(tool), "--device-root", str(device_root), "--output", str(tmp_path / "out"))  # fmt: skip
     assert done.returncode == 2, done.stderr[-1000:]
     expected = f"--device-tool {tool}: built for {'x86_64' if other == 62 else 'aarch64'} 64-bit, but {target} is {machine}"
@@ -183,8 +183,8 @@ def test_tool_for_another_cpu_is_refused_by_uname_before_anything_is_pushed(sshd
 
 
 @NO_SSHD
-def test_closed_port_is_one_line_exit_2(tmp_path):
-    done = bench(*MODEL, "--runtime", "onnxruntime", "--device", f"ssh://nobody@127.0.0.1:{free_port()}",
+def test_closed_port_is_one_line_exit_2(tmp_path, latency):
+    done = latency(*MODEL, "--runtime", "onnxruntime", "--device", f"ssh://nobody@127.0.0.1:{free_port()}",
                  "--output", str(tmp_path / "out"))  # fmt: skip
     assert done.returncode == 2 and "Connection refused" in done.stderr, done.stderr[-1000:]
     assert len(done.stderr.strip().splitlines()) == 1
@@ -193,8 +193,8 @@ def test_closed_port_is_one_line_exit_2(tmp_path):
 
 @pytest.mark.device
 @pytest.mark.skipif(not os.environ.get("BENCH_SSH_TARGET"), reason="set BENCH_SSH_TARGET=ssh://user@host to time on a real board")
-def test_real_board(tmp_path):
-    done = bench(*MODEL, *QUICK, "--runtime", "litert", "--device", os.environ["BENCH_SSH_TARGET"],
+def test_real_board(tmp_path, latency):
+    done = latency(*MODEL, *QUICK, "--runtime", "litert", "--device", os.environ["BENCH_SSH_TARGET"],
                  "--output", str(tmp_path / "out"))  # fmt: skip
     assert done.returncode == 0, done.stderr[-2000:]
     (path,) = (tmp_path / "out").glob("*.json")

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from cli_helpers import bench
 
 SETTINGS = {
     "detection": ["--resolution", "96", "--width", "0.35"],
@@ -18,25 +19,25 @@ SETTINGS = {
 
 
 @pytest.mark.parametrize("task", sorted(SETTINGS))
-def test_two_process_evaluation_equals_one_process(task: str, tmp_path: Path) -> None:
+def test_two_process_evaluation_equals_one_process(task: str, tmp_path: Path, capsys) -> None:
     one, two = tmp_path / "one", tmp_path / "two"
-    common = [sys.executable, "-m", "benchmark.cli", "run", "--task", task, "--backbone", "mnv2", *SETTINGS[task],
-              "--num-workers", "0", "--max-steps", "3", "--logger", "none",
-              "--accelerator", "cpu", "--seed", "2"]
-    # One image per batch and one thread per process in both runs: each image goes through the same
-    # kernels whichever rank runs it, so the scores agree to the bit and the metrics are equal.
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    train = subprocess.run([*common, "--batch-size", "4", "--output", str(one)], capture_output=True, text=True,
-                           timeout=600, env=env)
-    assert train.returncode == 0, train.stderr[-3000:]
+    # One image per batch and one thread per process in every run: each image goes through the same
+    # kernels whichever rank runs it, so the scores agree to the bit and the metrics are equal. The
+    # training and the one-process evaluation run in this process (no second start-up); the two ranks
+    # are a subprocess.
+    common = ["run", "--task", task, "--backbone", "mnv2", *SETTINGS[task], "--num-workers", "0", "--max-steps", "3",
+              "--logger", "none", "--accelerator", "cpu", "--seed", "2", "--threads", "1"]
+    code, _, err = bench([*common, "--batch-size", "4", "--output", str(one)], capsys)
+    assert code == 0, err[-3000:]
     shutil.copytree(one, two)
     # Resuming the finished run trains nothing more: the same weights are validated by 1 process and
     # by 2 ranks, each rank seeing part of the validation set; every image must be counted exactly once.
     evaluate = [*common, "--batch-size", "1", "--resume"]
-    single = subprocess.run([*evaluate, "--output", str(one)], capture_output=True, text=True, timeout=600, env=env)
-    assert single.returncode == 0, single.stderr[-3000:]
-    ddp = subprocess.run([*evaluate, "--output", str(two), "--devices", "2", "--strategy", "ddp"],
-                         capture_output=True, text=True, timeout=600, env=env)
+    code, _, err = bench([*evaluate, "--output", str(one)], capsys)
+    assert code == 0, err[-3000:]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    ddp = subprocess.run([sys.executable, "-m", "benchmark.cli", *evaluate, "--output", str(two), "--devices", "2",
+                          "--strategy", "ddp"], capture_output=True, text=True, timeout=600, env=env)
     assert ddp.returncode == 0, ddp.stderr[-3000:]
     first = json.loads((one / "result.json").read_text())
     second = json.loads((two / "result.json").read_text())

@@ -148,7 +148,8 @@ def _wait_for(path: Path, proc: subprocess.Popen, timeout: float = 120) -> None:
 
 
 # Every task on its embedded data: 12 steps of 4 images, a checkpoint every 3, bit-reproducible
-# (deterministic algorithms, one thread, no workers, fixed seed).
+# (deterministic algorithms, one thread, no workers, fixed seed). Only the run that is killed is a
+# process of its own; the uninterrupted and the resumed runs are in-process calls of the same CLI.
 EMBEDDED = {
     "classification": ["--resolution", "64", "--width", "0.35", "--batch-size", "4"],
     "detection": ["--resolution", "96", "--width", "0.35", "--batch-size", "4"],
@@ -167,7 +168,7 @@ def one_thread() -> dict[str, str]:
 
 
 def _embedded_args(task: str, out: Path, recipe: Path) -> list[str]:
-    return [*BENCH, "run", "--task", task, "--backbone", "mnv2", *EMBEDDED[task], "--max-steps", "12",
+    return ["run", "--task", task, "--backbone", "mnv2", *EMBEDDED[task], "--max-steps", "12", "--threads", "1",
             "--num-workers", "0", "--logger", "none", "--seed", "5", "--output", str(out), "--config", str(recipe)]
 
 
@@ -179,7 +180,7 @@ def _final_state(run: Path) -> dict[str, torch.Tensor]:
 
 
 @pytest.fixture(scope="module")
-def uninterrupted(tmp_path_factory, one_thread: dict[str, str]):
+def uninterrupted(tmp_path_factory):
     """A task's run without a kill, done once per task for both signals: its record and its run folder."""
     done: dict[str, tuple[dict, Path]] = {}
 
@@ -188,9 +189,7 @@ def uninterrupted(tmp_path_factory, one_thread: dict[str, str]):
             folder = tmp_path_factory.mktemp(f"uninterrupted-{task}")
             recipe = folder / "every3.yaml"
             recipe.write_text(RECIPE)
-            proc = subprocess.run(_embedded_args(task, folder / "run", recipe), capture_output=True, text=True,
-                                  timeout=600, env=one_thread)
-            assert proc.returncode == 0, proc.stderr[-2000:]
+            assert main(_embedded_args(task, folder / "run", recipe)) == 0
             done[task] = json.loads((folder / "run" / "result.json").read_text()), folder / "run"
         return done[task]
 
@@ -199,13 +198,13 @@ def uninterrupted(tmp_path_factory, one_thread: dict[str, str]):
 
 # SIGTERM stops each task within an epoch (its data position is the task's own loader); a
 # SIGKILL falls back to the last periodic checkpoint, which is the same code for every task, so one
-# task covers it (each case is two runs of the CLI, ~30 s).
+# task covers it.
 KILLS = [(task, signal.SIGTERM) for task in sorted(EMBEDDED)] + [("classification", signal.SIGKILL)]
 
 
 @pytest.mark.parametrize("task, sig", KILLS)
 def test_killed_run_resumes_like_an_uninterrupted_one(task: str, sig: int, uninterrupted, tmp_path: Path,
-                                                      one_thread: dict[str, str]) -> None:
+                                                      one_thread: dict[str, str], capsys) -> None:
     """The resumed run ends with the very weights of the uninterrupted one: same data order from the
     checkpointed position, same augmentation and dropout draws, restored model/optimizer/schedule.
     (Losing any of them changes every weight by far more than the tolerance; see tasks/resumable.py.)"""
@@ -214,8 +213,8 @@ def test_killed_run_resumes_like_an_uninterrupted_one(task: str, sig: int, unint
     out = tmp_path / "run"
     # The run waits at step 3, after its step-3 checkpoint (benchmark/runs/hold.py): the signal lands there.
     held = {**one_thread, "BENCH_HOLD_AT_STEP": f"3:{out}"}
-    proc = subprocess.Popen(_embedded_args(task, out, recipe), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            text=True, env=held)
+    proc = subprocess.Popen([*BENCH, *_embedded_args(task, out, recipe)], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True, env=held)
     _wait_for(out / MARKER, proc, timeout=300)
     proc.send_signal(sig)
     _, stderr = proc.communicate(timeout=120)
@@ -225,9 +224,8 @@ def test_killed_run_resumes_like_an_uninterrupted_one(task: str, sig: int, unint
     else:
         assert proc.returncode == -signal.SIGKILL
     assert not (out / "result.json").exists()
-    resumed = subprocess.run([*_embedded_args(task, out, recipe), "--resume"], capture_output=True, text=True,
-                             timeout=600, env=one_thread)
-    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    code, _, err = bench([*_embedded_args(task, out, recipe), "--resume"], capsys)
+    assert code == 0, err[-2000:]
     record = json.loads((out / "result.json").read_text())
     reference, reference_run = uninterrupted(task)
     assert record["steps"] == reference["steps"] == 12 and reference["resumed_from_step"] is None

@@ -85,17 +85,8 @@ LATENCY_FLAGS = (
 
 
 def run(args: argparse.Namespace) -> int:
-    from benchmark.latency.record import record_file_name
-    from benchmark.latency.runner import LatencyOptions, benchmark
-    from benchmark.latency.runtimes import parse_runtimes
-    from benchmark.latency.runtimes.tflite_file import TfliteFileRuntime
     from benchmark.latency.timing import TIERS, custom_tier
-    from benchmark.runs.config import resolve_model
-    from benchmark.runs.records import write_json_atomic
-    from tasks import get_task
-    from tasks.preprocessing import mean_std
 
-    task = get_task(args.task)
     flags = command_values(args, LATENCY_FLAGS)
     given = config_values(args, LATENCY_FLAGS)
     tier = custom_tier(
@@ -107,7 +98,17 @@ def run(args: argparse.Namespace) -> int:
         max_s=flags["max_seconds"],
     )
     if getattr(args, "device", None):
-        return run_on_device(task, args, flags, given, tier)
+        return run_on_device(args.task, args, flags, given, tier)
+    from benchmark.latency.record import record_file_name
+    from benchmark.latency.runner import LatencyOptions, benchmark
+    from benchmark.latency.runtimes import parse_runtimes
+    from benchmark.latency.runtimes.tflite_file import TfliteFileRuntime
+    from benchmark.runs.config import resolve_model
+    from benchmark.runs.records import write_json_atomic
+    from tasks import get_task
+    from tasks.preprocessing import mean_std
+
+    task = get_task(args.task)
     # Checked before anything is built: a missing runtime package is a one-line error at once.
     options = LatencyOptions(
         runtimes=parse_runtimes(flags["runtime"]),
@@ -149,16 +150,22 @@ def header(task: str, cfg: dict, options, tier) -> str:
             f"{options.threads} thread(s), tier {tier.name} (>= {tier.min_runs} runs and {tier.min_s:g} s)")
 
 
-def run_on_device(task, args: argparse.Namespace, flags: dict, given: dict, tier) -> int:
-    """``--device``: checked (runtimes, tool, target reachable, a pushed binary's CPU) before the model
-    is built; one record per runtime, its raw tool log beside it (``.log``)."""
-    from benchmark.devices.runner import DeviceOptions, check_target, measure_on_device
+def run_on_device(task_name: str, args: argparse.Namespace, flags: dict, given: dict, tier) -> int:
+    """``--device``: checked (the target's address and that it answers, then runtimes, tool and a pushed
+    binary's CPU) before the model is built; one record per runtime, its raw tool log beside it (``.log``).
+    The address is read and the target reached before torch is imported: a wrong ``--device`` is one
+    line at once."""
     from benchmark.devices.transports import open_transport
+
+    transport = open_transport(args.device, args.ssh_config)
+    from benchmark.devices.runner import DeviceOptions, check_target, measure_on_device
     from benchmark.devices.work_folder import sigint_deferred
     from benchmark.latency.record import record_file_name
     from benchmark.runs.config import resolve_model
     from benchmark.runs.records import write_json_atomic, write_text_atomic
+    from tasks import get_task
 
+    task = get_task(task_name)
     options = DeviceOptions(
         runtimes=tuple(n.strip() for n in flags["runtime"].split(",") if n.strip()), threads=flags["threads"],
         tier=tier, tool=args.device_tool, python=args.device_python, cpu_mask=args.cpu_mask, delegate=args.delegate,
@@ -167,7 +174,6 @@ def run_on_device(task, args: argparse.Namespace, flags: dict, given: dict, tier
         # The gate on the device with --data only: every batch travels to the target and back.
         accuracy_images=flags["accuracy_images"] if "data" in given else 0,
     )  # fmt: skip
-    transport = open_transport(args.device, args.ssh_config)
     target = check_target(transport, options)  # the tools and the device's CPU, before the model is built
     loaded = resolve_model(task, given, checkpoint=flags["checkpoint"], recipe=args.config)
     cfg, model = loaded.config, loaded.model

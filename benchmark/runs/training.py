@@ -181,6 +181,8 @@ QUIET_WARNINGS = (
     r"`isinstance\(treespec, LeafSpec\)` is deprecated",
     # BenchModule's batch hook (--channels-last) is meant to apply; the data modules define none.
     r"You have overridden `on_after_batch_transfer` in `LightningModule`",
+    # --resume continues in the run's own checkpoint folder, which therefore holds checkpoints.
+    r"Checkpoint directory .* exists and is not empty",
 )
 
 
