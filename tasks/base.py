@@ -50,7 +50,9 @@ class Task(ABC):
 
     def parse_options(self, cfg: Config) -> Any:
         """The task's own settings in ``cfg`` as a typed object, checked (one-line errors); ``None`` when
-        the task has none. Called once at the edge (``resolve_config``) and wherever they are used."""
+        the task has none. Checked at the edge (``resolve_config``); the task's builders
+        (``decoder``, ``build_module``, ``build_datamodule``) parse them once and hand the object on,
+        so nothing past them reads the task's keys from the dict or restates their defaults."""
         return None
 
     def model_options(self, cfg: Config) -> dict[str, Any]:

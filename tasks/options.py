@@ -17,12 +17,13 @@ OPTIONS = {
 }
 
 
-def option(default: Any, help: str, *, choices: tuple | None = None, type: Any = None) -> Any:
+def option(default: Any, help: str, *, choices: tuple | None = None, type: Any = None, flag: bool = True) -> Any:
     """A dataclass field that is also a command-line flag (``--name-with-dashes``): a bool default
-    makes an on/off flag; ``type`` is the flag's parser where the default does not show it."""
+    makes an on/off flag; ``type`` is the flag's parser where the default does not show it.
+    ``flag=False``: a run-config key with no flag (what an imported file's own settings imply)."""
     kind = type or (None if default is None or isinstance(default, bool) else default.__class__)
     return field(default=default, metadata={"help": help, "choices": choices, "type": kind,
-                                            "boolean": isinstance(default, bool)})
+                                            "boolean": isinstance(default, bool), "flag": flag})
 
 
 def options_class(task: str) -> type:

@@ -220,3 +220,19 @@ def test_two_process_ddp_matches_one_process(imagefolder: Path, tmp_path: Path) 
     second = json.loads((two / "result.json").read_text())
     assert second["config"]["devices"] == 2 and second["steps"] == first["steps"] == 4
     assert second["metrics"] == first["metrics"]
+
+
+def test_the_tasks_options_reach_the_datamodule_and_a_bad_one_fails_once() -> None:
+    """``ClassificationTask.parse_options`` builds the augmentation's settings once; the datamodule
+    takes the object, and a recipe's nonsense is one UserError line before any data is read."""
+    from backbones.errors import UserError
+    from tasks import get_task
+
+    task = get_task("classification")
+    cfg = {"data": None, "resolution": 32, "batch_size": 4, "num_workers": 0, "color_jitter": 0.4,
+           "min_crop_scale": 0.6}
+    dm = task.build_datamodule(cfg)
+    assert (dm.color_jitter, dm.min_crop_scale) == (0.4, 0.6)
+    with pytest.raises(UserError) as error:
+        task.build_datamodule(dict(cfg, min_crop_scale=1.5))
+    assert "min_crop_scale" in str(error.value) and len(str(error.value).splitlines()) == 1

@@ -108,7 +108,8 @@ def test_integer_ssd_detections_are_the_files_op_output() -> None:
     from ai_edge_litert.interpreter import Interpreter
     from PIL import Image
 
-    from tasks.detection.decoder import DetectionDecoder, PostprocessOptions
+    from tasks.detection.decoder import DetectionDecoder
+    from tasks.detection.options import DetectionOptions
     from tasks.preprocessing import mean_std
     from tasks.tflite.integer_model import IntegerTFLiteModel
 
@@ -122,7 +123,7 @@ def test_integer_ssd_detections_are_the_files_op_output() -> None:
         pixels = np.asarray(image)[None]
         batch = (torch.from_numpy(pixels).permute(0, 3, 1, 2).float() / 255.0 - mean) / std
         assert np.array_equal(integer.to_pixels(batch), pixels)
-        ours = DetectionDecoder(model.anchors, PostprocessOptions.from_config(report.evaluation))(
+        ours = DetectionDecoder(model.anchors, DetectionOptions.from_config(report.evaluation))(
             integer(batch), (300, 300))[0]
         litert.set_tensor(litert.get_input_details()[0]["index"], pixels)
         litert.invoke()

@@ -162,3 +162,13 @@ def test_bad_eval_scales_are_one_line_errors(flags: list[str], message: str, cap
     assert main(["profile", "--task", "segmentation", "--resolution", "64", *flags]) == 2
     err = capsys.readouterr().err.strip()
     assert message in err and len(err.splitlines()) == 1
+
+
+def test_the_tasks_options_reach_the_module_as_one_object() -> None:
+    """``SegmentationTask.parse_options`` builds them once; validation scores with their scales and flip."""
+    task = get_task("segmentation")
+    cfg = {"num_classes": 4, "eval_scales": "0.5,1.0", "eval_flip": True, "optimizer": "sgd", "lr": 0.1,
+           "weight_decay": 0.0, "momentum": 0.9, "schedule": "step", "lr_decay": 0.98, "warmup_epochs": 0.0}
+    module = task.build_module(cfg, PixelColourModel())
+    assert module.options == task.parse_options(cfg) and module.options.eval_scales == (0.5, 1.0)
+    assert task.defaults()["eval_scales"] == "1.0"  # the run config's YAML keeps the flag's text

@@ -23,9 +23,12 @@ def add_task_argument(parser: argparse.ArgumentParser, task_name: str) -> None:
 
 def add_option_flags(parser: argparse.ArgumentParser, options: type) -> None:
     """One flag per field of a task's options dataclass: its help, choices and type from the field.
-    Every default is None, so a recipe fills what the command line leaves out."""
+    Every default is None, so a recipe fills what the command line leaves out; fields marked
+    ``flag=False`` (settings only a file or a recipe states) get none."""
     for field in dataclasses.fields(options):
         meta = field.metadata
+        if not meta.get("flag", True):
+            continue
         flag = "--" + field.name.replace("_", "-")
         if meta.get("boolean"):
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=meta["help"])

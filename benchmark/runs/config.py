@@ -12,6 +12,7 @@ from backbones import UnknownBackboneError, canonical_name, get_entry
 from backbones.errors import UserError
 from backbones.features import OUTPUT_STRIDES
 from benchmark.runs.records import REPO_ROOT
+from tasks.classification.options import DEFAULTS as CLASSIFICATION
 from tasks.factory import BACKBONE_OPTIONS
 from tasks.loading import Loaded, load, tflite_config
 
@@ -67,8 +68,9 @@ GENERAL_DEFAULTS: dict[str, Any] = {
     "on_bad_sample": "error",
     "resume": False,
     "wandb_project": None,
-    "color_jitter": 0.0,
-    "min_crop_scale": 0.08,
+    # Every run config holds the classification augmentation's keys (their defaults: the task's options).
+    "color_jitter": CLASSIFICATION.color_jitter,
+    "min_crop_scale": CLASSIFICATION.min_crop_scale,
     "checkpoint_every": 50,
     "log_every_n_steps": 10,
 }

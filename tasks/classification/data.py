@@ -18,6 +18,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from backbones.errors import UserError
 from tasks.base import BenchDataModule, Config, skip_none_collate
+from tasks.classification.options import DEFAULTS, ClassificationOptions
 from tasks.images import IMAGE_EXTENSIONS, load_rgb_or_skip
 from tasks.preprocessing import check_preset, classification_eval_transform, mean_std
 
@@ -78,7 +79,8 @@ class ImageFolderDataset(Dataset):
 
 
 def train_transform(
-    resolution: int, color_jitter: float = 0.0, min_crop_scale: float = 0.08, preset: str = "torchvision"
+    resolution: int, color_jitter: float = DEFAULTS.color_jitter, min_crop_scale: float = DEFAULTS.min_crop_scale,
+    preset: str = "torchvision",
 ) -> A.Compose:
     ops: list[Any] = [
         A.RandomResizedCrop(size=(resolution, resolution), scale=(min_crop_scale, 1.0)),
@@ -104,8 +106,8 @@ class ImageNetDataModule(BenchDataModule):
         resolution: int = 224,
         batch_size: int = 256,
         num_workers: int = 4,
-        color_jitter: float = 0.0,
-        min_crop_scale: float = 0.08,
+        color_jitter: float = DEFAULTS.color_jitter,
+        min_crop_scale: float = DEFAULTS.min_crop_scale,
         on_bad_sample: str = "error",
         preset: str = "torchvision",
     ) -> None:
@@ -118,11 +120,12 @@ class ImageNetDataModule(BenchDataModule):
         self.classes: list[str] = []
 
     @classmethod
-    def from_config(cls, cfg: Config) -> ImageNetDataModule:
+    def from_config(cls, cfg: Config, options: ClassificationOptions = DEFAULTS) -> ImageNetDataModule:
+        """The run config's data settings with the task's ``options`` (its training augmentation)."""
         return cls(
             **cls.config_kwargs(cfg),
-            color_jitter=cfg.get("color_jitter") or 0.0,
-            min_crop_scale=cfg.get("min_crop_scale") or 0.08,
+            color_jitter=options.color_jitter,
+            min_crop_scale=options.min_crop_scale,
             preset=cfg.get("preset") or "torchvision",
         )
 

@@ -20,8 +20,8 @@ class ClassificationTask(Task):
     def assemble(self, backbone, *, num_classes: int, **options) -> nn.Module:
         return ImageClassifier(backbone, num_classes)
 
-    @torch.no_grad()
     def parse_options(self, cfg: Config) -> ClassificationOptions:
+        """The classification settings of ``cfg``, checked once; the datamodule takes them."""
         return ClassificationOptions.from_config(cfg)
 
     def evaluate_callable(self, forward, cfg: Config, max_images: int | None = None, *, decoder=None) -> dict[str, float]:
@@ -92,7 +92,7 @@ class ClassificationTask(Task):
     def build_datamodule(self, cfg: Config) -> BenchDataModule:
         from tasks.classification.data import ImageNetDataModule
 
-        return ImageNetDataModule.from_config(cfg)
+        return ImageNetDataModule.from_config(cfg, self.parse_options(cfg))
 
     def build_module(self, cfg: Config, model: nn.Module) -> BenchModule:
         from tasks.classification.module import ClassificationModule

@@ -12,7 +12,7 @@ from albumentations.augmentations.crops.transforms import BaseCrop
 from albumentations.pytorch import ToTensorV2
 
 from backbones.errors import UserError
-from tasks.detection.options import RANDOM_CROPS
+from tasks.detection.options import DEFAULTS, RANDOM_CROPS
 from tasks.images import IMAGENET_MEAN, IMAGENET_STD, load_rgb
 
 
@@ -80,7 +80,7 @@ class SSDRandomCrop(BaseCrop):
 
 
 
-def train_transform(resolution: int, random_crop: str = "ssd") -> A.Compose:
+def train_transform(resolution: int, random_crop: str = DEFAULTS.random_crop) -> A.Compose:
     """SSD augmentation: random IoU crop, flip, photometric distortion, then resize to a square.
 
     ``random_crop="none"`` leaves the crop out: it zooms in, so objects are larger in training than

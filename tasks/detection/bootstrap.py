@@ -103,8 +103,8 @@ def weighted_map(per_category: list[dict[str, np.ndarray]], weights: np.ndarray)
 def detection_evaluator(model: nn.Module, datamodule: Any, keep: bool) -> Any:
     """``tasks.evaluate`` evaluator: COCO's 12 numbers (faster-coco-eval), and mAP's bootstrap data.
 
-    Post-processing settings come from ``datamodule.postprocess_cfg`` (the run config's detection
-    keys; TF's defaults where absent).
+    Post-processing settings come from ``datamodule.options`` (the task's options, parsed once from
+    the run config by ``DetectionTask.build_datamodule``; the evaluator sees no config).
     """
     from tasks.detection.decoder import DetectionDecoder
     from tasks.detection.evaluation import CocoEvaluator
@@ -112,11 +112,10 @@ def detection_evaluator(model: nn.Module, datamodule: Any, keep: bool) -> Any:
     from tasks.detection.postprocess import label_category_ids
     from tasks.evaluate import PerImage
 
-    cfg = dict(getattr(datamodule, "postprocess_cfg", {}) or {})
-    if not cfg.get("label_map") and getattr(model, "label_map", None):  # an imported TF model's label map
-        cfg.update(label_map=model.label_map, num_classes=model.num_classes)
-    decode = DetectionDecoder.for_model(model, cfg)
-    evaluator = CocoEvaluator(datamodule.val_ground_truth(), label_category_ids(cfg, datamodule.category_ids()))
+    options = datamodule.options
+    decode = DetectionDecoder.for_model(model, options)
+    label_map = options.label_map or getattr(model, "label_map", None)  # an imported TF model's label map
+    evaluator = CocoEvaluator(datamodule.val_ground_truth(), label_category_ids(label_map, datamodule.category_ids()))
     predictions = []
     for batch in datamodule.val_dataloader():
         if batch is None:

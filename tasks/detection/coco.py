@@ -25,6 +25,7 @@ from torch.utils.data import DataLoader, Dataset
 from backbones.errors import UserError
 from tasks.base import BenchDataModule
 from tasks.detection.augment import eval_transform, read_image, train_transform
+from tasks.detection.options import DEFAULTS, DetectionOptions
 from tasks.images import BadSampleWarning
 
 SPLITS = ("train", "val")
@@ -214,7 +215,7 @@ class CocoDetectionDataset(Dataset):
         train: bool,
         on_bad_sample: str = "error",
         preset: str = "torchvision",
-        random_crop: str = "ssd",
+        random_crop: str = DEFAULTS.random_crop,
     ):
         self.images = images
         self.resolution = resolution
@@ -291,22 +292,23 @@ class CocoDataModule(BenchDataModule):
         num_workers: int = 2,
         on_bad_sample: str = "error",
         preset: str = "torchvision",
-        random_crop: str = "ssd",
+        options: DetectionOptions = DEFAULTS,
     ) -> None:
         super().__init__(
             root, resolution=resolution, batch_size=batch_size, num_workers=num_workers, on_bad_sample=on_bad_sample
         )
         self.preset = preset
-        self.random_crop = random_crop
+        # The task's settings: the training crop, and what the evaluator post-processes with (it sees no config).
+        self.options = options
         self.splits: dict[str, CocoSplit] = {}
         self.categories: list[dict[str, Any]] = []
 
     @classmethod
-    def from_config(cls, cfg: dict[str, Any]) -> CocoDataModule:
+    def from_config(cls, cfg: dict[str, Any], options: DetectionOptions = DEFAULTS) -> CocoDataModule:
+        """The run config's data settings with the task's ``options`` (parsed once by the task)."""
         from tasks.preprocessing import check_preset
 
-        return cls(**cls.config_kwargs(cfg), preset=check_preset(cfg.get("preset"), "detection"),
-                   random_crop=cfg.get("random_crop") or "ssd")
+        return cls(**cls.config_kwargs(cfg), preset=check_preset(cfg.get("preset"), "detection"), options=options)
 
     def synthetic_root(self) -> Path:
         from tasks.detection.synthetic_coco import synthetic_coco
@@ -333,7 +335,7 @@ class CocoDataModule(BenchDataModule):
             train=split == "train",
             on_bad_sample=self.on_bad_sample,
             preset=self.preset,
-            random_crop=self.random_crop,
+            random_crop=self.options.random_crop,
         )
 
     def _loader(self, split: str) -> DataLoader:

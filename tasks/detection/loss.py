@@ -20,7 +20,7 @@ from torchvision.models.detection._utils import SSDMatcher
 from torchvision.ops import batched_nms, box_iou
 
 from tasks.detection.box_coding import decode, encode
-from tasks.detection.options import MININGS, SCORINGS
+from tasks.detection.options import DEFAULTS, MININGS, SCORINGS
 
 MATCH_IOU = 0.5
 NEGATIVES_PER_POSITIVE = 3
@@ -121,8 +121,8 @@ def ssd_loss(
     targets: list[dict[str, torch.Tensor]],
     anchors: torch.Tensor,
     *,
-    scoring: str = "sigmoid",
-    mining: str = "tf",
+    scoring: str = DEFAULTS.scoring,
+    mining: str = DEFAULTS.hard_mining,
     negatives_per_positive: int = NEGATIVES_PER_POSITIVE,
     min_negatives: int = MIN_NEGATIVES_PER_IMAGE,
 ) -> dict[str, torch.Tensor]:

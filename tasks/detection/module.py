@@ -7,9 +7,10 @@ from typing import Any
 import torch
 
 from tasks.base import BenchModule, Config, optim_kwargs
-from tasks.detection.decoder import DetectionDecoder, PostprocessOptions
+from tasks.detection.decoder import DetectionDecoder
 from tasks.detection.evaluation import CocoEvaluator
 from tasks.detection.loss import ssd_loss
+from tasks.detection.options import DEFAULTS, DetectionOptions
 from tasks.detection.ssdlite import SSDLite
 
 PICTURES_PER_EPOCH = 4
@@ -32,26 +33,21 @@ class DetectionModule(BenchModule):
         self,
         model: SSDLite,
         *,
-        hard_mining: str = "tf",
-        postprocess: PostprocessOptions = PostprocessOptions(),
+        options: DetectionOptions = DEFAULTS,
         **optim: Any,
     ) -> None:
         super().__init__(model, **optim)
-        self.scoring = postprocess.scoring  # the loss scores classes as the decoder does
-        self.hard_mining = hard_mining
-        self.postprocess = postprocess
+        # The loss's scoring and mining and the validation decoder's post-processing: one object, so
+        # the loss scores classes as the decoder does.
+        self.options = options
         self.class_names: list[str] = []
         self.evaluator: CocoEvaluator | None = None
         self._last: dict[str, float] = {}
 
     @classmethod
-    def from_config(cls, cfg: Config, model: SSDLite) -> DetectionModule:
-        module = cls(
-            model,
-            hard_mining=cfg.get("hard_mining") or "tf",
-            postprocess=PostprocessOptions.from_config(cfg),
-            **optim_kwargs(cfg),
-        )
+    def from_config(cls, cfg: Config, model: SSDLite, options: DetectionOptions) -> DetectionModule:
+        """The run config's training settings (optimizer, class names) with the task's ``options``."""
+        module = cls(model, options=options, **optim_kwargs(cfg))
         module.class_names = list(cfg.get("class_names") or [])
         return module
 
@@ -62,8 +58,7 @@ class DetectionModule(BenchModule):
         images = batch["images"]
         class_logits, box_regression = self.model(images)
         anchors = self.model.anchors(tuple(images.shape[-2:]), images.device)
-        losses = ssd_loss(class_logits, box_regression, batch["targets"], anchors, scoring=self.scoring,
-                          mining=self.hard_mining)
+        losses = self._loss(class_logits, box_regression, batch["targets"], anchors)
         size = len(images)
         self.log("train/loss", losses["loss"], prog_bar=True, on_step=True, on_epoch=False, batch_size=size)
         self.log("train/box_loss", losses["box_loss"], on_step=True, on_epoch=False, batch_size=size)
@@ -71,6 +66,11 @@ class DetectionModule(BenchModule):
         if batch["skipped"]:
             self.log("train/skipped_samples", float(batch["skipped"]), on_step=False, on_epoch=True, reduce_fx="sum")
         return losses["loss"]
+
+    def _loss(self, class_logits: torch.Tensor, box_regression: torch.Tensor, targets: list[dict[str, torch.Tensor]],
+              anchors: torch.Tensor) -> dict[str, torch.Tensor]:
+        return ssd_loss(class_logits, box_regression, targets, anchors, scoring=self.options.scoring,
+                        mining=self.options.hard_mining)
 
     # -- validation -----------------------------------------------------------------------------
     def on_validation_epoch_start(self) -> None:
@@ -87,10 +87,9 @@ class DetectionModule(BenchModule):
         class_logits, box_regression = model(images)
         input_size = tuple(images.shape[-2:])
         anchors = model.anchors(input_size, images.device)
-        losses = ssd_loss(class_logits, box_regression, batch["targets"], anchors, scoring=self.scoring,
-                          mining=self.hard_mining)
+        losses = self._loss(class_logits, box_regression, batch["targets"], anchors)
         self.log("val/loss", losses["loss"], on_epoch=True, sync_dist=True, batch_size=len(images))
-        decode = DetectionDecoder(model.anchors, self.postprocess)
+        decode = DetectionDecoder(model.anchors, self.options)
         detections = decode((class_logits, box_regression), input_size)
         self.evaluator.update(batch["image_ids"].tolist(), to_original_size(detections, input_size, batch["orig_sizes"]))
         if batch_idx == 0:

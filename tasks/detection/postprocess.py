@@ -18,24 +18,20 @@ not clipped to the image (the op reports them as decoded).
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
 
 import torch
 from torchvision.ops import batched_nms, clip_boxes_to_image, nms
 
 from backbones.errors import UserError
 from tasks.detection.box_coding import decode
-from tasks.detection.options import MAX_DETECTIONS, NMS_IOU, NMS_MODES, SCORE_THRESHOLD, SCORINGS
+from tasks.detection.options import DEFAULTS, LABEL_MAPS, NMS_MODES, PRE_NMS_TOP_K, SCORINGS
 
-# (anchor, class) pairs per image that reach NMS in the fast version: 3x the detections kept.
-# A pair outside them can only be among the final 100 if 200 higher-scoring pairs were suppressed
-# (imported SSD MobileNetV1 on the COCO slice: mAP 23.54 vs 23.56 for the exact version).
-PRE_NMS_TOP_K = 300
+__all__ = ["PRE_NMS_TOP_K", "class_scores", "label_category_ids", "postprocess_detections", "postprocess_exact"]
 
 
-def class_scores(class_logits: torch.Tensor, scoring: str = "sigmoid") -> torch.Tensor:
+def class_scores(class_logits: torch.Tensor, scoring: str = DEFAULTS.scoring) -> torch.Tensor:
     """``[..., C]`` scores of the real classes from logits ``[..., C + 1]`` (column 0 = background).
 
     ``sigmoid`` (TF's SSD: independent scores, background column ignored) or ``softmax``
@@ -83,14 +79,14 @@ def postprocess_detections(
     anchors: torch.Tensor,
     image_size: tuple[int, int],
     *,
-    scoring: str = "sigmoid",
-    score_threshold: float = SCORE_THRESHOLD,
-    nms_iou: float = NMS_IOU,
-    max_detections: int = MAX_DETECTIONS,
-    pre_nms_top_k: int = PRE_NMS_TOP_K,
-    nms: str = "class-wise",
-    max_classes_per_detection: int = 1,
-    box_scales: tuple[float, ...] | None = None,
+    scoring: str = DEFAULTS.scoring,
+    score_threshold: float = DEFAULTS.score_threshold,
+    nms_iou: float = DEFAULTS.nms_iou,
+    max_detections: int = DEFAULTS.max_detections,
+    pre_nms_top_k: int = DEFAULTS.pre_nms_top_k,
+    nms: str = DEFAULTS.nms,
+    max_classes_per_detection: int = DEFAULTS.max_classes_per_detection,
+    box_scales: tuple[float, ...] | None = DEFAULTS.box_scales,
 ) -> list[dict[str, torch.Tensor]]:
     """Per image ``{"boxes" [K, 4] (x0, y0, x1, y1) in input pixels, "scores" [K], "labels" [K]}``.
 
@@ -245,11 +241,11 @@ def postprocess_exact(
     anchors: torch.Tensor,
     image_size: tuple[int, int],
     *,
-    scoring: str = "sigmoid",
-    score_threshold: float = SCORE_THRESHOLD,
-    nms_iou: float = NMS_IOU,
-    max_detections: int = MAX_DETECTIONS,
-    max_per_class: int = MAX_DETECTIONS,
+    scoring: str = DEFAULTS.scoring,
+    score_threshold: float = DEFAULTS.score_threshold,
+    nms_iou: float = DEFAULTS.nms_iou,
+    max_detections: int = DEFAULTS.max_detections,
+    max_per_class: int = DEFAULTS.max_detections,
 ) -> list[dict[str, torch.Tensor]]:
     """TF's ``multiclass_non_max_suppression`` as written: every anchor decoded, NMS class by class
     over all anchors above the threshold, at most ``max_per_class`` each, then the best overall.
@@ -273,17 +269,12 @@ def postprocess_exact(
     return results
 
 
-LABEL_MAPS = ("coco90",)
-
-
-def label_category_ids(cfg: Mapping[str, Any], dataset_ids: list[int]) -> list[int]:
+def label_category_ids(label_map: str | None, dataset_ids: list[int]) -> list[int]:
     """COCO category id of each label the model predicts: the dataset's own categories in order,
-    or, with ``label_map: coco90`` (TF's COCO models, 90 outputs), label + 1."""
-    label_map = cfg.get("label_map")
+    or, with ``label_map: coco90`` (TF's COCO models, 90 outputs; ``DetectionTask.parse_options``
+    checks the class count), label + 1."""
     if label_map is None:
         return list(dataset_ids)
-    if label_map != "coco90":
+    if label_map not in LABEL_MAPS:
         raise UserError(f"--label-map: unknown value {label_map!r}; choose from {', '.join(LABEL_MAPS)}")
-    if int(cfg["num_classes"]) != 90:
-        raise UserError(f"--label-map coco90 needs --num-classes 90, got {cfg['num_classes']}")
     return list(range(1, 91))

@@ -10,7 +10,7 @@ from torch import nn
 from backbones.features import Backbone
 from backbones.layers import ConvNormAct
 from tasks.detection.anchors import AnchorConfig, anchor_boxes
-from tasks.detection.options import SSD_PREDICTOR_KERNEL
+from tasks.detection.options import DEFAULTS
 
 # TF object-detection API defaults, which torchvision's ssdlite320 also uses.
 NORM = partial(nn.BatchNorm2d, eps=1e-3, momentum=0.03)
@@ -60,7 +60,7 @@ class ExtraLayer(nn.Sequential):
         super().__init__(ConvNormAct(in_channels, mid, 1, norm_layer=NORM), *downsample)
 
 
-def prediction_layer(in_channels: int, out_channels: int, kind: str, kernel_size: int = SSD_PREDICTOR_KERNEL) -> nn.Module:
+def prediction_layer(in_channels: int, out_channels: int, kind: str, kernel_size: int = DEFAULTS.predictor_kernel) -> nn.Module:
     """SSDLite: depthwise 3x3 + BN + ReLU6, then a 1x1 projection; SSD: one regular conv (1x1 in TF)."""
     if kind == "ssdlite":
         return nn.Sequential(
@@ -76,7 +76,7 @@ class PredictionHead(nn.Module):
     """One prediction layer per feature map; outputs flattened to [B, anchors, values]."""
 
     def __init__(
-        self, in_channels: list[int], boxes: list[int], values: int, kind: str, kernel_size: int = SSD_PREDICTOR_KERNEL
+        self, in_channels: list[int], boxes: list[int], values: int, kind: str, kernel_size: int = DEFAULTS.predictor_kernel
     ) -> None:
         super().__init__()
         self.values = values
@@ -106,10 +106,10 @@ class SSDLite(nn.Module):
         backbone: Backbone,
         num_classes: int,
         *,
-        head: str = "ssdlite",
+        head: str = DEFAULTS.head,
         anchors: AnchorConfig | None = None,
         width: float = 1.0,
-        predictor_kernel: int = SSD_PREDICTOR_KERNEL,
+        predictor_kernel: int = DEFAULTS.predictor_kernel,
         padding: str | None = None,
     ) -> None:
         super().__init__()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import torch
@@ -11,16 +12,8 @@ from backbones.counting import count_madds, count_params
 from backbones.errors import UserError
 from tasks.base import BenchDataModule, BenchModule, Config, Task
 from tasks.detection.decoder import DetectionDecoder
-from tasks.detection.options import (
-    HEADS,
-    MAX_DETECTIONS,
-    NMS_IOU,
-    PREDICT_SCORE_THRESHOLD,
-    SCORE_THRESHOLD,
-    SSD_PREDICTOR_KERNEL,
-    DetectionOptions,
-)
-from tasks.detection.postprocess import PRE_NMS_TOP_K, label_category_ids
+from tasks.detection.options import DEFAULTS, HEADS, PREDICT_SCORE_THRESHOLD, DetectionOptions
+from tasks.detection.postprocess import label_category_ids
 from tasks.detection.ssdlite import SSDLite
 from tasks.facts import TASK_FACTS
 
@@ -31,39 +24,32 @@ class DetectionTask(Task):
     default_num_classes = TASK_FACTS["detection"].default_num_classes
 
     def defaults(self) -> Config:
-        return {
-            "head": "ssdlite",
-            "head_width": None,
-            "predictor_kernel": SSD_PREDICTOR_KERNEL,
-            "scoring": "sigmoid",
-            "hard_mining": "tf",
-            "random_crop": "ssd",
-            "pre_nms_top_k": PRE_NMS_TOP_K,
-            "score_threshold": SCORE_THRESHOLD,
-            "label_map": None,  # "coco90": label i is COCO category i + 1 (TF's 90-id label map)
-            "nms_iou": NMS_IOU,
-            "max_detections": MAX_DETECTIONS,
-            "nms": "class-wise",
-        }
+        """The task's keys of a run config with ``DetectionOptions``' defaults (the one place they live)."""
+        return DEFAULTS.config_defaults()
 
     # -- the network ----------------------------------------------------------------------------
     def parse_options(self, cfg: Config) -> DetectionOptions:
-        return DetectionOptions.from_config(cfg)
+        """The detection settings of ``cfg``, checked once; every part of the task takes this object."""
+        options = DetectionOptions.from_config(cfg)
+        if options.label_map == "coco90" and cfg.get("num_classes") is not None and int(cfg["num_classes"]) != 90:
+            raise UserError(f"--label-map coco90 needs --num-classes 90, got {cfg['num_classes']}")
+        return options
 
     def model_options(self, cfg: Config) -> dict[str, Any]:
         # The extra layers follow the backbone's width (TF's depth multiplier) unless --head-width says.
-        return {"head": cfg.get("head"), "predictor_kernel": cfg.get("predictor_kernel"),
-                "head_width": cfg.get("head_width") or cfg.get("width")}
+        options = self.parse_options(cfg)
+        return {"head": options.head, "predictor_kernel": options.predictor_kernel,
+                "head_width": options.head_width or cfg.get("width")}
 
     def assemble(
         self, backbone, *, num_classes: int, head: str | None = None, predictor_kernel: int | None = None,
         head_width: float | None = None,
     ) -> SSDLite:
-        head = head or "ssdlite"
+        head = head or DEFAULTS.head
         if head not in HEADS:
             raise UserError(f"--head: unknown value {head!r}; choose from {', '.join(HEADS)}")
         return SSDLite(backbone, num_classes, head=head, width=head_width or 1.0,
-                       predictor_kernel=predictor_kernel or SSD_PREDICTOR_KERNEL)
+                       predictor_kernel=predictor_kernel or DEFAULTS.predictor_kernel)
 
     def profile(self, model: nn.Module, cfg: Config) -> dict[str, Any]:
         """The whole detector, and its own layers alone (extras + predictors: the paper's Table 5)."""
@@ -74,7 +60,7 @@ class DetectionTask(Task):
         return {
             "params": count_params(model),
             "madds": total,
-            "head": cfg.get("head") or "ssdlite",
+            "head": self.parse_options(cfg).head,
             "head_params": count_params(layers),
             "head_madds": total - backbone,
             "backbone_params": count_params(model.backbone),
@@ -87,8 +73,7 @@ class DetectionTask(Task):
 
     def decoder(self, model: nn.Module, cfg: Config) -> DetectionDecoder:
         """The model's own anchors and the config's post-processing (an imported file's op by default)."""
-        DetectionOptions.from_config(cfg)
-        return DetectionDecoder.for_model(model, cfg)
+        return DetectionDecoder.for_model(model, self.parse_options(cfg))
 
     # -- data and training ----------------------------------------------------------------------
     def tflite_class_names(self, cfg: Config) -> list[str]:
@@ -96,7 +81,7 @@ class DetectionTask(Task):
         from torchvision.models.detection import FasterRCNN_ResNet50_FPN_Weights
 
         names = FasterRCNN_ResNet50_FPN_Weights.DEFAULT.meta["categories"]
-        return list(names[1:]) if cfg.get("label_map") == "coco90" else []
+        return list(names[1:]) if self.parse_options(cfg).label_map == "coco90" else []
 
     def evaluator(self):
         from tasks.detection.bootstrap import detection_evaluator
@@ -121,18 +106,13 @@ class DetectionTask(Task):
     def build_datamodule(self, cfg: Config) -> BenchDataModule:
         from tasks.detection.coco import CocoDataModule
 
-        DetectionOptions.from_config(cfg)  # before any data is read or generated
-        datamodule = CocoDataModule.from_config(cfg)
-        # What tasks.evaluate's detection evaluator post-processes with (it sees no config).
-        keys = ("scoring", "score_threshold", "nms_iou", "max_detections", "pre_nms_top_k", "label_map", "num_classes",
-                "nms", "max_classes_per_detection", "box_scales")
-        datamodule.postprocess_cfg = {k: cfg.get(k) for k in keys}
-        return datamodule
+        # Checked before any data is read or generated; the datamodule carries them to the evaluator.
+        return CocoDataModule.from_config(cfg, self.parse_options(cfg))
 
     def build_module(self, cfg: Config, model: nn.Module) -> BenchModule:
         from tasks.detection.module import DetectionModule
 
-        return DetectionModule.from_config(cfg, model)
+        return DetectionModule.from_config(cfg, model, self.parse_options(cfg))
 
     @torch.no_grad()
     def evaluate_callable(
@@ -148,7 +128,8 @@ class DetectionTask(Task):
         datamodule = self.build_datamodule(dict(cfg, num_workers=0))
         datamodule.prepare_data()
         datamodule.setup("validate")
-        evaluator = CocoEvaluator(datamodule.val_ground_truth(), label_category_ids(cfg, datamodule.category_ids()))
+        label_map = datamodule.options.label_map
+        evaluator = CocoEvaluator(datamodule.val_ground_truth(), label_category_ids(label_map, datamodule.category_ids()))
         seen = 0
         for batch in datamodule.val_dataloader():
             if batch is None:
@@ -171,16 +152,18 @@ class DetectionTask(Task):
         from tasks.loading import load_file
 
         loaded = load_file(self, checkpoint)
-        cfg, model = dict(loaded.config), loaded.model
+        cfg, model = loaded.config, loaded.model
         threshold = given.get("score_threshold")
-        cfg["score_threshold"] = PREDICT_SCORE_THRESHOLD if threshold is None else threshold
-        cfg.update({key: given[key] for key in ("nms_iou", "max_detections", "nms") if given.get(key) is not None})
-        DetectionOptions.from_config(cfg)
+        overrides = {key: given[key] for key in ("nms_iou", "max_detections", "nms") if given.get(key) is not None}
+        # The checkpoint's (or file's) settings, the flags given over them; checked once, here.
+        options = replace(self.parse_options(cfg), **overrides,
+                          score_threshold=PREDICT_SCORE_THRESHOLD if threshold is None else threshold)
+        decoder = DetectionDecoder.for_model(model, options)
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
         written = []
         for path in images:
-            picture = self._picture(model, cfg, load_rgb(path))
+            picture = self._picture(model, decoder, cfg, load_rgb(path))
             target = out / f"{Path(path).stem}_pred.png"
             picture.save(target)
             written.append(str(target))
@@ -198,8 +181,8 @@ class DetectionTask(Task):
         from tasks.loading import load_file
 
         loaded = load_file(self, checkpoint)
-        cfg, model = dict(loaded.config), loaded.model
-        cfg["score_threshold"] = PREDICT_SCORE_THRESHOLD
+        cfg, model = loaded.config, loaded.model
+        decoder = DetectionDecoder.for_model(model, replace(self.parse_options(cfg), score_threshold=PREDICT_SCORE_THRESHOLD))
         datamodule = self.build_datamodule(dict(cfg, num_workers=0))
         records = [r for r in load_split(datamodule.dataset_root(), "val").images if len(r.boxes)][:count]
         out = Path(out_dir)
@@ -207,21 +190,23 @@ class DetectionTask(Task):
         names = cfg.get("class_names") or []
         written = []
         for record in records:
-            picture = draw_truth(self._picture(model, cfg, load_rgb(record.path)), record.boxes, record.labels, names)
+            picture = draw_truth(self._picture(model, decoder, cfg, load_rgb(record.path)), record.boxes, record.labels,
+                                 names)
             target = out / f"{Path(record.path).stem}_pred_and_true.png"
             picture.save(target)
             written.append(str(target))
         return written
 
-    def _picture(self, model: nn.Module, cfg: Config, pixels) -> Any:
-        """``pixels`` (HxWx3 uint8) with ``model``'s detections drawn, in its own pixels."""
+    def _picture(self, model: nn.Module, decoder: DetectionDecoder, cfg: Config, pixels) -> Any:
+        """``pixels`` (HxWx3 uint8) with ``model``'s detections (by ``decoder``) drawn, in its own pixels;
+        ``cfg`` gives the input size, preset and class names."""
         from tasks.detection.augment import eval_transform
         from tasks.detection.drawing import draw_detections
         from tasks.detection.module import to_original_size
 
         transform = eval_transform(cfg["resolution"], cfg.get("preset") or "torchvision")
         tensor = transform(image=pixels)["image"][None]
-        detections = self.decoder(model, cfg)(model(tensor), tuple(tensor.shape[-2:]))
+        detections = decoder(model(tensor), tuple(tensor.shape[-2:]))
         detection = to_original_size(detections, tuple(tensor.shape[-2:]), torch.tensor([pixels.shape[:2]]))[0]
         return draw_detections(pixels, detection["boxes"].numpy(), detection["labels"].numpy(),
                                detection["scores"].numpy(), cfg.get("class_names") or [])

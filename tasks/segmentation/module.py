@@ -11,6 +11,7 @@ from torch import nn
 from tasks.base import BenchModule, Config, optim_kwargs
 from tasks.segmentation.inference import groups_by_size, segment
 from tasks.segmentation.metrics import confusion_metric, scores_from_confusion
+from tasks.segmentation.options import DEFAULTS, SegmentationOptions
 from tasks.segmentation.voc import VOID
 
 PICTURES_PER_EPOCH = 4
@@ -22,32 +23,21 @@ class SegmentationModule(BenchModule):
         model: nn.Module,
         num_classes: int,
         *,
-        eval_scales: tuple[float, ...] = (1.0,),
-        eval_flip: bool = False,
+        options: SegmentationOptions = DEFAULTS,
         class_names: list[str] | None = None,
         **optim: Any,
     ) -> None:
         super().__init__(model, **optim)
         self.num_classes = num_classes
-        self.eval_scales = tuple(eval_scales)
-        self.eval_flip = eval_flip
+        self.options = options  # validation's scales and flip
         self.class_names = list(class_names or [])
         self.confusion = confusion_metric(num_classes)
         self._last: dict[str, Any] = {}
 
     @classmethod
-    def from_config(cls, cfg: Config, model: nn.Module) -> SegmentationModule:
-        from tasks.segmentation.options import SegmentationOptions
-
-        options = SegmentationOptions.from_config(cfg)
-        return cls(
-            model,
-            cfg["num_classes"],
-            eval_scales=options.eval_scales,
-            eval_flip=options.eval_flip,
-            class_names=cfg.get("class_names"),
-            **optim_kwargs(cfg),
-        )
+    def from_config(cls, cfg: Config, model: nn.Module, options: SegmentationOptions) -> SegmentationModule:
+        """The run config's training settings (classes, optimizer) with the task's ``options``."""
+        return cls(model, cfg["num_classes"], options=options, class_names=cfg.get("class_names"), **optim_kwargs(cfg))
 
     def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor | None:
         # BatchNorm after image pooling sees one value per channel and image: it cannot train on one
@@ -64,13 +54,14 @@ class SegmentationModule(BenchModule):
             return
         images, masks, sizes = batch
         model = self.eval_model()
-        plain = self.eval_scales == (1.0,) and not self.eval_flip
+        scales, flip = self.options.eval_scales, self.options.eval_flip
+        plain = scales == (1.0,) and not flip
         loss_sum, labelled = images.new_zeros(()), 0
         # Each image runs at its own size: same-size images together, padding of the batch cropped off.
         for (height, width), index in groups_by_size(sizes).items():
             group_images = images[index, :, :height, :width]
             group_masks = masks[index, :height, :width]
-            scores = segment(model, group_images, self.eval_scales, self.eval_flip)
+            scores = segment(model, group_images, scales, flip)
             predicted = scores.argmax(1)
             self.confusion.update(predicted, group_masks)
             if plain:  # with MF the scores are averaged probabilities, not logits

@@ -5,7 +5,7 @@ Torch-free, so the command line is built from it without importing the model.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,10 +47,22 @@ class SegmentationOptions:
             raise UserError(f"--feature: unknown value {self.feature!r}; choose from {', '.join(FEATURES)}")
 
     @classmethod
-    def from_config(cls, cfg: dict[str, Any]) -> SegmentationOptions:
-        return cls(
-            feature=cfg.get("feature") or "body",
-            aspp=bool(cfg.get("aspp")),
-            eval_scales=parse_scales(cfg.get("eval_scales")),
-            eval_flip=bool(cfg.get("eval_flip")),
-        )
+    def from_config(cls, cfg: Mapping[str, Any]) -> SegmentationOptions:
+        """The options a run config states (a key set to None takes the default); the one place the
+        task's settings are read from a config: the model, module and predictions take this object."""
+        given = {name: cfg[name] for name in cls.__dataclass_fields__ if cfg.get(name) is not None}
+        if "eval_scales" in given:  # "0.5,1.0" (flag, YAML string), a YAML list or a number
+            given["eval_scales"] = parse_scales(given["eval_scales"])
+        for name in ("aspp", "eval_flip"):
+            if name in given:
+                given[name] = bool(given[name])
+        return cls(**given)
+
+    def config_defaults(self) -> dict[str, Any]:
+        """This object's values as a run config holds them (``eval_scales`` as its flag's text)."""
+        return {"aspp": self.aspp, "feature": self.feature, "eval_scales": ",".join(str(s) for s in self.eval_scales),
+                "eval_flip": self.eval_flip}
+
+
+# Every default of the task's settings, for the functions that take them one by one.
+DEFAULTS = SegmentationOptions()

@@ -16,7 +16,7 @@ from tasks.base import BenchDataModule, BenchModule, Config, Task
 from tasks.facts import TASK_FACTS
 from tasks.segmentation.deeplabv3 import DeepLabV3, table7_row
 from tasks.segmentation.inference import MF_SCALES, segment
-from tasks.segmentation.options import SegmentationOptions
+from tasks.segmentation.options import DEFAULTS, SegmentationOptions
 
 
 class SegmentationTask(Task):
@@ -26,29 +26,26 @@ class SegmentationTask(Task):
 
     def defaults(self) -> Config:
         # The paper's on-device pick (V2 paper, Table 7): V2*, output stride 16, no ASPP, single scale.
-        return {
-            "output_stride": 16,
-            "aspp": False,
-            "feature": "body",
-            "eval_scales": "1.0",
-            "eval_flip": False,
-        }
+        return {"output_stride": 16, **DEFAULTS.config_defaults()}
 
     def parse_options(self, cfg: Config) -> SegmentationOptions:
+        """The segmentation settings of ``cfg``, checked once; the model, module and predictions take them."""
         return SegmentationOptions.from_config(cfg)
 
     def model_options(self, cfg: Config) -> dict[str, Any]:
-        options = SegmentationOptions.from_config(cfg)
+        options = self.parse_options(cfg)
         return {"feature": options.feature, "aspp": options.aspp}
 
-    def assemble(self, backbone, *, num_classes: int, feature: str = "body", aspp: bool = False) -> nn.Module:
+    def assemble(
+        self, backbone, *, num_classes: int, feature: str = DEFAULTS.feature, aspp: bool = DEFAULTS.aspp
+    ) -> nn.Module:
         tap = backbone.segmentation_tap if feature == "body" else "stride32"
         return DeepLabV3(backbone, num_classes, tap=tap, aspp=aspp)
 
     def profile(self, model: nn.Module, cfg: Config) -> dict[str, Any]:
         """Params and MAdds, split into backbone and head; Table 7's numbers beside them where the
         configuration is one of its rows; with eval scales/flip, the MAdds of the whole MF inference."""
-        options = SegmentationOptions.from_config(cfg)
+        options = self.parse_options(cfg)
         result = super().profile(model, cfg)
         result["backbone_params"] = count_params(model.backbone)
         result["head_params"] = result["params"] - result["backbone_params"]
@@ -104,7 +101,7 @@ class SegmentationTask(Task):
     def build_module(self, cfg: Config, model: nn.Module) -> BenchModule:
         from tasks.segmentation.module import SegmentationModule
 
-        return SegmentationModule.from_config(cfg, model)
+        return SegmentationModule.from_config(cfg, model, self.parse_options(cfg))
 
     @torch.no_grad()
     def evaluate_callable(self, forward, cfg: Config, max_images: int | None = None, *, decoder=None) -> dict[str, float]:
@@ -157,7 +154,7 @@ class SegmentationTask(Task):
         cfg, model = dict(loaded.config), loaded.model
         # Evaluation flags given to predict override the ones the run used.
         chosen = {k: given[k] for k in ("eval_scales", "eval_flip") if given.get(k) is not None}
-        options = SegmentationOptions.from_config({**cfg, **chosen})
+        options = self.parse_options({**cfg, **chosen})
         names = list(cfg.get("class_names") or [])
         transform = eval_transform(cfg.get("preset") or "torchvision")
         out = Path(out_dir)
