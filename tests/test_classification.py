@@ -200,21 +200,23 @@ def read_wandb_records(path: Path):
             yield record
 
 
-def test_two_process_ddp_matches_one_process(imagefolder: Path, tmp_path: Path) -> None:
+def test_two_process_ddp_matches_one_process(imagefolder: Path, tmp_path: Path, capsys) -> None:
     """The same weights evaluated by 1 and by 2 CPU processes give the same top-1 (no image twice)."""
     import shutil
+
+    from cli_helpers import bench
 
     # 13 val images: PyTorch's DistributedSampler would pad one rank with a repeat; ours must not.
     Image.new("RGB", (40, 48), (250, 250, 250)).save(imagefolder / "val" / "n01" / "extra.JPEG")
     one, two = tmp_path / "one", tmp_path / "two"
-    common = [sys.executable, "-m", "benchmark.cli", "run", "--backbone", "mnv2", "--width", "0.35",
-              "--data", str(imagefolder), *TINY, "--batch-size", "2", "--max-steps", "4", "--accelerator", "cpu"]
-    single = subprocess.run([*common, "--output", str(one)], capture_output=True, text=True, timeout=300)
-    assert single.returncode == 0, single.stderr[-2000:]
+    common = ["run", "--backbone", "mnv2", "--width", "0.35", "--data", str(imagefolder), *TINY, "--batch-size", "2",
+              "--max-steps", "4", "--accelerator", "cpu"]
+    code, _, err = bench([*common, "--output", str(one)], capsys)  # in this process; the two ranks are processes
+    assert code == 0, err[-2000:]
     shutil.copytree(one, two)
     # Resuming a finished run trains no further step and re-validates the same weights on 2 ranks.
-    ddp = subprocess.run([*common, "--output", str(two), "--resume", "--devices", "2", "--strategy", "ddp"],
-                         capture_output=True, text=True, timeout=300)
+    ddp = subprocess.run([sys.executable, "-m", "benchmark.cli", *common, "--output", str(two), "--resume", "--devices",
+                          "2", "--strategy", "ddp"], capture_output=True, text=True, timeout=300)
     assert ddp.returncode == 0, ddp.stderr[-2000:]
     first = json.loads((one / "result.json").read_text())
     second = json.loads((two / "result.json").read_text())

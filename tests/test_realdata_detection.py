@@ -58,11 +58,11 @@ def test_a_file_for_another_width_names_the_first_mismatching_layer() -> None:
         build_model(get_task("detection"), config(width=1.0))
 
 
-def test_the_files_post_processing_is_read_and_is_the_eval_default(tmp_path: Path) -> None:
+def test_the_files_post_processing_is_read_and_is_the_eval_default(tmp_path: Path, capsys) -> None:
     """TFLite_Detection_PostProcess's FlexBuffer options become bench eval's settings and the record's."""
     import json
-    import subprocess
-    import sys
+
+    from cli_helpers import completed
 
     _, report = get_task("detection").import_tflite(str(SSD))
     assert report.postprocess == {
@@ -72,11 +72,9 @@ def test_the_files_post_processing_is_read_and_is_the_eval_default(tmp_path: Pat
     }  # fmt: skip
     assert report.evaluation == {"nms": "fast", "max_detections": 10, "nms_iou": 0.6, "score_threshold": 1e-08,
                                  "max_classes_per_detection": 1, "box_scales": [10.0, 10.0, 5.0, 5.0]}
-    out = subprocess.run(
-        [sys.executable, "-m", "benchmark.cli", "eval", "--task", "detection", "--weights", str(SSD),
-         "--data", str(REALDATA / "coco"), "--output", str(tmp_path)],
-        capture_output=True, text=True, check=True,
-    )  # fmt: skip
+    out = completed(["eval", "--task", "detection", "--weights", str(SSD), "--data", str(REALDATA / "coco"),
+                     "--output", str(tmp_path)], capsys)
+    assert out.returncode == 0, out.stderr
     assert "post-processing from the file: detections_per_class 100" in out.stderr
     assert "settings: max_detections 10, nms_iou 0.6" in out.stdout
     record = json.loads((tmp_path / "result.json").read_text())
@@ -86,12 +84,10 @@ def test_the_files_post_processing_is_read_and_is_the_eval_default(tmp_path: Pat
     # 8-bit scores and codes through xnnpack-int8: 20.41 exactly).
     assert abs(record["metrics"]["map"] - LITERT_MAP_AT_10) <= 0.7, record["metrics"]
     # The latency gate's eager reference decodes the same way: the same mAP on the same 80 images.
-    timed = subprocess.run(
-        [sys.executable, "-m", "benchmark.cli", "latency", "--task", "detection", "--weights", str(SSD),
-         "--data", str(REALDATA / "coco"), "--runtime", "eager", "--tier", "quick", "--min-runs", "2",
-         "--accuracy-images", "80", "--json", "--output", str(tmp_path / "latency")],
-        capture_output=True, text=True, check=True,
-    )  # fmt: skip
+    timed = completed(["latency", "--task", "detection", "--weights", str(SSD), "--data", str(REALDATA / "coco"),
+                       "--runtime", "eager", "--tier", "quick", "--min-runs", "2", "--accuracy-images", "80", "--json",
+                       "--output", str(tmp_path / "latency")], capsys)
+    assert timed.returncode == 0, timed.stderr
     gate = json.loads(timed.stdout)[0]["accuracy"]
     assert gate["images"] == 80 and round(gate["value"], 4) == record["metrics"]["map"], gate
 

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from cli_helpers import completed
 from requirements_helpers import require
 from slurm_cluster import Cluster, missing_tools, one_node_cluster
 
@@ -66,13 +67,13 @@ def held_env(env: dict[str, str], work: Path) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def uninterrupted(tmp_path_factory, recipe: Path, bench_env: dict[str, str]) -> Path:
-    """The killed cell run by plain `bench run`, uninterrupted: the reference weights and metrics."""
+def uninterrupted(tmp_path_factory, recipe: Path) -> Path:
+    """The killed cell run by plain `bench run` in this process with one thread (as the cells' one-thread
+    processes), uninterrupted: the reference weights and metrics."""
     out = tmp_path_factory.mktemp("reference") / "run"
-    args = [*BENCH, "run", "--task", "classification", "--backbone", "mnv2", "--width", "0.35", "--resolution",
-            "64", "--logger", "none", *RUN_ARGS.split(), "--config", str(recipe), "--output", str(out)]
-    done = subprocess.run(args, capture_output=True, text=True, timeout=600, env=bench_env)
-    assert done.returncode == 0, done.stderr[-2000:]
+    assert main(["run", "--task", "classification", "--backbone", "mnv2", "--width", "0.35", "--resolution", "64",
+                 "--logger", "none", *RUN_ARGS.split(), "--threads", "1", "--config", str(recipe),
+                 "--output", str(out)]) == 0
     return out
 
 
@@ -114,8 +115,7 @@ def start_sweep(argv: list[str], work: Path, env: dict[str, str]) -> subprocess.
     return subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, text=True, env=env)
 
 
-def check_sweep(work: Path, uninterrupted: Path, env: dict[str, str], resumed_from: int,
-                cluster: Cluster | None = None) -> None:
+def check_sweep(work: Path, uninterrupted: Path, capsys, resumed_from: int, cluster: Cluster | None = None) -> None:
     records = sorted((work / "records").glob("result-*.json"))
     assert len(records) == 3, diagnostics(work, cluster)
     killed = json.loads((work / "sweep" / KILLED / "run" / "result.json").read_text())
@@ -129,8 +129,7 @@ def check_sweep(work: Path, uninterrupted: Path, env: dict[str, str], resumed_fr
     # Only the interrupted cell ran twice.
     assert {n: len(e["job_ids"]) for n, e in manifest["jobs"].items()} == {
         "run classification mnv1 w0.35 @64": 1, KILLED_CELL: 2, "run classification mobilenet_v3_small @64": 1}
-    status = subprocess.run([*BENCH, "sweep", "--status", str(work / "sweep")], capture_output=True, text=True,
-                            env=env, timeout=120)
+    status = completed(["sweep", "--status", str(work / "sweep")], capsys)
     assert status.returncode == 0, status.stderr
     rows = status.stdout.splitlines()[1:]
     assert len(rows) == 3 and all(" done " in row and "top1" in row for row in rows), status.stdout
@@ -148,7 +147,7 @@ def _bench_run_pid(output: Path) -> int:
 
 
 def test_local_executor_sweep_resumes_a_sigkilled_cell(tmp_path: Path, recipe: Path, uninterrupted: Path,
-                                                       bench_env: dict[str, str]) -> None:
+                                                       bench_env: dict[str, str], capsys) -> None:
     work, run = tmp_path, tmp_path / "sweep" / KILLED / "run"
     started = time.monotonic()
     proc = start_sweep(sweep_argv(work, recipe, "--executor", "local"), work, held_env(bench_env, work))
@@ -158,7 +157,7 @@ def test_local_executor_sweep_resumes_a_sigkilled_cell(tmp_path: Path, recipe: P
     assert proc.wait(timeout=600) == 0, diagnostics(work)
     out = (work / "sweep.log").read_text()
     assert "resubmitting, it resumes from its checkpoint" in out, diagnostics(work)
-    check_sweep(work, uninterrupted, bench_env, resumed_from=HOLD_STEP)
+    check_sweep(work, uninterrupted, capsys, resumed_from=HOLD_STEP)
     # Each job's own outcome file: the killed one's command died by SIGKILL, the others succeeded.
     manifest = json.loads((work / "sweep" / "sweep.json").read_text())
     outcomes = {job: json.loads((work / "sweep" / "jobs" / f"{job}_outcome.json").read_text())
@@ -168,11 +167,9 @@ def test_local_executor_sweep_resumes_a_sigkilled_cell(tmp_path: Path, recipe: P
     assert list(outcomes.values()) == [{"state": "success", "returncode": 0}] * 3
     print(f"local executor: 3-cell sweep {time.monotonic() - started:.1f} s")
     # The same sweep again submits nothing; another grid in this folder is refused.
-    again = subprocess.run(sweep_argv(work, recipe, "--executor", "local"), capture_output=True, text=True,
-                           env=bench_env, timeout=300)
+    again = completed(sweep_argv(work, recipe, "--executor", "local")[len(BENCH):], capsys)
     assert again.returncode == 0 and "submitted" not in again.stdout, again.stdout
-    other = subprocess.run([*sweep_argv(work, recipe, "--executor", "local"), "--resolutions", "96"],
-                           capture_output=True, text=True, env=bench_env, timeout=300)
+    other = completed([*sweep_argv(work, recipe, "--executor", "local")[len(BENCH):], "--resolutions", "96"], capsys)
     assert other.returncode == 2 and "a sweep of another grid" in other.stderr
     assert len(other.stderr.strip().splitlines()) == 1
 
@@ -197,7 +194,7 @@ exec {real} "$@"
 
 
 def test_slurm_sweep_squeue_failure_and_scancel(tmp_path: Path, recipe: Path, uninterrupted: Path, slurm: Cluster,
-                                                bench_env: dict[str, str]) -> None:
+                                                bench_env: dict[str, str], monkeypatch, capsys) -> None:
     """While two cells are held at step 3 and the third is pending, squeue fails for several polls:
     every cell is "unknown" (in --status too) and nothing is submitted. Then one cell is scancel'ed:
     it is resubmitted once and resumes to the uninterrupted run's weights."""
@@ -219,8 +216,9 @@ def test_slurm_sweep_squeue_failure_and_scancel(tmp_path: Path, recipe: Path, un
     failed_from = len(calls.read_text().splitlines())
     wait_until(lambda: len(calls.read_text().splitlines()) >= failed_from + 3, "three failing squeue polls",
                proc, work, slurm)
-    status = subprocess.run([*BENCH, "sweep", "--status", str(work / "sweep")], capture_output=True, text=True,
-                            env=env, timeout=120)
+    monkeypatch.setenv("SLURM_CONF", env["SLURM_CONF"])
+    monkeypatch.setenv("PATH", env["PATH"])  # the failing squeue first
+    status = completed(["sweep", "--status", str(work / "sweep")], capsys)
     rows = status.stdout.splitlines()[1:]
     assert status.returncode == 0 and len(rows) == 3, status.stdout + status.stderr
     assert all(" unknown " in row and "squeue failed: squeue: error: slurm_receive_msg: Socket timed out" in row
@@ -238,7 +236,7 @@ def test_slurm_sweep_squeue_failure_and_scancel(tmp_path: Path, recipe: Path, un
     # Three cells, MaxArraySize=2: an array of two tasks, then the third alone (submitit: a plain job).
     assert sorted(j.partition("_")[2] for j in first) == ["", "0", "1"] and len({j.split("_")[0] for j in first}) == 2
     # SIGTERM reached the held run: Lightning finished step 4 and saved interrupted.ckpt there.
-    check_sweep(work, uninterrupted, env, resumed_from=HOLD_STEP + 1, cluster=slurm)
+    check_sweep(work, uninterrupted, capsys, resumed_from=HOLD_STEP + 1, cluster=slurm)
     print(f"slurm executor: 3-cell sweep {time.monotonic() - started:.1f} s")
 
 
