@@ -18,6 +18,21 @@ from backbones.layers import (
 )
 
 
+def check_settings(*, width: float, expansion: float, channel_divisor: int, bottleneck_activation: str,
+                   shortcut: str) -> None:
+    """The constructor's arguments, each refused with what it must be."""
+    if bottleneck_activation not in BOTTLENECK_ACTIVATIONS:
+        raise ValueError(f"bottleneck_activation must be one of {', '.join(BOTTLENECK_ACTIVATIONS)}, got {bottleneck_activation!r}")
+    if shortcut not in SHORTCUTS:
+        raise ValueError(f"shortcut must be one of {', '.join(SHORTCUTS)}, got {shortcut!r}")
+    if width <= 0:
+        raise ValueError(f"width must be > 0, got {width}")
+    if expansion <= 0:
+        raise ValueError(f"expansion must be > 0, got {expansion}")
+    if channel_divisor < 1:
+        raise ValueError(f"channel_divisor must be >= 1, got {channel_divisor}")
+
+
 class MobileNetV2(Backbone):
     """MobileNetV2 body with named taps.
 
@@ -52,19 +67,11 @@ class MobileNetV2(Backbone):
     ) -> None:
         super().__init__()
         self.padding = check_padding(padding)
-        if bottleneck_activation not in BOTTLENECK_ACTIVATIONS:
-            raise ValueError(f"bottleneck_activation must be one of {', '.join(BOTTLENECK_ACTIVATIONS)}, got {bottleneck_activation!r}")
-        if shortcut not in SHORTCUTS:
-            raise ValueError(f"shortcut must be one of {', '.join(SHORTCUTS)}, got {shortcut!r}")
-        if width <= 0:
-            raise ValueError(f"width must be > 0, got {width}")
-        if expansion <= 0:
-            raise ValueError(f"expansion must be > 0, got {expansion}")
+        check_settings(width=width, expansion=expansion, channel_divisor=channel_divisor,
+                       bottleneck_activation=bottleneck_activation, shortcut=shortcut)
         stages = stages or STAGES
         # Channels are rounded to multiples of ``channel_divisor`` (TF's ``divisible_by``: 8; TF
         # DeepLab's MobileNetV2 below depth multiplier 1 uses 1, e.g. 12 channels at width 0.5).
-        if channel_divisor < 1:
-            raise ValueError(f"channel_divisor must be >= 1, got {channel_divisor}")
         stem_channels = make_divisible(32 * width, channel_divisor)
         # "we apply width multiplier to all layers except the very last convolutional layer"
         # for multipliers below one (V2 paper, section 6.1); torchvision: 1280 * max(1, width).
@@ -77,32 +84,17 @@ class MobileNetV2(Backbone):
         ]
         plan = output_stride_plan([2] + [s for _, _, s in block_settings], output_stride)
 
-        self.stem = ConvNormAct(
-            3,
-            stem_channels,
-            3,
-            stride=plan[0][0],
-            norm_layer=norm_layer,
-            activation_layer=activation_layer,
-            padding=padding,
-        )
+        self.stem = ConvNormAct(3, stem_channels, 3, stride=plan[0][0], norm_layer=norm_layer,
+                                activation_layer=activation_layer, padding=padding)
         blocks = []
         in_channels = stem_channels
         for (t, c, _), (stride, dilation) in zip(block_settings, plan[1:], strict=True):
-            blocks.append(
-                InvertedResidual(
-                    in_channels,
-                    c,
-                    stride=stride,
-                    expand_ratio=t,
-                    dilation=dilation,
-                    norm_layer=norm_layer,
-                    activation_layer=activation_layer,
-                    padding=padding,
-                    project_activation=activation_layer if bottleneck_activation == "relu6" else None,
-                    residual=shortcut == "bottleneck",
-                )
-            )
+            blocks.append(InvertedResidual(
+                in_channels, c, stride=stride, expand_ratio=t, dilation=dilation, norm_layer=norm_layer,
+                activation_layer=activation_layer, padding=padding,
+                project_activation=activation_layer if bottleneck_activation == "relu6" else None,
+                residual=shortcut == "bottleneck",
+            ))  # fmt: skip
             in_channels = c
         self.blocks = nn.ModuleList(blocks)
         # Shortcuts between expansions: into each block whose depthwise output has the previous
@@ -114,29 +106,30 @@ class MobileNetV2(Backbone):
             and block_settings[i][2] == 1  # nominal: dilation (output stride 8/16) keeps the same shortcuts
             and blocks[i].hidden_channels == blocks[i - 1].hidden_channels
         )
-        self.last_conv = ConvNormAct(
-            in_channels, last_channels, 1, norm_layer=norm_layer, activation_layer=activation_layer
-        )
+        self.last_conv = ConvNormAct(in_channels, last_channels, 1, norm_layer=norm_layer, activation_layer=activation_layer)
         self.num_features = last_channels
+        self.feature_specs = self._name_taps(block_settings, plan)
+        init_weights(self)
 
-        # Name taps by nominal stride; record the real stride from the plan.
+    def _name_taps(self, block_settings: list[tuple[float, int, int]], plan: list[tuple[int, int]]) -> dict[str, FeatureSpec]:
+        """The taps' specs, named by nominal stride with the real stride from the output-stride plan;
+        remembers which blocks they follow (``forward``)."""
         nominal, real = 2, plan[0][0]
         tap_after: dict[int, str] = {}
         specs: dict[str, FeatureSpec] = {}
         for index, ((_, c, s), (stride, _)) in enumerate(zip(block_settings, plan[1:], strict=True)):
             if s == 2 and nominal == 16:
                 self._expand_tap_block = index
-                specs["stride16_expand"] = FeatureSpec("stride16_expand", blocks[index].hidden_channels, real)
+                specs["stride16_expand"] = FeatureSpec("stride16_expand", self.blocks[index].hidden_channels, real)
             nominal *= s
             real *= stride
             if nominal in (4, 8, 16):
                 tap_after[nominal] = index
                 specs[f"stride{nominal}"] = FeatureSpec(f"stride{nominal}", c, real)
         self._tap_blocks = {index: f"stride{s}" for s, index in tap_after.items()}
-        specs["stride32_body"] = FeatureSpec("stride32_body", in_channels, real)
-        specs["stride32"] = FeatureSpec("stride32", last_channels, real)
-        self.feature_specs = specs
-        init_weights(self)
+        specs["stride32_body"] = FeatureSpec("stride32_body", block_settings[-1][1], real)
+        specs["stride32"] = FeatureSpec("stride32", self.num_features, real)
+        return specs
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         features: dict[str, torch.Tensor] = {}

@@ -230,10 +230,11 @@ class Acceptance:
     int8_agreement: float | None
 
 
-def compare(subject: Subject, root: Path | None, threads: int, rounds: int, round_seconds: float) -> Acceptance:
-    data = prepare_subject(subject, root)
-    example = data.example.contiguous()
-    print(f"\n== {subject.label}, batch 1, {threads} threads; {data.source}")
+def prepare_suite(data: Any, example: torch.Tensor, threads: int) -> tuple[dict[str, Callable[[], Any]],
+                                                                           dict[str, Callable[[torch.Tensor], Any]],
+                                                                           dict[str, str]]:
+    """Each of the suite's runtimes that can run here, prepared: its timed call, its forward (for the
+    agreement check) and the precision it really ran in."""
     calls: dict[str, Callable[[], Any]] = {}
     forwards: dict[str, Callable[[torch.Tensor], Any]] = {}
     precisions: dict[str, str] = {}
@@ -250,6 +251,14 @@ def compare(subject: Subject, root: Path | None, threads: int, rounds: int, roun
         # OpenVINO's rows state what it compiled to; the others run in their declared precision.
         real = prepared.details.get("inference_precision")
         precisions[name] = real if real and runtime.precision != "int8" else runtime.precision
+    return calls, forwards, precisions
+
+
+def compare(subject: Subject, root: Path | None, threads: int, rounds: int, round_seconds: float) -> Acceptance:
+    data = prepare_subject(subject, root)
+    example = data.example.contiguous()
+    print(f"\n== {subject.label}, batch 1, {threads} threads; {data.source}")
+    calls, forwards, precisions = prepare_suite(data, example, threads)
     with tempfile.TemporaryDirectory(prefix="deploy-compare-") as folder:
         plain_model = FlatOutputs(data.model).eval()
         for name, build in BASELINES.items():

@@ -34,7 +34,7 @@ def p50_us(runs_us: list[float]) -> float:
     return statistics.median(runs_us)
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", required=True)
     parser.add_argument("--ssh-config")
@@ -47,7 +47,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--min-runs", type=int, default=200)
     parser.add_argument("--min-seconds", type=float, default=2.0)
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
     task = get_task("classification")
     given = {"backbone": args.backbone, "width": args.width, "resolution": args.resolution}
     model = build_model(task, resolve_config(task, given, recipe=None, shipped_recipes=False)).eval()

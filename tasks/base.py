@@ -21,6 +21,7 @@ from backbones.counting import count_madds, count_params
 from backbones.errors import UserError
 from backbones.features import Backbone
 from tasks.facts import TASK_FACTS, TaskFacts
+from tasks.schedules import OPTIMIZERS, SCHEDULES, lr_factor, make_optimizer
 
 Config = dict[str, Any]
 
@@ -228,28 +229,6 @@ class BenchDataModule(L.LightningDataModule):
         return [str(i) for i in range(getattr(self, "num_classes", 0))]
 
 
-OPTIMIZERS = ("rmsprop", "sgd", "adamw")
-SCHEDULES = ("exponential", "step", "cosine", "poly", "constant")
-
-
-def lr_factor(
-    step: int, schedule: str, *, warmup: int, total: int, steps_per_epoch: int, decay_rate: float = 0.98
-) -> float:
-    """The learning rate at optimizer step ``step`` as a fraction of the initial one."""
-    if warmup and step < warmup:
-        return (step + 1) / warmup
-    progress = min(1.0, (step - warmup) / max(1, total - warmup))
-    if schedule == "cosine":
-        return 0.5 * (1.0 + math.cos(math.pi * progress))
-    if schedule == "poly":  # DeepLab's: (1 - step / total) ** 0.9
-        return (1.0 - progress) ** 0.9
-    if schedule == "exponential":  # smooth per-step decay reaching x0.98 per epoch
-        return decay_rate ** (step / steps_per_epoch)
-    if schedule == "step":  # StepLR(step_size=1 epoch, gamma=0.98)
-        return decay_rate ** (step // steps_per_epoch)
-    return 1.0
-
-
 def optim_kwargs(cfg: Config) -> dict[str, Any]:
     """``BenchModule``'s optimizer, schedule, EMA and memory-format arguments from a run config."""
     return {
@@ -266,12 +245,8 @@ def optim_kwargs(cfg: Config) -> dict[str, Any]:
 
 
 class BenchModule(L.LightningModule):
-    """Shared training machinery: optimizer recipes, schedules, weight EMA.
-
-    Recipes (V2 paper section 6.1; torchvision's reference): ``rmsprop`` with decay 0.9,
-    momentum 0.9 and ``exponential`` lr x0.98 per epoch is the paper's; ``sgd`` with
-    momentum 0.9 and ``step`` StepLR(1, 0.98) is torchvision's reproduction; ``cosine`` adds a
-    linear warm-up. Subclasses implement the steps and ``final_metrics``.
+    """Shared training machinery: the optimizer recipes and schedules of ``tasks.schedules``, weight EMA.
+    Subclasses implement the steps and ``final_metrics``.
     """
 
     def __init__(
@@ -354,17 +329,7 @@ class BenchModule(L.LightningModule):
             {"params": decay, "weight_decay": self.weight_decay},
             {"params": no_decay, "weight_decay": 0.0},
         ]
-        if self.optimizer_name == "rmsprop":
-            # TF's RMSProp (timm's RMSpropTF): decay 0.9, momentum 0.9, epsilon 1.0 inside the square
-            # root, mean square started at 1, lr inside the momentum (TF-slim's and the OD API's defaults).
-            from timm.optim import RMSpropTF
-
-            optimizer = RMSpropTF(groups, lr=self.lr, alpha=0.9, momentum=self.momentum, eps=1.0)
-        elif self.optimizer_name == "sgd":
-            optimizer = torch.optim.SGD(groups, lr=self.lr, momentum=self.momentum, nesterov=False)
-        else:
-            # fused: one kernel for all tensors (CPU and GPU), a tenth of a CPU demo step less than the loop.
-            optimizer = torch.optim.AdamW(groups, lr=self.lr, fused=True)
+        optimizer = make_optimizer(self.optimizer_name, groups, lr=self.lr, momentum=self.momentum)
         steps_per_epoch = max(1, self._steps_per_epoch())
         total = max(1, int(self.trainer.estimated_stepping_batches))
         warmup = int(self.warmup_epochs * steps_per_epoch)

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from tasks.base import SCHEDULES, lr_factor
+from tasks.schedules import SCHEDULES, lr_factor
 
 COMMON = {"warmup": 0, "total": 100, "steps_per_epoch": 10}
 

@@ -60,8 +60,14 @@ def add_progress_arguments(parser: argparse.ArgumentParser) -> None:
 
 def config_values(args: argparse.Namespace, command_flags: tuple[str, ...] = ()) -> dict[str, Any]:
     """The config values the user gave (``None``: not given), without the command's own flags."""
+    from benchmark.runs.limits import check_resolution, check_width
+
     skip = set(NOT_CONFIG) | set(command_flags)
-    return {k: v for k, v in vars(args).items() if k not in skip and v is not None}
+    given = {k: v for k, v in vars(args).items() if k not in skip and v is not None}
+    check_width(given.get("width"))  # a bad size is one line before any model code is imported
+    if "resolution" in given:
+        check_resolution(given["resolution"])
+    return given
 
 
 def command_values(args: argparse.Namespace, command_flags: tuple[str, ...]) -> dict[str, Any]:

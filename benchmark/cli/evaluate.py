@@ -18,11 +18,10 @@ from typing import Any
 
 from benchmark.cli import compare_float
 from benchmark.cli.arguments import add_progress_arguments, add_task_argument
+from tasks.tflite.executions import EXECUTIONS
 
 # Task flags (added by the task's add_model_arguments) that change how predictions are scored.
 EVAL_SETTINGS = ("max_detections", "nms_iou", "score_threshold", "nms")
-# --runtime -> the integer arithmetic run (tasks.tflite.int8), or None: the eager PyTorch model.
-RUNTIMES = {"eager": None, "tflite-int8": "tflite", "xnnpack-int8": "xnnpack"}
 # Settings a file's own post-processing adds (recorded only when set: TFLite's SSD op).
 FILE_SETTINGS = ("nms", "max_classes_per_detection", "box_scales")
 
@@ -40,7 +39,7 @@ def add_parser(sub, task_name: str) -> None:
     source.add_argument("--weights", help="official TFLite checkpoint (.tflite)")
     source.add_argument("--checkpoint", help="checkpoint written by bench run")
     source.add_argument("--pretrained", choices=["torchvision", "timm"], help="torchvision's or timm's ImageNet weights")
-    add("--runtime", choices=RUNTIMES, default="eager",
+    add("--runtime", choices=EXECUTIONS, default="eager",
         help="eager: the suite's PyTorch model in fp32 (with --weights: the file's dequantized weights); "
              "tflite-int8 / xnnpack-int8: --weights FILE.tflite run in its own integers as TFLite's builtin "
              "kernels / as XNNPACK (LiteRT's default) compute them")
@@ -65,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
     task = get_task(args.task)
     task.evaluator()  # a task without one is a one-line error before anything is read
     started = time.perf_counter()
-    arithmetic = RUNTIMES[args.runtime]
+    arithmetic = EXECUTIONS[args.runtime].arithmetic
     if arithmetic and not args.weights:
         raise UserError(f"--runtime {args.runtime} runs a quantized file: give it with --weights FILE.tflite")
     compare_float.check(args, arithmetic)

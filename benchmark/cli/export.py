@@ -44,6 +44,7 @@ def add_parser(sub, task_name: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    given = config_values(args, EXPORT_FLAGS)  # checked before the heavy imports
     from backbones.errors import UserError
     from benchmark.latency.inputs import calibration_batches, load_task_images
     from benchmark.latency.runtimes.export import (
@@ -61,7 +62,6 @@ def run(args: argparse.Namespace) -> int:
 
     task = get_task(args.task)
     flags = command_values(args, EXPORT_FLAGS)
-    given = config_values(args, EXPORT_FLAGS)
     fmt, out = flags["format"], Path(flags["out"])
     # Bad input is caught before anything is built: the format, the file name, the packages.
     if fmt not in FORMATS:

@@ -17,13 +17,14 @@ def add_parser(sub, task_name: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from backbones import UnknownBackboneError, create_backbone, get_entry
-    from backbones.errors import UserError
-    from benchmark.memory.table3 import format_table3, table3
-    from benchmark.runs.config import check_resolution, check_width
+    from benchmark.runs.limits import check_resolution, check_width
 
     check_resolution(args.resolution)
     check_width(args.width)
+    from backbones import UnknownBackboneError, create_backbone, get_entry
+    from backbones.errors import UserError
+    from benchmark.memory.table3 import format_table3, table3
+
     tables = []
     for name in (n.strip() for n in args.backbone.split(",") if n.strip()):
         try:

@@ -19,9 +19,9 @@ def add_parser(sub, task_name: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    given = config_values(args, ("checkpoint", "weights", "out", "images"))
     from tasks import get_task
 
-    given = config_values(args, ("checkpoint", "weights", "out", "images"))
     written = get_task(args.task).predict(args.checkpoint or args.weights, args.images, args.out, given)
     for path in written:
         print(path)

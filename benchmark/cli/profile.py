@@ -20,12 +20,13 @@ COMMAND_FLAGS = ("json",)
 
 
 def run(args: argparse.Namespace) -> int:
+    given = config_values(args, COMMAND_FLAGS)  # checked before the heavy imports
     from benchmark.runs.config import resolve_config
     from benchmark.runs.profile import profile_model
     from tasks import get_task
 
     task = get_task(args.task)
-    cfg = resolve_config(task, config_values(args, COMMAND_FLAGS), recipe=args.config, shipped_recipes=False)
+    cfg = resolve_config(task, given, recipe=args.config, shipped_recipes=False)
     result = profile_model(task, cfg)
     if args.json:
         print(json.dumps(result, sort_keys=True))

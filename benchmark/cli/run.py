@@ -46,6 +46,7 @@ def add_parser(sub, task_name: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    given = config_values(args)  # checked before the heavy imports
     from benchmark.runs.config import resolve_config
     from benchmark.runs.summary import print_summary
     from benchmark.runs.training import Preempted
@@ -53,7 +54,6 @@ def run(args: argparse.Namespace) -> int:
     from tasks import get_task
 
     task = get_task(args.task)
-    given = config_values(args)
     if isinstance(given.get("devices"), str) and given["devices"].isdigit():
         given["devices"] = int(given["devices"])
     cfg = resolve_config(task, given, recipe=args.config)

@@ -134,6 +134,25 @@ def prepare_runtime(runtime: Any, task: Any, cfg: dict[str, Any], model: nn.Modu
         ) from None
 
 
+def judge(gate: Any, runtime: Any, prepared: Any) -> Any:
+    """The accuracy gate's verdict on ``prepared`` (the eager reference judges itself: no second run);
+    a runtime with a static batch is fed one image at a time at that batch."""
+    forward = None if runtime.is_reference else prepared
+    if forward is not None and prepared.static_batch is not None:
+        forward = fixed_batch(prepared, prepared.static_batch)
+    return gate.judge(forward)
+
+
+def record_details(runtime: Any, prepared: Any, model: nn.Module, calibration_info: dict[str, Any] | None) -> dict[str, Any]:
+    """What the runtime reports of itself, plus what the record must say of the model and calibration."""
+    details = dict(prepared.details)
+    if any(getattr(m, "reparameterized", False) for m in model.modules()):
+        details["reparameterized"] = True  # timed (and exported) as the fused inference form
+    if runtime.needs_calibration:
+        details["calibration"] = calibration_info
+    return details
+
+
 def measure_runtime(
     runtime: Any,
     task: Any,
@@ -161,18 +180,8 @@ def measure_runtime(
     with memory.PeakMemory(prepared.device) as peak:
         stats = measure(call, options.tier, clock=clock, timer=prepared.timer)
     postprocess = time_postprocess(task, cfg, model, prepared, example, options.tier, clock) if task.has_decoder else None
-    accuracy = None
     gate = accuracy_gate(task, cfg, images, reference, options.accuracy_images, options.batch_size)
-    if gate is not None:
-        forward = None if runtime.is_reference else prepared
-        if forward is not None and prepared.static_batch is not None:
-            forward = fixed_batch(prepared, prepared.static_batch)
-        accuracy = gate.judge(forward)
-    details = dict(prepared.details)
-    if any(getattr(m, "reparameterized", False) for m in model.modules()):
-        details["reparameterized"] = True  # timed (and exported) as the fused inference form
-    if runtime.needs_calibration:
-        details["calibration"] = calibration_info
+    accuracy = judge(gate, runtime, prepared) if gate is not None else None
     return LatencyRecord.of_model(
         task.name,
         cfg,
@@ -192,7 +201,7 @@ def measure_runtime(
         accuracy=accuracy,
         peak_memory_mb=peak.growth_mb,
         memory={"inference_peak_mb": peak.growth_mb, "init_mb": init_memory, "method": peak.method},
-        details=details,
+        details=record_details(runtime, prepared, model, calibration_info),
         environment=environment(prepared.device),
         weights=weights,
     )

@@ -19,6 +19,7 @@ from benchmark.leaderboards.cells import (
 from benchmark.leaderboards.official import official_checkpoint
 from benchmark.leaderboards.provenance import evaluation_source
 from benchmark.leaderboards.store import record_name, weights_name
+from tasks.tflite.executions import EXECUTIONS
 
 
 def evaluation_table(evaluations: list[dict[str, Any]], name: str = "real_data") -> Table:
@@ -58,8 +59,8 @@ def evaluation_table(evaluations: list[dict[str, Any]], name: str = "real_data")
 
 # The columns of the integer-execution table: the float import, then the file's integers as TFLite's
 # builtin kernels and as XNNPACK (LiteRT's default interpreter) compute them.
-EVALUATION_RUNTIMES = (("eager", "float import (eager fp32)"), ("tflite-int8", "tflite-int8 (builtin kernels)"),
-                       ("xnnpack-int8", "xnnpack-int8 (LiteRT default)"))  # fmt: skip
+INTEGER_EXECUTION_COLUMNS = ("checkpoint", "setting", "metrics (%)", *[e.title for e in EXECUTIONS.values()],
+                             "official runtime, same images")  # fmt: skip
 
 
 def integer_execution_table(evaluations: list[dict[str, Any]]) -> Table:
@@ -76,15 +77,14 @@ def integer_execution_table(evaluations: list[dict[str, Any]]) -> Table:
         runtime = evaluation_runtime(record)
         if runtime not in cell or str(record.get("created", "")) >= str(cell[runtime].get("created", "")):
             cell[runtime] = record
-    columns = ("checkpoint", "setting", "metrics (%)", *[title for _, title in EVALUATION_RUNTIMES],
-               "official runtime, same images", "records' commits")  # fmt: skip
+    columns = (*INTEGER_EXECUTION_COLUMNS, "records' commits")
     rows = []
     for _key, cells in sorted(groups.items()):
         any_record = next(iter(cells.values()))
         keys = [key for key, _ in evaluation_metrics(any_record["task"])]
         reference = official_checkpoint(any_record).reference_for(any_record)
         measured = []
-        for runtime, _ in EVALUATION_RUNTIMES:
+        for runtime in EXECUTIONS:
             record = cells.get(runtime)
             agreement = (record or {}).get("litert_agreement") or {}
             text = _values(record["metrics"], keys) if record else "–"

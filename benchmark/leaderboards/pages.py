@@ -12,7 +12,11 @@ from typing import Any
 
 from benchmark.leaderboards.baselines import BASELINES, Baselines
 from benchmark.leaderboards.cells import PIXEL1, TASK_TITLES, TASKS, Table, split_records
-from benchmark.leaderboards.evaluation_tables import evaluation_table, integer_execution_table
+from benchmark.leaderboards.evaluation_tables import (
+    INTEGER_EXECUTION_COLUMNS,
+    evaluation_table,
+    integer_execution_table,
+)
 from benchmark.leaderboards.headline import headline_markdown, headline_rows
 from benchmark.leaderboards.latency_tables import is_device_record
 from benchmark.leaderboards.plots import (
@@ -47,8 +51,6 @@ REAL_RUN_HINT = ("No runs on real data yet: `bench run --task TASK --data ROOT -
                  "`bench leaderboard --add runs/x/result.json`.")  # fmt: skip
 EVAL_COLUMNS = ("checkpoint", "runtime", "metrics (%)", "measured by this suite", "95% CI (first metric)",
                 "official runtime, same images", "reported, full val set")  # fmt: skip
-INTEGER_COLUMNS = ("checkpoint", "setting", "metrics (%)", "float import (eager fp32)", "tflite-int8 (builtin kernels)",
-                   "xnnpack-int8 (LiteRT default)", "official runtime, same images")  # fmt: skip
 
 
 def csv_link(name: str) -> str:
@@ -75,7 +77,7 @@ def real_data_block(evaluations: Table, integer: Table, measured: Table) -> str:
         parts.append(f"_{EVAL_HINT}_\n\n")
     if integer.rows:
         parts.append(f"## The official files' float import and integer execution (`bench eval --runtime ...`)\n\n"
-                     f"{integer.view(INTEGER_COLUMNS, short=INTEGER_COLUMNS[6:])}\n\n{csv_link('integer_execution')}\n\n")  # fmt: skip
+                     f"{integer.view(INTEGER_EXECUTION_COLUMNS, short=INTEGER_EXECUTION_COLUMNS[6:])}\n\n{csv_link('integer_execution')}\n\n")  # fmt: skip
     real = [row for row in measured.rows if "[synthetic]" not in row[1]]
     parts.append("## Runs on real data (`bench run --data`)\n\n")
     columns = measured.columns[:-1]

@@ -11,6 +11,7 @@ import yaml
 from backbones import UnknownBackboneError, canonical_name, get_entry
 from backbones.errors import UserError
 from backbones.features import OUTPUT_STRIDES
+from benchmark.runs.limits import check_resolution, check_width
 from benchmark.runs.records import REPO_ROOT
 from tasks.classification.options import DEFAULTS as CLASSIFICATION
 from tasks.factory import BACKBONE_OPTIONS
@@ -172,16 +173,6 @@ def resolve_model(task, given: Mapping[str, Any], *, checkpoint: str | None = No
     return load(task, resolve_config(task, given, recipe=recipe, shipped_recipes=False))
 
 
-def check_width(width: float | None, flag: str = "--width") -> None:
-    if width is not None and width <= 0:
-        raise UserError(f"{flag} must be > 0, got {width}")
-
-
-def check_resolution(resolution: int, flag: str = "--resolution") -> None:
-    if resolution < 32:
-        raise UserError(f"{flag} must be >= 32 pixels, got {resolution}")
-
-
 def validate(cfg: dict[str, Any]) -> dict[str, Any]:
     try:
         entry = get_entry(cfg["backbone"])
@@ -211,7 +202,7 @@ def validate(cfg: dict[str, Any]) -> dict[str, Any]:
 def validate_training(cfg: dict[str, Any]) -> None:
     """Training flags, checked before anything is built or written."""
     from benchmark.runs.training import LOGGERS
-    from tasks.base import OPTIMIZERS, SCHEDULES
+    from tasks.schedules import OPTIMIZERS, SCHEDULES
 
     choices = {"optimizer": OPTIMIZERS, "schedule": SCHEDULES, "logger": LOGGERS, "on_bad_sample": ("error", "skip")}
     for key, allowed in choices.items():

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from backbones.errors import UserError
+from benchmark.runs.limits import check_resolution, check_width
 from tasks.facts import TASK_NAMES
 
 TASKS = TASK_NAMES
@@ -177,39 +178,14 @@ def make_plan(
     gpu: bool | None = None,
 ) -> Plan:
     """Expand a tier (and the user's narrowing flags) into the cells and runtimes to run."""
-    from backbones import UnknownBackboneError, get_entry, list_backbones
-
     if registered_tasks is None:
         from tasks import list_tasks
 
         registered_tasks = list_tasks()
-    registered = set(registered_tasks)
-    stage_list = _parse_list(stages, str, "--stages")
-    unknown_stages = sorted(set(stage_list) - {"profile", "run", "latency"})
-    if unknown_stages:
-        raise UserError(
-            f"--stages: unknown stage(s) {', '.join(unknown_stages)}; choose from profile, run, latency"
-        )
-    task_list = _parse_list(tasks, str, "--tasks") or tier.tasks
-    for task in task_list:
-        if task not in TASKS:
-            raise UserError(f"--tasks: unknown task {task!r}; choose from {', '.join(TASKS)}")
-    skipped = [f"task {t}: not registered in this checkout" for t in task_list if t not in registered]
-    task_list = tuple(t for t in task_list if t in registered)
-    every = tuple(name for name in list_backbones() if not get_entry(name).ablation)  # ablations: their own tier
-    backbone_list = _parse_list(backbones, str, "--backbones") or tier.backbones or every
-    try:
-        backbone_list = tuple(get_entry(name).name for name in backbone_list)
-    except UnknownBackboneError as error:
-        raise UserError(f"--backbones: {error}") from None
-    from benchmark.runs.config import check_resolution, check_width  # model code: imported when planning
-
-    width_override = _parse_list(widths, float, "--widths")
-    resolution_override = _parse_list(resolutions, int, "--resolutions")
-    for width in width_override or ():
-        check_width(width, "--widths: widths")
-    for resolution in resolution_override or ():
-        check_resolution(resolution, "--resolutions: resolutions")
+    stage_list = _parse_stages(stages)
+    task_list, skipped = _parse_tasks(tasks, tier, set(registered_tasks))
+    backbone_list = _parse_backbones(backbones, tier)
+    width_override, resolution_override = _parse_sizes(widths, resolutions)
     data_map = parse_data(data)
     if tier.needs_data and "run" in stage_list:
         missing = [t for t in task_list if t not in data_map]
@@ -223,6 +199,8 @@ def make_plan(
     runtime_list = _parse_list(runtimes, str, "--runtimes") or tuple(
         r for r in tier.runtimes if gpu or r not in GPU_RUNTIMES
     )
+    from backbones import get_entry
+
     cells = []
     for task, backbone in itertools.product(task_list, backbone_list):
         takes_width = "width" in get_entry(backbone).options
@@ -241,6 +219,48 @@ def make_plan(
         timeout_s=timeout_s if timeout_s is not None else tier.timeout_s,
         skipped=tuple(skipped),
     )
+
+
+def _parse_stages(stages: str) -> tuple[str, ...]:
+    stage_list = _parse_list(stages, str, "--stages")
+    unknown = sorted(set(stage_list) - {"profile", "run", "latency"})
+    if unknown:
+        raise UserError(f"--stages: unknown stage(s) {', '.join(unknown)}; choose from profile, run, latency")
+    return stage_list
+
+
+def _parse_tasks(tasks: str | None, tier: Tier, registered: set[str]) -> tuple[tuple[str, ...], list[str]]:
+    """The tasks to run (the tier's unless narrowed) and why any is left out (not in this checkout)."""
+    task_list = _parse_list(tasks, str, "--tasks") or tier.tasks
+    for task in task_list:
+        if task not in TASKS:
+            raise UserError(f"--tasks: unknown task {task!r}; choose from {', '.join(TASKS)}")
+    skipped = [f"task {t}: not registered in this checkout" for t in task_list if t not in registered]
+    return tuple(t for t in task_list if t in registered), skipped
+
+
+def _parse_backbones(backbones: str | None, tier: Tier) -> tuple[str, ...]:
+    """The backbones' registered names: the flag's, else the tier's, else every one but the ablations
+    (which have their own tier)."""
+    from backbones import UnknownBackboneError, get_entry, list_backbones
+
+    every = tuple(name for name in list_backbones() if not get_entry(name).ablation)
+    backbone_list = _parse_list(backbones, str, "--backbones") or tier.backbones or every
+    try:
+        return tuple(get_entry(name).name for name in backbone_list)
+    except UnknownBackboneError as error:
+        raise UserError(f"--backbones: {error}") from None
+
+
+def _parse_sizes(widths: str | None, resolutions: str | None) -> tuple[tuple | None, tuple | None]:
+    """``--widths`` and ``--resolutions``, each value checked as ``bench run`` checks it."""
+    width_override = _parse_list(widths, float, "--widths")
+    resolution_override = _parse_list(resolutions, int, "--resolutions")
+    for width in width_override or ():
+        check_width(width, "--widths: widths")
+    for resolution in resolution_override or ():
+        check_resolution(resolution, "--resolutions: resolutions")
+    return width_override, resolution_override
 
 
 

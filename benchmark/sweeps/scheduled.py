@@ -159,85 +159,109 @@ def run_scheduled(
     log: Callable[[str], None] = print,
 ) -> list[CellState]:
     """Submit what is missing, follow until every cell is done or failed for good; returns the final states."""
-    folder.mkdir(parents=True, exist_ok=True)
-    manifest = load_manifest(folder, plan)
-    manifest.update(executor=executor_kind, name=name, command=command)
-    env = {"WANDB_RUN_GROUP": name, "WANDB_MODE": os.environ.get("WANDB_MODE", "offline"),
-           "WANDB_SILENT": "true"}
-    run_args = _distributed_args(options)
-    cells = {f"run {c.label}": (c, "run") for c in plan.cells if "run" in plan.stages}
-    cells.update({f"latency {c.label}": (c, "latency") for c in plan.cells if "latency" in plan.stages})
-    executors: dict[bool, Any] = {}
-    split = max_array_size() if executor_kind == "slurm" else 10**9
-    watch = SlurmWatch()  # what Slurm last said, kept for the whole sweep
-    started = time.monotonic()
+    sweep = ScheduledSweep(plan, records_dir, folder, executor_kind, options, name=name, command=command,
+                           retries=retries, log=log)
+    return sweep.follow(wait=wait, poll_s=poll_s)
 
-    def submit(names: list[str], exclusive: bool) -> None:
-        if exclusive not in executors:
-            executors[exclusive] = make_executor(executor_kind, folder / "jobs", options, exclusive=exclusive)
-        functions = []
-        for cell_name in names:
-            cell, kind = cells[cell_name]
-            output = folder / cell.folder_name / kind
-            if kind == "run":
-                argv = run_command(cell, plan, output) + run_args
-            else:
-                checkpoint = trained_checkpoint(folder / cell.folder_name / "run")
-                argv = latency_command(cell, ",".join(plan.runtimes), plan, output, str(checkpoint) if checkpoint else None)
-            functions.append((cell_name, output, kind, CellJob(argv, output, env, kind == "run", folder / "jobs")))
-        for start in range(0, len(functions), split):
-            chunk = functions[start:start + split]
-            jobs = _submit_array(executors[exclusive], [f for *_, f in chunk], options)
+
+class ScheduledSweep:
+    """One ``bench sweep`` on an executor: its manifest, its cells and what Slurm last said of them."""
+
+    def __init__(self, plan: Plan, records_dir: Path, folder: Path, executor_kind: str, options: SlurmOptions, *,
+                 name: str, command: str, retries: int, log: Callable[[str], None]) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        self.plan, self.records_dir, self.folder, self.kind, self.options = plan, records_dir, folder, executor_kind, options
+        self.name, self.retries, self.log = name, retries, log
+        self.manifest = load_manifest(folder, plan)
+        self.manifest.update(executor=executor_kind, name=name, command=command)
+        self.env = {"WANDB_RUN_GROUP": name, "WANDB_MODE": os.environ.get("WANDB_MODE", "offline"),
+                    "WANDB_SILENT": "true"}
+        self.run_args = _distributed_args(options)
+        self.cells = {f"run {c.label}": (c, "run") for c in plan.cells if "run" in plan.stages}
+        self.cells.update({f"latency {c.label}": (c, "latency") for c in plan.cells if "latency" in plan.stages})
+        self.executors: dict[bool, Any] = {}
+        self.split = max_array_size() if executor_kind == "slurm" else 10**9
+        self.watch = SlurmWatch()  # what Slurm last said, kept for the whole sweep
+        self.collected: set[str] = set()
+        self.said_unknown: dict[str, str] = {}
+
+    def follow(self, *, wait: bool, poll_s: float) -> list[CellState]:
+        started = time.monotonic()
+        write_json_atomic(self.folder / MANIFEST, self.manifest)
+        # A bar of cells done on a terminal (one line at the end with --progress in logs); stdout keeps the log.
+        with stage(f"sweep {self.name}", total=len(self.cells), unit="cells") as progress:
+            while not self.step(progress) and wait:
+                time.sleep(poll_s)
+        final = sweep_status(self.folder, self.plan, self.watch)
+        self.log(format_status(final))
+        self.log(f"sweep {self.name}: {sum(s.state == 'done' for s in final)} of {len(final)} cells done in "
+                 f"{time.monotonic() - started:.1f} s ({self.kind} executor)")
+        return final
+
+    def step(self, progress: Any) -> bool:
+        """One poll: collect what finished, submit what may run now; True when nothing is left to do."""
+        states = {s.name: s for s in sweep_status(self.folder, self.plan, self.watch)}
+        for cell_name in self.cells:
+            states.setdefault(cell_name, CellState(cell_name, "missing"))
+        for s in states.values():
+            self.note(s, progress)
+        self.said_unknown = {n: s.message for n, s in states.items() if s.state == "unknown"}
+        tries = {n: len(self.manifest["jobs"].get(n, {}).get("job_ids", [])) for n in self.cells}
+        again = [n for n, s in states.items() if s.state in ("missing", "failed") and tries[n] <= self.retries]
+        for n in again:
+            if states[n].state == "failed":
+                self.log(f"{n}: job {states[n].job_id} ended ({states[n].message}); resubmitting, it resumes from its "
+                         "checkpoint")
+        batch = _next_batch(again, states, self.cells, tries, self.plan, self.retries)
+        if batch:
+            names, exclusive = batch
+            self.submit(names if self.kind == "slurm" or not exclusive else names[:1], exclusive)
+        finished = all(s.state == "done" or (s.state == "failed" and tries[n] > self.retries) for n, s in states.items())
+        return finished and not again
+
+    def note(self, s: CellState, progress: Any) -> None:
+        """A cell's new state: its records collected once it is done; a hold the user must lift, an error."""
+        if s.state == "done" and s.name not in self.collected:
+            self.collected.add(s.name)
+            progress.advance()
+            _collect(s, self.cells[s.name][1], Path(self.manifest["jobs"][s.name]["output"]), self.records_dir, self.log)
+        if s.state == "pending" and s.message in HELD_REASONS:
+            _cancel(self.manifest)
+            raise UserError(f"--time-min/--partition/--account: the scheduler holds job {s.job_id} with "
+                            f"reason {s.message}")
+        if s.state == "unknown" and self.said_unknown.get(s.name) != s.message:
+            self.log(f"{s.name}: job {s.job_id} state unknown ({s.message}); not resubmitted until the scheduler answers")
+
+    def job(self, cell_name: str) -> tuple[Path, str, CellJob]:
+        """A cell's output folder, kind and job (its ``bench`` command line)."""
+        cell, kind = self.cells[cell_name]
+        output = self.folder / cell.folder_name / kind
+        if kind == "run":
+            argv = run_command(cell, self.plan, output) + self.run_args
+        else:
+            checkpoint = trained_checkpoint(self.folder / cell.folder_name / "run")
+            argv = latency_command(cell, ",".join(self.plan.runtimes), self.plan, output,
+                                   str(checkpoint) if checkpoint else None)
+        return output, kind, CellJob(argv, output, self.env, kind == "run", self.folder / "jobs")
+
+    def submit(self, names: list[str], exclusive: bool) -> None:
+        """Submit ``names`` (arrays of at most the cluster's MaxArraySize) and record their job ids."""
+        if exclusive not in self.executors:
+            self.executors[exclusive] = make_executor(self.kind, self.folder / "jobs", self.options, exclusive=exclusive)
+        functions = [(cell_name, *self.job(cell_name)) for cell_name in names]
+        for start in range(0, len(functions), self.split):
+            chunk = functions[start:start + self.split]
+            jobs = _submit_array(self.executors[exclusive], [f for *_, f in chunk], self.options)
             for (cell_name, output, kind, _), job in zip(chunk, jobs, strict=True):
-                entry = manifest["jobs"].setdefault(cell_name, {"job_ids": [], "output": str(output), "kind": kind,
-                                                                 "runtimes": list(plan.runtimes)})
+                entry = self.manifest["jobs"].setdefault(cell_name, {"job_ids": [], "output": str(output), "kind": kind,
+                                                                      "runtimes": list(self.plan.runtimes)})
                 entry["job_ids"].append(str(job.job_id))
                 entry.setdefault("submitted", []).append(time.time())
-                if executor_kind == "local":
+                if self.kind == "local":
                     # The controller is this process's child: its /proc entry stays until it is reaped.
                     entry.setdefault("process_starts", []).append(process_start(int(job.job_id)))
-                log(f"submitted {cell_name}: job {job.job_id}")
-        write_json_atomic(folder / MANIFEST, manifest)
-
-    write_json_atomic(folder / MANIFEST, manifest)
-    collected: set[str] = set()
-    said_unknown: dict[str, str] = {}
-    # A bar of cells done on a terminal (one line at the end with --progress in logs); stdout keeps the log.
-    with stage(f"sweep {name}", total=len(cells), unit="cells") as progress:
-        while True:
-            states = {s.name: s for s in sweep_status(folder, plan, watch)}
-            for cell_name in cells:
-                states.setdefault(cell_name, CellState(cell_name, "missing"))
-            for s in states.values():
-                if s.state == "done" and s.name not in collected:
-                    collected.add(s.name)
-                    progress.advance()
-                    _collect(s, cells[s.name][1], Path(manifest["jobs"][s.name]["output"]), records_dir, log)
-                if s.state == "pending" and s.message in HELD_REASONS:
-                    _cancel(manifest)
-                    raise UserError(f"--time-min/--partition/--account: the scheduler holds job {s.job_id} with "
-                                    f"reason {s.message}")
-                if s.state == "unknown" and said_unknown.get(s.name) != s.message:
-                    log(f"{s.name}: job {s.job_id} state unknown ({s.message}); not resubmitted until the scheduler answers")
-            said_unknown = {n: s.message for n, s in states.items() if s.state == "unknown"}
-            tries = {n: len(manifest["jobs"].get(n, {}).get("job_ids", [])) for n in cells}
-            again = [n for n, s in states.items() if s.state in ("missing", "failed") and tries[n] <= retries]
-            for n in again:
-                if states[n].state == "failed":
-                    log(f"{n}: job {states[n].job_id} ended ({states[n].message}); resubmitting, it resumes from its checkpoint")
-            batch = _next_batch(again, states, cells, tries, plan, retries)
-            if batch:
-                names, exclusive = batch
-                submit(names if executor_kind == "slurm" or not exclusive else names[:1], exclusive)
-            finished = all(s.state == "done" or (s.state == "failed" and tries[n] > retries) for n, s in states.items())
-            if finished and not again or not wait:
-                break
-            time.sleep(poll_s)
-    final = sweep_status(folder, plan, watch)
-    log(format_status(final))
-    log(f"sweep {name}: {sum(s.state == 'done' for s in final)} of {len(final)} cells done in "
-        f"{time.monotonic() - started:.1f} s ({executor_kind} executor)")
-    return final
+                self.log(f"submitted {cell_name}: job {job.job_id}")
+        write_json_atomic(self.folder / MANIFEST, self.manifest)
 
 
 def _next_batch(again: list[str], states: dict[str, CellState], cells: dict, tries: dict[str, int], plan: Plan,

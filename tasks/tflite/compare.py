@@ -130,6 +130,26 @@ def compare_float(
     ranked = sorted((r for r in rows if r["error_alone_pct"] is not None), key=lambda r: -r["error_alone_pct"])
     chosen = [r["op"] for r in ranked][: len(ranked) if layers is None else layers]
 
+    _fill_in_float_variants(rows, evaluator, model, mixed, data, chosen, integer.metrics, recorded["float"], base)
+    return FloatComparison(
+        file=str(mixed.graph.path),
+        arithmetic=model.engine.arithmetic,
+        images=integer.images,
+        metric=task.monitor,
+        integer=dict(integer.metrics),
+        float=dict(floats.metrics),
+        rows=rows,
+        chosen=chosen,
+        wall_time_s=time.perf_counter() - started,
+    )
+
+
+def _fill_in_float_variants(rows: list[dict[str, Any]], evaluator: Any, model: IntegerTFLiteModel, mixed: MixedTFLite,
+                            data: Any, chosen: list[int], integer_metrics: dict[str, float], float_outputs: Batches,
+                            base: float) -> None:
+    """For each chosen op, the integer path with it kept in float and with it unrounded: one more pass
+    over the images branches every variant off the shared integer trunk, then each is replayed
+    through the task's evaluator; its row gets the metrics and the output error left."""
     in_float = {(op, variant): frozenset({op}) if variant == "kept_in_float" else unrounded(mixed, op)
                 for op in chosen for variant in VARIANTS}
     position_of = {op.index: position for position, op in enumerate(mixed.ops)}
@@ -145,28 +165,17 @@ def compare_float(
     if chosen:
         branching = tracked_datamodule(data, f"compare-float: {len(chosen)} layers kept in float and unrounded")
         again = evaluator(_Scripted(model, branches_pass), branching, False)
-        if again.metrics != integer.metrics:  # the same integer path twice: a nondeterministic loader
-            raise RuntimeError(f"integer metrics differ between passes: {integer.metrics} vs {again.metrics}")
+        if again.metrics != integer_metrics:  # the same integer path twice: a nondeterministic loader
+            raise RuntimeError(f"integer metrics differ between passes: {integer_metrics} vs {again.metrics}")
     for (op, variant), ops in in_float.items():
         metrics = evaluator(_Replay(model, mixed, branches[op, variant]), data, False).metrics
         rows[position_of[op]][variant] = {
             "ops_in_float": sorted(ops),
             "metrics": metrics,
-            "delta": {k: v - integer.metrics[k] for k, v in metrics.items()},
-            "output_error_left_pct": _percent(_output_error(mixed, branches[op, variant], recorded["float"]), base),
+            "delta": {k: v - integer_metrics[k] for k, v in metrics.items()},
+            "output_error_left_pct": _percent(_output_error(mixed, branches[op, variant], float_outputs), base),
         }
         branches[op, variant] = []  # replayed: free the outputs
-    return FloatComparison(
-        file=str(mixed.graph.path),
-        arithmetic=model.engine.arithmetic,
-        images=integer.images,
-        metric=task.monitor,
-        integer=dict(integer.metrics),
-        float=dict(floats.metrics),
-        rows=rows,
-        chosen=chosen,
-        wall_time_s=time.perf_counter() - started,
-    )
 
 
 def unrounded(mixed: MixedTFLite, op_index: int) -> frozenset[int]:

@@ -159,8 +159,6 @@ def prepare_tflite_file(
         raise UserError(f"{path}: the model has {len(inputs)} inputs; only single-image models can be timed")
     (detail,) = inputs
     shape = tuple(int(s) for s in detail["shape"])
-    in_dtype = np.dtype(detail["dtype"])
-    in_scale, in_zero = detail["quantization"]
     to_input = input_converter(detail, path, pixels)
     order = _output_order(interpreter)
     read = dequantizing_reader(interpreter, interpreter.get_output_details())
@@ -182,11 +180,18 @@ def prepare_tflite_file(
 
         return call
 
+    return Prepared(forward, bind, static_batch=shape[0], details=file_details(interpreter, path, detail, threads),
+                    keep_alive=(content, interpreter))
+
+
+def file_details(interpreter: Any, path: Path, detail: dict[str, Any], threads: int) -> dict[str, Any]:
+    """What a latency record says of a timed ``.tflite``: its input tensor and how much LiteRT delegated."""
+    scale, zero_point = detail["quantization"]
     ops = [op["op_name"] for op in interpreter._get_ops_details()]
-    details = {
+    return {
         "tflite_file": path.name,
-        "input": {"shape": list(shape), "dtype": in_dtype.name, "scale": float(in_scale), "zero_point": int(in_zero)},
+        "input": {"shape": [int(s) for s in detail["shape"]], "dtype": np.dtype(detail["dtype"]).name,
+                  "scale": float(scale), "zero_point": int(zero_point)},
         "delegate_nodes": ops.count("DELEGATE"),
         "num_threads": threads,
     }
-    return Prepared(forward, bind, static_batch=shape[0], details=details, keep_alive=(content, interpreter))
