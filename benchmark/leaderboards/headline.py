@@ -124,6 +124,13 @@ def record_key(record: dict[str, Any]) -> tuple:
     return model_key(record["backbone"], width_of(record), record["resolution"], stem)
 
 
+def _shown_first(record: dict[str, Any]) -> tuple[bool, str]:
+    """Which evaluation a model's row shows: one the official runtime was run on too (the same images and
+    setting, so the two numbers compare), then the newest."""
+    checkpoint = official_checkpoint(record)
+    return checkpoint is not None and checkpoint.reference_for(record) is not None, str(record["created"])
+
+
 def gather(task: str, kinds: dict[str, list[dict[str, Any]]], baselines: Baselines) -> list[Model]:
     """Every model of the task with its reported rows, real-data evaluation and latency records."""
     profiles = {record["key"]: record for record in kinds["profile"]}
@@ -132,7 +139,7 @@ def gather(task: str, kinds: dict[str, list[dict[str, Any]]], baselines: Baselin
         if record["task"] != task or str(record.get("runtime") or "eager") != "eager":
             continue
         model = _model_for(models, record)
-        if model.evaluation is None or str(record["created"]) > str(model.evaluation["created"]):
+        if model.evaluation is None or _shown_first(record) > _shown_first(model.evaluation):
             model.evaluation = record
         checkpoint = official_checkpoint(record)
         if checkpoint is not None and checkpoint.reported:
