@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 import pytest
+from cli_helpers import completed
 
 from benchmark.cli import main
 
@@ -65,8 +66,7 @@ def bench_here(env: dict[str, str], monkeypatch, capsys, *args: str) -> subproce
     paths need no process of their own, and a subprocess spends most of its time importing torch."""
     for key, value in env.items():
         monkeypatch.setenv(key, value)
-    code = main(["latency", *MODEL, *args])
-    return subprocess.CompletedProcess(args, code, "", capsys.readouterr().err)
+    return completed(["latency", *MODEL, *args], capsys)
 
 
 def test_adb_push_pin_run_parse_clean(tmp_path, monkeypatch, capsys):

@@ -98,7 +98,7 @@ def run(args: argparse.Namespace) -> int:
         max_s=flags["max_seconds"],
     )
     if getattr(args, "device", None):
-        return run_on_device(args.task, args, flags, given, tier)
+        return run_on_device(args, flags, given, tier)
     from benchmark.latency.record import record_file_name
     from benchmark.latency.runner import LatencyOptions, benchmark
     from benchmark.latency.runtimes import parse_runtimes
@@ -150,7 +150,7 @@ def header(task: str, cfg: dict, options, tier) -> str:
             f"{options.threads} thread(s), tier {tier.name} (>= {tier.min_runs} runs and {tier.min_s:g} s)")
 
 
-def run_on_device(task_name: str, args: argparse.Namespace, flags: dict, given: dict, tier) -> int:
+def run_on_device(args: argparse.Namespace, flags: dict, given: dict, tier) -> int:
     """``--device``: checked (the target's address and that it answers, then runtimes, tool and a pushed
     binary's CPU) before the model is built; one record per runtime, its raw tool log beside it (``.log``).
     The address is read and the target reached before torch is imported: a wrong ``--device`` is one
@@ -165,7 +165,7 @@ def run_on_device(task_name: str, args: argparse.Namespace, flags: dict, given: 
     from benchmark.runs.records import write_json_atomic, write_text_atomic
     from tasks import get_task
 
-    task = get_task(task_name)
+    task = get_task(args.task)
     options = DeviceOptions(
         runtimes=tuple(n.strip() for n in flags["runtime"].split(",") if n.strip()), threads=flags["threads"],
         tier=tier, tool=args.device_tool, python=args.device_python, cpu_mask=args.cpu_mask, delegate=args.delegate,
