@@ -196,6 +196,8 @@ def test_png_comparison_uses_the_embedded_data_digest(fixture_files: dict[str, b
             "field 'dataset' must be dict, got missing",
         ),
         (lambda r: dict(r, task="depth"), "unknown task 'depth'"),
+        (lambda r: dict(r, steps=True), "field 'steps' must be int, got bool True"),
+        (lambda r: dict(r, top1=71.8), "result record has unknown field(s) 'top1'"),
     ],
 )
 def test_bad_record_is_one_line_naming_the_file(tmp_path: Path, capsys, mutate, message: str) -> None:
@@ -277,8 +279,8 @@ def test_committed_counts_match_a_fresh_count(tmp_path: Path) -> None:
     ):
         committed = json.loads((COMMITTED / "records" / f"profile-{model.key}.json").read_text())
         fresh = count_profile(model)
-        assert (fresh["params"], fresh["madds"]) == (committed["params"], committed["madds"])
-        path, changed = add_record(fresh, tmp_path)
+        assert (fresh.params, fresh.madds) == (committed["params"], committed["madds"])
+        path, changed = add_record(fresh.to_json(), tmp_path)
         assert changed and load_records(tmp_path)[0]["key"] == model.key
 
 

@@ -190,7 +190,7 @@ def test_a_broken_latency_record_fails_its_job(tmp_path: Path) -> None:
         output = Path(argv[argv.index("--output") + 1])
         output.mkdir(parents=True)
         (output / "bad.json").write_text(json.dumps({"schema_version": 1, "kind": "latency", "task": "classification",
-                                                     "backbone": "mnv2", "runtime": "eager"}))  # fmt: skip
+                                                     "backbone": "mnv2", "width": None, "runtime": "eager"}))  # fmt: skip
         return JobOutcome(0, "")
 
     reports = run_sweep(plan, tmp_path / "records", tmp_path / "work", runner=runner, log=lambda line: None)

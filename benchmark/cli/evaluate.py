@@ -12,13 +12,15 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from benchmark.cli import compare_float
 from benchmark.cli.arguments import add_progress_arguments, add_task_argument
 from tasks.tflite.executions import EXECUTIONS
+
+if TYPE_CHECKING:
+    from benchmark.runs.schema import EvaluationRecord
 
 # Task flags (added by the task's add_model_arguments) that change how predictions are scored.
 EVAL_SETTINGS = ("max_detections", "nms_iou", "score_threshold", "nms")
@@ -92,9 +94,8 @@ def run(args: argparse.Namespace) -> int:
     result = evaluate(task, model, datamodule)
     output = Path(args.output or f"runs/eval-{task.name}-{cfg['backbone']}-{time.strftime('%Y%m%d-%H%M%S')}")
     record = evaluation_record(task, cfg, args, datamodule, result, weights, precision,
-                               {"litert_agreement": model.agreement()} if arithmetic else {},
-                               time.perf_counter() - started)  # fmt: skip
-    path = write_json_atomic(output / "result.json", record)
+                               model.agreement() if arithmetic else None, time.perf_counter() - started)  # fmt: skip
+    path = write_json_atomic(output / "result.json", record.to_json())
     print_summary(task, cfg, record, args.runtime, arithmetic)
     print(f"result record: {path}", file=sys.stderr)
     if args.compare_float:
@@ -103,54 +104,52 @@ def run(args: argparse.Namespace) -> int:
 
 
 def evaluation_record(task, cfg: dict[str, Any], args: argparse.Namespace, datamodule, result, weights: dict[str, Any],
-                      precision: str, integer: dict[str, Any], wall_s: float) -> dict[str, Any]:  # fmt: skip
+                      precision: str, agreement: dict[str, Any] | None, wall_s: float) -> EvaluationRecord:  # fmt: skip
     """The ``evaluation`` record: metrics in percent with 95 % bootstrap intervals, the data, the settings
-    the numbers depend on, the weights' provenance and how they were run (``integer``: an integer
-    runtime's ``litert_agreement``)."""
-    from benchmark.runs.records import SCHEMA_VERSION, environment
+    the numbers depend on, the weights' provenance and how they were run (``agreement``: an integer
+    execution's agreement with LiteRT)."""
+    from benchmark.runs.records import environment
+    from benchmark.runs.schema import EvaluationRecord
 
-    return {
-        "schema_version": SCHEMA_VERSION,
-        "kind": "evaluation",
-        "task": task.name,
-        "backbone": cfg["backbone"],
-        "width": cfg.get("width") or 1.0,
-        "resolution": cfg["resolution"],
-        "num_classes": cfg["num_classes"],
-        "split": args.split,
-        "preset": cfg["preset"],
-        "dataset": datamodule.dataset_info(),
-        "settings": settings(task, cfg),
-        "metrics": {k: round(float(v), 4) for k, v in result.metrics.items()},
-        "images": result.images,
-        "ci95": {k: [round(low, 4), round(high, 4)] for k, (low, high) in result.ci95.items()},
-        "ci_method": result.as_dict()["ci_method"],
-        "weights": weights,
-        "runtime": args.runtime,
-        "precision": precision,
-        **integer,  # an integer runtime's agreement with LiteRT (None when not checked)
-        "wall_time_s": round(wall_s, 2),
-        "environment": environment("cpu"),
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-    }
+    return EvaluationRecord(
+        task=task.name,
+        backbone=cfg["backbone"],
+        width=cfg.get("width") or 1.0,
+        resolution=cfg["resolution"],
+        num_classes=cfg["num_classes"],
+        split=args.split,
+        preset=cfg["preset"],
+        dataset=datamodule.dataset_info(),
+        settings=settings(task, cfg),
+        metrics={k: round(float(v), 4) for k, v in result.metrics.items()},
+        images=result.images,
+        ci95={k: [round(low, 4), round(high, 4)] for k, (low, high) in result.ci95.items()},
+        ci_method=result.as_dict()["ci_method"],
+        weights=weights,
+        runtime=args.runtime,
+        precision=precision,
+        litert_agreement=agreement,
+        wall_time_s=round(wall_s, 2),
+        environment=environment("cpu"),
+    )
 
 
-def print_summary(task, cfg: dict[str, Any], record: dict[str, Any], runtime: str, arithmetic: str | None) -> None:
+def print_summary(task, cfg: dict[str, Any], record: EvaluationRecord, runtime: str, arithmetic: str | None) -> None:
     """The metrics with their intervals, the agreement with LiteRT and the settings, on stdout."""
     shown = ", ".join(
-        f"{k} {v:.2f} (95% CI {record['ci95'][k][0]:.2f}-{record['ci95'][k][1]:.2f})" if k in record["ci95"] else f"{k} {v:.2f}"
-        for k, v in record["metrics"].items()
+        f"{k} {v:.2f} (95% CI {record.ci95[k][0]:.2f}-{record.ci95[k][1]:.2f})" if k in record.ci95 else f"{k} {v:.2f}"
+        for k, v in record.metrics.items()
     )
-    print(f"{task.name} {cfg['backbone']} width {record['width']:g} @ {cfg['resolution']}, {record['images']} images, "
-          f"runtime {runtime} ({record['precision']}): {shown}")
-    if record.get("litert_agreement"):
-        agreement = record["litert_agreement"]
+    print(f"{task.name} {cfg['backbone']} width {record.width:g} @ {cfg['resolution']}, {record.images} images, "
+          f"runtime {runtime} ({record.precision}): {shown}")
+    if record.litert_agreement:
+        agreement = record.litert_agreement
         kernels = "XNNPACK" if arithmetic == "xnnpack" else "builtin kernels"
         print(f"agreement with LiteRT ({kernels}, same bytes, first {agreement['batches']} batches, "
               f"{agreement['images']} images): raw outputs {agreement['raw_values_equal']:.2f} % equal, "
               f"arg-max {agreement['argmax_equal']:.2f} %")
-    if record["settings"]:
-        print("settings: " + ", ".join(f"{k} {v}" for k, v in record["settings"].items()))
+    if record.settings:
+        print("settings: " + ", ".join(f"{k} {v}" for k, v in record.settings.items()))
 
 
 def settings(task, cfg: dict[str, Any]) -> dict[str, Any]:

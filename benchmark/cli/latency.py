@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 from benchmark.cli.arguments import (
@@ -99,7 +100,6 @@ def run(args: argparse.Namespace) -> int:
     )
     if getattr(args, "device", None):
         return run_on_device(args, flags, given, tier)
-    from benchmark.latency.record import record_file_name
     from benchmark.latency.runner import LatencyOptions, benchmark
     from benchmark.latency.runtimes import parse_runtimes
     from benchmark.latency.runtimes.tflite_file import TfliteFileRuntime
@@ -129,7 +129,7 @@ def run(args: argparse.Namespace) -> int:
     as_json = flags["json"]
 
     def save(record) -> None:
-        path = write_json_atomic(output / record_file_name(record), record.to_json())
+        path = write_json_atomic(output / record.file_name(), record.to_json())
         if not as_json:
             print(format_row(record, None), file=sys.stderr)
             print(f"  record: {path}", file=sys.stderr)
@@ -160,7 +160,6 @@ def run_on_device(args: argparse.Namespace, flags: dict, given: dict, tier) -> i
     transport = open_transport(args.device, args.ssh_config)
     from benchmark.devices.runner import DeviceOptions, check_target, measure_on_device
     from benchmark.devices.work_folder import sigint_deferred
-    from benchmark.latency.record import record_file_name
     from benchmark.runs.config import resolve_model
     from benchmark.runs.records import write_json_atomic, write_text_atomic
     from tasks import get_task
@@ -181,12 +180,12 @@ def run_on_device(args: argparse.Namespace, flags: dict, given: dict, tier) -> i
     as_json = flags["json"]
 
     def save(measurement) -> None:
-        name = record_file_name(measurement.record)
+        name = measurement.record.file_name()
         output.mkdir(parents=True, exist_ok=True)
         log = output / (Path(name).stem + ".log")
         with sigint_deferred():  # Ctrl-C now leaves the log and its record both written, or neither
             write_text_atomic(log, measurement.log)
-            path = write_json_atomic(output / name, dict(measurement.record.to_json(), raw_log=log.name))
+            path = write_json_atomic(output / name, replace(measurement.record, raw_log=log.name).to_json())
         if not as_json:
             if not saved:  # the header comes with the first row: a run that fails prints its one error line alone
                 print(f"{task.name} {cfg['backbone']} {cfg['resolution']}x{cfg['resolution']} on {transport.address}, "

@@ -59,16 +59,16 @@ def run(args: argparse.Namespace) -> int:
     cfg = resolve_config(task, given, recipe=args.config)
     cfg["num_classes_given"] = args.num_classes is not None
     try:
-        record = run_training(cfg)
+        trained = run_training(cfg)
     except Preempted as stop:
         print(f"bench run: {stop}", file=sys.stderr)
         return 143  # 128 + SIGTERM, what schedulers expect of a pre-empted job
-    if record.get("environment") and _is_rank_zero():
-        print_summary(record)
+    if _is_rank_zero():
+        print_summary(trained.record)
         print(f"result record: {cfg['output']}/result.json", file=sys.stderr)
         _draw_validation(task, cfg)
-        if record.get("wandb_offline_dir"):
-            print(f"W&B ran offline; upload later with: wandb sync {record['wandb_offline_dir']}", file=sys.stderr)
+        if trained.wandb_offline_dir:
+            print(f"W&B ran offline; upload later with: wandb sync {trained.wandb_offline_dir}", file=sys.stderr)
     return 0
 
 

@@ -10,10 +10,9 @@ from typing import Any
 
 from benchmark.devices.parsers import ToolResult
 from benchmark.devices.tools import DeviceTool
-from benchmark.latency.gate import GateResult
-from benchmark.latency.record import LatencyRecord
-from benchmark.latency.timing import LatencyStats, Tier, summarize
+from benchmark.latency.timing import Tier, summarize
 from benchmark.runs.records import environment
+from benchmark.runs.schema import GateResult, LatencyRecord, LatencyStats
 from tasks.provenance import sha256_of
 
 LAYOUTS = {"tflite": "NHWC", "onnx": "NCHW", "openvino": "NCHW"}

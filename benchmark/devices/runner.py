@@ -44,13 +44,13 @@ from benchmark.devices.work_folder import (
     tool_command,
     work_folder_name,
 )
-from benchmark.latency.gate import EagerReference, GateResult, accuracy_gate
+from benchmark.latency.gate import EagerReference, accuracy_gate
 from benchmark.latency.inputs import calibration_batches, load_task_images
-from benchmark.latency.record import LatencyRecord
 from benchmark.latency.runtimes import device_runtimes
 from benchmark.latency.runtimes.base import output_spec
 from benchmark.latency.runtimes.export import SUFFIXES, export_model, format_unavailable, write_sidecar
 from benchmark.latency.timing import Tier
+from benchmark.runs.schema import GateResult, LatencyRecord
 
 
 @dataclass(frozen=True)

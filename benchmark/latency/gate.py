@@ -11,6 +11,7 @@ import torch
 from torch import nn
 from torch.utils import _pytree as pytree
 
+from benchmark.runs.schema import GateResult
 from tasks.facts import TASK_FACTS, weak_reference
 
 
@@ -121,26 +122,6 @@ def fixed_batch(forward: Callable[[torch.Tensor], Any], batch_size: int) -> Call
 # Verdicts of a non-reference runtime: it passes only when every target is met against a reference
 # strong enough to judge; a weak reference gives "not judged", which never passes.
 PASS, FAIL, NOT_JUDGED, REFERENCE = "pass", "fail", "not judged", "reference"
-
-
-@dataclass(frozen=True)
-class GateResult:
-    metric: str | None = None
-    value: float | None = None
-    reference: float | None = None
-    ratio: float | None = None
-    threshold: float | None = None
-    agreement: float | None = None
-    max_abs_diff: float | None = None
-    images: int | None = None
-    # True unless the runtime passed (a failed target, or no judgement): a flagged row never passes.
-    flagged: bool | None = None
-    basis: str | None = None
-    note: str | None = None
-    verdict: str | None = None
-    agreement_target: float | None = None
-    # Why the runtime failed or was not judged (the targets it missed, the weak reference).
-    reason: str | None = None
 
 
 @dataclass(frozen=True)

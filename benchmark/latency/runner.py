@@ -14,11 +14,11 @@ from torch import nn
 from backbones.errors import UserError
 from benchmark.latency.gate import EagerReference, accuracy_gate, fixed_batch
 from benchmark.latency.inputs import TaskImages, calibration_batches, load_task_images
-from benchmark.latency.record import LatencyRecord
 from benchmark.latency.runtimes import Runtime, get_runtime
 from benchmark.latency.timing import TIERS, Clock, Tier, measure
 from benchmark.memory import peak as memory
 from benchmark.runs.records import environment
+from benchmark.runs.schema import LatencyRecord
 from tasks.progress import stage
 
 

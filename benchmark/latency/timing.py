@@ -17,6 +17,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from backbones.errors import UserError
+from benchmark.runs.schema import LatencyStats
 
 Clock = Callable[[], float]
 # Runs one call and returns its duration in seconds (wall clock by default, CUDA events on a GPU).
@@ -99,20 +100,6 @@ def run_timed(call: Callable[[], Any], tier: Tier, *, clock: Clock = time.perf_c
 # --------------------------------------------------------------------------------------------
 # Statistics (a pure function of the durations)
 # --------------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class LatencyStats:
-    runs: int
-    duration_s: float
-    first_ms: float
-    min_ms: float
-    mean_ms: float
-    std_ms: float
-    p50_ms: float
-    p90_ms: float
-    p99_ms: float
-    max_ms: float
-
-
 def percentile(sorted_values: Sequence[float], q: float) -> float:
     """Linear interpolation between closest ranks (numpy's default ``linear`` method)."""
     if not sorted_values:

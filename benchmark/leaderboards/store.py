@@ -1,9 +1,6 @@
-"""The records store: one JSON file per record under ``leaderboards/records/``, validated on load.
-
-Kinds: ``result`` (``bench run``), ``evaluation`` (``bench eval``: given weights, e.g. an official
-checkpoint, on a real val split), ``latency`` (``bench latency``) and ``profile`` (params and MAdds
-the suite counted for a reported network, cached so the leaderboard stays a fast, pure function of
-the files). A measured record carries the commit it was made from; one made from a tree with
+"""The records store: one JSON file per record under ``leaderboards/records/``, each checked on load
+against the class of its kind that wrote it (``benchmark.runs.schema``: result, evaluation, latency,
+profile). A measured record carries the commit it was made from; one made from a tree with
 uncommitted changes (commit ending in ``+dirty``) cannot be reproduced, and a latency record below its
 task's minimum tier (``MIN_LATENCY_TIER``) is too short to rank, so ``--add`` refuses either and
 ``--check`` fails while one is in the store. File names are derived from the content, so adding the same record twice
@@ -20,85 +17,24 @@ from typing import Any
 
 from backbones.errors import UserError
 from benchmark.runs.records import read_record, write_json_atomic, write_text_atomic
+from benchmark.runs.schema import KINDS, RECORD_TYPES
 from tasks.facts import TASK_FACTS
 
-KINDS = ("result", "evaluation", "latency", "profile")
 # The headline metric each task's result record must carry (percent).
 TASK_METRICS = {name: facts.metric for name, facts in TASK_FACTS.items()}
-
 _NUMBER = (int, float)
-_REQUIRED: dict[str, dict[str, tuple[type, ...]]] = {
-    "result": {
-        "width": _NUMBER,
-        "resolution": (int,),
-        "num_classes": (int,),
-        "dataset": (dict,),
-        "metrics": (dict,),
-        "params": (int,),
-        "madds": (int,),
-        "environment": (dict,),
-        "created": (str,),
-    },
-    "evaluation": {
-        "width": _NUMBER,
-        "resolution": (int,),
-        "num_classes": (int,),
-        "dataset": (dict,),
-        "metrics": (dict,),
-        "images": (int,),
-        "preset": (str,),
-        "weights": (dict,),
-        "environment": (dict,),
-        "created": (str,),
-    },
-    "latency": {
-        "width": _NUMBER,
-        "resolution": (int,),
-        "runtime": (str,),
-        "threads": (int,),
-        "batch_size": (int,),
-        "precision": (str,),
-        "runs": (int,),
-        "min_ms": _NUMBER,
-        "mean_ms": _NUMBER,
-        "std_ms": _NUMBER,
-        "p50_ms": _NUMBER,
-        "p90_ms": _NUMBER,
-        "environment": (dict,),
-        "created": (str,),
-    },
-    "profile": {
-        "key": (str,),
-        "resolution": (int,),
-        "num_classes": (int,),
-        "options": (list,),
-        "params": (int,),
-        "madds": (int,),
-        "profile": (dict,),
-    },
-}
-
-
-# Backbones without a width multiplier may leave it null (shown as 1.0).
-_NULLABLE = {"width"}
 
 
 def validate(record: dict[str, Any], path: str | Path) -> dict[str, Any]:
-    """Check the fields the leaderboard reads; a bad record is one line naming its file."""
+    """Check a record against its kind's class in ``benchmark.runs.schema`` (the class that writes it),
+    and the values the leaderboard reads inside its objects; a bad record is one line naming its file."""
     kind = record.get("kind")
-    if kind not in KINDS:
+    if kind not in RECORD_TYPES:
         raise UserError(f"{path}: unknown record kind {kind!r} (expected one of {', '.join(KINDS)})")
     task = record.get("task")
     if task not in TASK_METRICS:
         raise UserError(f"{path}: unknown task {task!r} (expected one of {', '.join(TASK_METRICS)})")
-    for key, types in _REQUIRED[kind].items():
-        value = record.get(key)
-        if key in _NULLABLE and value is None:
-            continue
-        if value is None or isinstance(value, bool) or not isinstance(value, types):
-            expected = " or ".join(t.__name__ for t in types)
-            got = "missing" if key not in record else f"{type(value).__name__} {value!r}"[:60]
-            raise UserError(f"{path}: {kind} record field {key!r} must be {expected}, got {got}")
+    RECORD_TYPES[kind].check(record, path)
     if kind in ("result", "evaluation"):
         metric = TASK_METRICS[task]
         value = record["metrics"].get(metric)
@@ -108,8 +44,6 @@ def validate(record: dict[str, Any], path: str | Path) -> dict[str, Any]:
             raise UserError(f"{path}: {kind} record field dataset.synthetic must be true or false")
     if kind == "evaluation" and not isinstance(record["weights"].get("source"), str):
         raise UserError(f"{path}: evaluation record field weights.source must be a string")
-    if kind == "latency" and record.get("accuracy") is not None and not isinstance(record["accuracy"], dict):
-        raise UserError(f"{path}: latency record field 'accuracy' must be an object or null")
     return record
 
 

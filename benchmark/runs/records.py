@@ -1,4 +1,6 @@
-"""Result records: schema, run environment, and atomic writes that never leave half a file."""
+"""Record files: reading one (its schema version and kind), the environment a measured record names
+(versions, host, commit, command line), and atomic writes that never leave half a file. What each
+kind holds is ``benchmark.runs.schema``."""
 
 from __future__ import annotations
 
@@ -13,8 +15,8 @@ from typing import Any
 
 from backbones.errors import UserError
 from benchmark.runs.host import this_host
+from benchmark.runs.schema import SCHEMA_VERSION
 
-SCHEMA_VERSION = 1
 # The command line of the ``bench`` call this process runs (set by the CLI's ``main``), kept in
 # every record's environment so the record says how to make it again.
 _COMMAND: list[str] = []
@@ -22,6 +24,8 @@ _COMMAND: list[str] = []
 
 def set_command_line(argv: list[str]) -> None:
     _COMMAND[:] = list(argv)
+
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 

@@ -9,7 +9,8 @@ import threading
 import time
 import uuid
 import warnings
-from datetime import datetime, timezone
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,8 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from backbones.errors import UserError
 from benchmark.runs.hold import hold_from_env
-from benchmark.runs.records import SCHEMA_VERSION, environment, write_json_atomic, write_text_atomic
+from benchmark.runs.records import environment, write_json_atomic, write_text_atomic
+from benchmark.runs.schema import ResultRecord
 from tasks.factory import build_model
 from tasks.resumable import ResumeState
 
@@ -227,13 +229,22 @@ def interrupt_as_keyboard_interrupt(trainer: L.Trainer, checkpoint: Path):
         raise
 
 
-def run(cfg: dict[str, Any]) -> dict[str, Any]:
-    """Train, validate, write ``<output>/result.json``; return the record."""
+@dataclass(frozen=True)
+class Trained:
+    """A finished run: its record (also in ``<output>/result.json``) and, for an offline W&B run, the
+    folder ``wandb sync`` uploads later."""
+
+    record: ResultRecord
+    wandb_offline_dir: str | None = None
+
+
+def run(cfg: dict[str, Any]) -> Trained:
+    """Train, validate, write ``<output>/result.json``."""
     with process_state_kept():
         return _run(cfg)
 
 
-def _run(cfg: dict[str, Any]) -> dict[str, Any]:
+def _run(cfg: dict[str, Any]) -> Trained:
     for message in QUIET_WARNINGS:
         warnings.filterwarnings("ignore", message=message)
     from tasks import get_task
@@ -284,11 +295,12 @@ def _run(cfg: dict[str, Any]) -> dict[str, Any]:
     record = result_record(task, cfg, module, datamodule, profile, trainer,
                            resumed_from_step=resume_point.step if resume_from else None,
                            wall_time_s=round(time.perf_counter() - started, 2))
+    offline_dir = None
     if trainer.is_global_zero:
-        write_json_atomic(output / "result.json", record)
+        write_json_atomic(output / "result.json", record.to_json())
         if logger and cfg["logger"] == "wandb":
-            _finish_wandb(logger, record)
-    return record
+            offline_dir = _finish_wandb(logger, record)
+    return Trained(record, offline_dir)
 
 
 def prepare_data(task, cfg: dict[str, Any]):
@@ -322,37 +334,35 @@ def run_callbacks(cfg: dict[str, Any], monitor: str, checkpoints: Path, resume_p
 
 
 def result_record(task, cfg: dict[str, Any], module, datamodule, profile: dict[str, Any], trainer: L.Trainer,
-                  *, resumed_from_step: int | None, wall_time_s: float) -> dict[str, Any]:
+                  *, resumed_from_step: int | None, wall_time_s: float) -> ResultRecord:
     """The run's ``result.json``: what was trained on what, its metrics, counts and environment."""
-    return {
-        "schema_version": SCHEMA_VERSION,
-        "kind": "result",
-        "task": task.name,
-        "backbone": cfg["backbone"],
-        "width": cfg.get("width") or 1.0,
-        "resolution": cfg["resolution"],
-        "num_classes": cfg["num_classes"],
-        "dataset": datamodule.dataset_info(),
-        "metrics": module.final_metrics(),
-        "params": profile["params"],
-        "madds": profile["madds"],
-        "profile": profile,
-        "config": public_config(cfg),
-        "steps": trainer.global_step,
-        "resumed_from_step": resumed_from_step,
-        "epochs": trainer.current_epoch,
-        "wall_time_s": wall_time_s,
-        "environment": environment(str(trainer.strategy.root_device)),
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-    }
+    return ResultRecord(
+        task=task.name,
+        backbone=cfg["backbone"],
+        width=cfg.get("width") or 1.0,
+        resolution=cfg["resolution"],
+        num_classes=cfg["num_classes"],
+        dataset=datamodule.dataset_info(),
+        metrics=module.final_metrics(),
+        params=profile["params"],
+        madds=profile["madds"],
+        profile=profile,
+        config=public_config(cfg),
+        steps=trainer.global_step,
+        resumed_from_step=resumed_from_step,
+        epochs=trainer.current_epoch,
+        wall_time_s=wall_time_s,
+        environment=environment(str(trainer.strategy.root_device)),
+    )
 
 
-def _finish_wandb(logger, record: dict[str, Any]) -> None:
+def _finish_wandb(logger, record: ResultRecord) -> str | None:
+    """The record into the run's summary; the run's folder when W&B ran offline."""
     experiment = logger.experiment
-    experiment.summary.update(_flatten({"result": record}))
-    if experiment.settings.mode == "offline":
-        record["wandb_offline_dir"] = str(Path(experiment.dir).parent)
+    experiment.summary.update(_flatten({"result": record.to_json()}))
+    offline_dir = str(Path(experiment.dir).parent) if experiment.settings.mode == "offline" else None
     experiment.finish()  # flush the run to disk now, not at interpreter exit
+    return offline_dir
 
 
 def _flatten(obj: dict[str, Any], prefix: str = "") -> dict[str, Any]:

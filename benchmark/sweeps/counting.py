@@ -5,15 +5,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
 
 from backbones.errors import UserError
 from benchmark.leaderboards.baselines import BASELINES, Baselines, SuiteModel
 from benchmark.leaderboards.store import add_record
-from benchmark.runs.records import SCHEMA_VERSION
+from benchmark.runs.schema import ProfileRecord
 
 
-def count_profile(model: SuiteModel) -> dict[str, Any]:
+def count_profile(model: SuiteModel) -> ProfileRecord:
     """Count one suite model (``profile_model``, in-process); a ``profile`` record."""
     import torch
     import torchvision
@@ -28,24 +27,19 @@ def count_profile(model: SuiteModel) -> dict[str, Any]:
         counts = profile_model(task, cfg)
     except UserError as error:
         raise UserError(f"bench profile {' '.join(model.profile_flags(task.default_num_classes))}: {error}") from None
-    return {
-        "schema_version": SCHEMA_VERSION,
-        "kind": "profile",
-        "key": model.key,
-        "task": model.task,
-        "backbone": model.backbone,
-        "width": model.width,
-        "resolution": model.resolution,
-        "num_classes": counts.get("num_classes", task.default_num_classes),
-        "options": list(model.flags),
-        "params": counts["params"],
-        "madds": counts["madds"],
-        "profile": counts,
-        "counted_with": {
-            "torch": torch.__version__.split("+")[0],
-            "torchvision": torchvision.__version__.split("+")[0],
-        },
-    }
+    return ProfileRecord(
+        key=model.key,
+        task=model.task,
+        backbone=model.backbone,
+        width=model.width,
+        resolution=model.resolution,
+        num_classes=counts.get("num_classes", task.default_num_classes),
+        options=list(model.flags),
+        params=counts["params"],
+        madds=counts["madds"],
+        profile=counts,
+        counted_with={"torch": torch.__version__.split("+")[0], "torchvision": torchvision.__version__.split("+")[0]},
+    )
 
 
 def recount(
@@ -72,7 +66,7 @@ def recount(
         except UserError as error:
             lines.append(f"count {model.key}: skipped ({error})")
             continue
-        path, changed = add_record(record, records_dir)
+        path, changed = add_record(record.to_json(), records_dir)
         state = "updated" if changed else "unchanged"
         lines.append(
             f"count {model.key}: {record['params']:,} params, {record['madds'] / 1e6:,.1f}M MAdds ({state})"
