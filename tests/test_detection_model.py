@@ -12,6 +12,7 @@ from tasks import get_task
 from tasks.detection.anchors import AnchorConfig, anchor_boxes
 from tasks.detection.box_coding import decode, encode
 from tasks.detection.loss import match_targets, ssd_loss
+from tasks.detection.options import DetectionOptions
 from tasks.detection.postprocess import postprocess_detections
 from tasks.detection.ssdlite import SSDLite
 from tasks.factory import build_model
@@ -137,7 +138,8 @@ def test_perfect_outputs_decode_back_to_the_ground_truth() -> None:
     targets = [{"boxes": boxes, "labels": torch.tensor([3, 0, 1])}]
     classes, codes = match_targets(targets, anchors)
     class_logits = (torch.nn.functional.one_hot(classes, 5).float() * 2 - 1) * 20  # sigmoid: ~1 vs ~0
-    detections = postprocess_detections(class_logits, codes, anchors, (128, 128), score_threshold=0.5)[0]
+    detections = postprocess_detections(class_logits, codes, anchors, (128, 128),
+                                        DetectionOptions(score_threshold=0.5))[0]
     order = detections["labels"].argsort(descending=True)
     # Class-wise NMS: the two heavily overlapping boxes of different classes both survive.
     assert detections["labels"][order].tolist() == [3, 1, 0]
@@ -148,16 +150,16 @@ def test_postprocess_threshold_nms_and_top_k() -> None:
     anchors = torch.tensor([[0.0, 0.0, 10.0, 10.0], [1.0, 0.0, 11.0, 10.0], [30.0, 30.0, 40.0, 40.0]])
     logits = torch.log(torch.tensor([[[0.1, 0.9, 0.0], [0.2, 0.8, 0.0], [0.95, 0.0, 0.05]]]) + 1e-9)
     zero_codes = torch.zeros(1, 3, 4)
-    kept = postprocess_detections(logits, zero_codes, anchors, (50, 50), scoring="softmax", score_threshold=0.01,
-                                  nms_iou=0.6)[0]
+    kept = postprocess_detections(logits, zero_codes, anchors, (50, 50),
+                                  DetectionOptions(scoring="softmax", score_threshold=0.01, nms_iou=0.6))[0]
     # Anchor 1 (IoU 0.82 with anchor 0, same class) is suppressed; anchor 2's 0.05 clears 0.01.
     assert kept["scores"].tolist() == pytest.approx([0.9, 0.05], abs=1e-6)
     assert kept["labels"].tolist() == [0, 1]
     softmax = {"scoring": "softmax"}
-    assert len(postprocess_detections(logits, zero_codes, anchors, (50, 50), score_threshold=0.1,
-                                      **softmax)[0]["boxes"]) == 1
-    assert len(postprocess_detections(logits, zero_codes, anchors, (50, 50), max_detections=1,
-                                      **softmax)[0]["boxes"]) == 1
+    assert len(postprocess_detections(logits, zero_codes, anchors, (50, 50),
+                                      DetectionOptions(score_threshold=0.1, **softmax))[0]["boxes"]) == 1
+    assert len(postprocess_detections(logits, zero_codes, anchors, (50, 50),
+                                      DetectionOptions(max_detections=1, **softmax))[0]["boxes"]) == 1
 
 
 # Paper counts (V2 paper, Tables 5 and 6) and the tolerances the issue allows.

@@ -13,6 +13,7 @@ from backbones import create_backbone
 from tasks.detection.anchors import AnchorConfig, anchor_boxes
 from tasks.detection.bootstrap import weighted_map
 from tasks.detection.loss import classification_losses, ssd_loss, tf_hard_example_mining
+from tasks.detection.options import DetectionOptions
 from tasks.detection.postprocess import class_scores, postprocess_detections, postprocess_exact
 from tasks.detection.ssdlite import SSDLite, extra_depths
 
@@ -155,8 +156,8 @@ def test_fast_postprocess_agrees_with_the_exact_one(scoring: str) -> None:
     anchors = SSDLite(create_backbone("mnv2", width=0.35), 20).anchors((128, 128))
     class_logits = torch.randn(2, len(anchors), 21) * 2 - 3
     box_regression = torch.randn(2, len(anchors), 4) * 0.5
-    fast = postprocess_detections(class_logits, box_regression, anchors, (128, 128), scoring=scoring,
-                                  pre_nms_top_k=len(anchors) * 20)
+    fast = postprocess_detections(class_logits, box_regression, anchors, (128, 128),
+                                  DetectionOptions(scoring=scoring, pre_nms_top_k=len(anchors) * 20))
     exact = postprocess_exact(class_logits, box_regression, anchors, (128, 128), scoring=scoring)
     for ours, reference in zip(fast, exact, strict=True):
         assert len(ours["scores"]) == len(reference["scores"]) == 100
@@ -164,7 +165,8 @@ def test_fast_postprocess_agrees_with_the_exact_one(scoring: str) -> None:
         torch.testing.assert_close(ours["boxes"], reference["boxes"])
         assert ours["labels"].tolist() == reference["labels"].tolist()
     # The default top-k keeps the best detections (the first of a score-sorted list).
-    default = postprocess_detections(class_logits, box_regression, anchors, (128, 128), scoring=scoring)
+    default = postprocess_detections(class_logits, box_regression, anchors, (128, 128),
+                                     DetectionOptions(scoring=scoring))
     torch.testing.assert_close(default[0]["scores"][:20], exact[0]["scores"][:20])
 
 

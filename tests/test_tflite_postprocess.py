@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 
+from tasks.detection.options import DetectionOptions
 from tasks.detection.postprocess import postprocess_detections
 
 
@@ -18,21 +19,24 @@ def test_fast_nms_is_class_agnostic_and_keeps_the_best_class_per_anchor() -> Non
     logits = torch.tensor([[[0.0, logit(0.9), logit(0.8)],    # anchor 0: best class 0
                             [0.0, logit(0.1), logit(0.85)],   # overlaps anchor 0 (IoU 0.82): suppressed
                             [0.0, logit(0.3), logit(0.2)]]])  # fmt: skip
-    fast = postprocess_detections(logits, codes, anchors, (100, 100), nms="fast", max_detections=10, nms_iou=0.6)[0]
+    fast = postprocess_detections(logits, codes, anchors, (100, 100),
+                                  DetectionOptions(nms="fast", max_detections=10, nms_iou=0.6))[0]
     assert fast["labels"].tolist() == [0, 0]
     assert torch.allclose(fast["scores"], torch.tensor([0.9, 0.3]))
     assert torch.allclose(fast["boxes"], anchors[[0, 2]])
     # Class-wise NMS keeps anchor 1 for class 1 (a different class from anchor 0's best).
-    wise = postprocess_detections(logits, codes, anchors, (100, 100), max_detections=10, nms_iou=0.6)[0]
+    wise = postprocess_detections(logits, codes, anchors, (100, 100),
+                                  DetectionOptions(max_detections=10, nms_iou=0.6))[0]
     assert (1, 0.85) in [(int(c), round(float(s), 2)) for c, s in zip(wise["labels"], wise["scores"], strict=True)]
     # Two classes per detection: each kept anchor with its two best (TFLite: max_detections x classes rows).
-    two = postprocess_detections(logits, codes, anchors, (100, 100), nms="fast", max_detections=3,
-                                 max_classes_per_detection=2)[0]
+    two = postprocess_detections(logits, codes, anchors, (100, 100),
+                                 DetectionOptions(nms="fast", max_detections=3, max_classes_per_detection=2))[0]
     assert two["labels"].tolist() == [0, 1, 0, 1]
     assert torch.allclose(two["scores"], torch.tensor([0.9, 0.8, 0.3, 0.2]))
     # The file's box scales: (x, y, w, h) weights of the decoder.
     codes = torch.tensor([[[1.0, 0, 0, 0]] * 3])
-    moved = postprocess_detections(logits, codes, anchors, (100, 100), nms="fast", box_scales=(1.0, 1.0, 1.0, 1.0))[0]
+    moved = postprocess_detections(logits, codes, anchors, (100, 100),
+                                   DetectionOptions(nms="fast", box_scales=(1.0, 1.0, 1.0, 1.0)))[0]
     assert torch.allclose(moved["boxes"][0], torch.tensor([10.0, 0, 20, 10]))
 
 
@@ -47,10 +51,12 @@ def test_fast_nms_breaks_ties_and_reports_boxes_as_the_op() -> None:
                             [0.0, tie, tie],  # first of the tie: kept, anchor 2 (IoU 0.82) suppressed
                             [0.0, tie, tie],
                             [0.0, tie, tie]]])  # fmt: skip
-    fast = postprocess_detections(logits, codes, anchors, (100, 100), nms="fast", max_detections=10, nms_iou=0.6)[0]
+    fast = postprocess_detections(logits, codes, anchors, (100, 100),
+                                  DetectionOptions(nms="fast", max_detections=10, nms_iou=0.6))[0]
     assert fast["labels"].tolist() == [0, 0, 0]
     assert torch.allclose(fast["boxes"], anchors[[1, 3, 0]])
-    two = postprocess_detections(logits, codes, anchors, (100, 100), nms="fast", max_classes_per_detection=2)[0]
+    two = postprocess_detections(logits, codes, anchors, (100, 100),
+                                 DetectionOptions(nms="fast", max_classes_per_detection=2))[0]
     assert two["labels"].tolist() == [0, 1, 0, 1, 0, 1]
 
 

@@ -57,9 +57,8 @@ def run(args: argparse.Namespace) -> int:
     if isinstance(given.get("devices"), str) and given["devices"].isdigit():
         given["devices"] = int(given["devices"])
     cfg = resolve_config(task, given, recipe=args.config)
-    cfg["num_classes_given"] = args.num_classes is not None
     try:
-        trained = run_training(cfg)
+        trained = run_training(cfg, num_classes_given=args.num_classes is not None)
     except Preempted as stop:
         print(f"bench run: {stop}", file=sys.stderr)
         return 143  # 128 + SIGTERM, what schedulers expect of a pre-empted job

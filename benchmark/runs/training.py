@@ -238,13 +238,14 @@ class Trained:
     wandb_offline_dir: str | None = None
 
 
-def run(cfg: dict[str, Any]) -> Trained:
-    """Train, validate, write ``<output>/result.json``."""
+def run(cfg: dict[str, Any], *, num_classes_given: bool = False) -> Trained:
+    """Train, validate, write ``<output>/result.json``. ``num_classes_given``: ``--num-classes`` was on
+    the command line, so the dataset must have that many classes (else the dataset's count is taken)."""
     with process_state_kept():
-        return _run(cfg)
+        return _run(cfg, num_classes_given)
 
 
-def _run(cfg: dict[str, Any]) -> Trained:
+def _run(cfg: dict[str, Any], num_classes_given: bool) -> Trained:
     for message in QUIET_WARNINGS:
         warnings.filterwarnings("ignore", message=message)
     from tasks import get_task
@@ -261,7 +262,7 @@ def _run(cfg: dict[str, Any]) -> Trained:
         torch.set_num_threads(cfg["threads"])
     L.seed_everything(cfg["seed"], workers=True, verbose=False)
     # The data first: a wrong --data is one line before Lightning prints anything or a folder is made.
-    datamodule = prepare_data(task, cfg)
+    datamodule = prepare_data(task, cfg, num_classes_given)
     output.mkdir(parents=True, exist_ok=True)
     logger = make_logger(cfg, output)
     resume_point = ResumePoint()
@@ -303,13 +304,13 @@ def _run(cfg: dict[str, Any]) -> Trained:
     return Trained(record, offline_dir)
 
 
-def prepare_data(task, cfg: dict[str, Any]):
+def prepare_data(task, cfg: dict[str, Any], num_classes_given: bool):
     """The task's datamodule, set up for fitting; fills the class count and names into ``cfg``."""
     datamodule = task.build_datamodule(cfg)
     datamodule.seed = cfg["seed"]
     datamodule.prepare_data()
     datamodule.setup("fit")
-    if not cfg.get("num_classes_given"):
+    if not num_classes_given:
         cfg["num_classes"] = datamodule.num_classes
     elif cfg["num_classes"] != datamodule.num_classes:
         raise UserError(f"--num-classes {cfg['num_classes']} but the dataset has {datamodule.num_classes} classes")

@@ -20,17 +20,12 @@ from tasks.detection.postprocess import postprocess_detections
 
 Anchors = Callable[[tuple[int, int], Any], torch.Tensor]
 
-# The options that shape post-processing (the rest are the head's, the loss's and the crop's).
-POSTPROCESS_FIELDS = ("scoring", "score_threshold", "nms_iou", "max_detections", "pre_nms_top_k", "nms",
-                      "max_classes_per_detection", "box_scales")
-
 
 class DetectionDecoder:
     """Decodes ``(class_logits, box_regression)`` of one model; anchors come from the model itself."""
 
     def __init__(self, anchors: Anchors, options: DetectionOptions = DEFAULTS) -> None:
         self.anchors, self.options = anchors, options
-        self.postprocess = {name: getattr(options, name) for name in POSTPROCESS_FIELDS}
 
     @classmethod
     def for_model(cls, model: nn.Module, options: DetectionOptions) -> DetectionDecoder:
@@ -42,4 +37,4 @@ class DetectionDecoder:
         class_logits, box_regression = (torch.as_tensor(o) for o in outputs)
         size = (int(size[0]), int(size[1]))
         anchors = self.anchors(size, class_logits.device)
-        return postprocess_detections(class_logits, box_regression, anchors, size, **self.postprocess)
+        return postprocess_detections(class_logits, box_regression, anchors, size, self.options)

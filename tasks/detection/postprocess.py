@@ -26,7 +26,7 @@ from torchvision.ops import batched_nms, clip_boxes_to_image, nms
 
 from backbones.errors import UserError
 from tasks.detection.box_coding import decode
-from tasks.detection.options import DEFAULTS, LABEL_MAPS, NMS_MODES, PRE_NMS_TOP_K, SCORINGS
+from tasks.detection.options import DEFAULTS, LABEL_MAPS, PRE_NMS_TOP_K, SCORINGS, DetectionOptions
 
 __all__ = ["PRE_NMS_TOP_K", "class_scores", "label_category_ids", "postprocess_detections", "postprocess_exact"]
 
@@ -78,31 +78,24 @@ def postprocess_detections(
     box_regression: torch.Tensor,
     anchors: torch.Tensor,
     image_size: tuple[int, int],
-    *,
-    scoring: str = DEFAULTS.scoring,
-    score_threshold: float = DEFAULTS.score_threshold,
-    nms_iou: float = DEFAULTS.nms_iou,
-    max_detections: int = DEFAULTS.max_detections,
-    pre_nms_top_k: int = DEFAULTS.pre_nms_top_k,
-    nms: str = DEFAULTS.nms,
-    max_classes_per_detection: int = DEFAULTS.max_classes_per_detection,
-    box_scales: tuple[float, ...] | None = DEFAULTS.box_scales,
+    options: DetectionOptions = DEFAULTS,
 ) -> list[dict[str, torch.Tensor]]:
     """Per image ``{"boxes" [K, 4] (x0, y0, x1, y1) in input pixels, "scores" [K], "labels" [K]}``.
 
     Labels are contiguous class indices (0-based, background removed); scores sorted descending.
-    ``box_scales``: the decoder's (x, y, w, h) scales (default TF's 10, 10, 5, 5).
+    ``options`` (checked when made) gives the scoring, NMS mode and thresholds, the detection cap and
+    the decoder's (x, y, w, h) ``box_scales`` (None: TF's 10, 10, 5, 5).
     """
-    if nms not in NMS_MODES:
-        raise UserError(f"--nms: unknown value {nms!r}; choose from {', '.join(NMS_MODES)}")
+    o = options
     with one_thread():
-        if nms == "fast":
-            return _postprocess_fast(class_logits, box_regression, anchors, image_size, scoring=scoring,
-                                     score_threshold=score_threshold, nms_iou=nms_iou, max_detections=max_detections,
-                                     max_classes=max_classes_per_detection, box_scales=box_scales)
-        return _postprocess(class_logits, box_regression, anchors, image_size, scoring=scoring,
-                            score_threshold=score_threshold, nms_iou=nms_iou, max_detections=max_detections,
-                            pre_nms_top_k=pre_nms_top_k, box_scales=box_scales)
+        if o.nms == "fast":
+            return _postprocess_fast(class_logits, box_regression, anchors, image_size, scoring=o.scoring,
+                                     score_threshold=o.score_threshold, nms_iou=o.nms_iou,
+                                     max_detections=o.max_detections, max_classes=o.max_classes_per_detection,
+                                     box_scales=o.box_scales)  # fmt: skip
+        return _postprocess(class_logits, box_regression, anchors, image_size, scoring=o.scoring,
+                            score_threshold=o.score_threshold, nms_iou=o.nms_iou, max_detections=o.max_detections,
+                            pre_nms_top_k=o.pre_nms_top_k, box_scales=o.box_scales)
 
 
 def _postprocess_fast(
