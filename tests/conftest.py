@@ -46,7 +46,12 @@ def logging_outlives_the_test() -> Iterator[None]:
     binds the ``sys.stderr`` of that moment: inside a test, pytest's capture stream, closed when the
     test ends. The next test that logs through it then gets "--- Logging error --- ValueError: I/O
     operation on closed file" in its stderr. Such a handler is pointed at the current stderr instead."""
+    threads = torch.get_num_threads()
     yield
+    # A runtime's prepare() sets torch's thread count (its contract; bench latency restores it after the
+    # run). A test that calls it directly would leave 1 thread to every later test, and NHWC gradients,
+    # for one, round differently on 1 thread (tests/test_channels_last.py): the suite's order would matter.
+    torch.set_num_threads(threads)
     progress = sys.modules.get("tasks.progress")
     if progress is not None and progress._settings.bar is not None:
         # A bar's refresh thread writes to whatever sys.stderr is, ten times a second, in later tests too.

@@ -37,7 +37,11 @@ def test_nhwc_gradients_are_as_exact_as_nchw(mode: str) -> None:
     In evaluation mode both are within about 2e-7. In training mode the batch statistics of the 1x1
     and 2x2 maps (4 values each) amplify rounding to 0.4 % (NCHW) and 1 % (NHWC, whose kernels sum
     in another order), so the bound there is NCHW's own error, within a small factor: a layout that
-    mixed up channels and pixels would be off by order one."""
+    mixed up channels and pixels would be off by order one. Measured on 2 threads (the suite's count):
+    NCHW 0.0044, NHWC 0.0099; on 1 thread oneDNN's NHWC backward errs more (0.074, NCHW still 0.0044),
+    so the test pins 2."""
+    if torch.get_num_threads() != 2:
+        pytest.skip("the bound is measured on 2 threads (tests/conftest.py sets them)")
     task = get_task("detection")
     cfg = resolve_config(task, {"backbone": "mnv2", "width": 0.35, "resolution": 96, "num_classes": 3})
     torch.manual_seed(0)

@@ -118,9 +118,27 @@ def _log_x(ax) -> None:
 
 
 def _key(ax, lines: list[str]) -> None:
-    """The numbered key beside a panel, outside its data."""
-    ax.text(1.02, 1.0, "\n".join(lines), transform=ax.transAxes, va="top", ha="left", fontsize=6,
-            family="DejaVu Sans Mono")  # fmt: skip
+    """The numbered key beside a panel, outside its data, in the figure's right-hand strip that the
+    layout keeps free (``_beside``)."""
+    text = ax.text(1.02, 1.0, "\n".join(lines), transform=ax.transAxes, va="top", ha="left", fontsize=6,
+                   family="DejaVu Sans Mono")  # fmt: skip
+    text.set_in_layout(False)
+
+
+def _legend_beside(ax, width: int = 72) -> None:
+    """The panel's legend below its key, in the same right-hand strip; a label longer than the strip
+    is cut with an ellipsis (the tables beside the plot name each source in full)."""
+    handles, labels = ax.get_legend_handles_labels()
+    labels = [label if len(label) <= width else label[: width - 1] + "…" for label in labels]
+    ax.legend(handles, labels, loc="lower left", bbox_to_anchor=(1.02, 0.0), fontsize=6, frameon=False,
+              borderaxespad=0).set_in_layout(False)  # fmt: skip
+
+
+def _beside(figure) -> None:
+    """Lay the panels out in the left 62 % of the figure; keys and legends take the strip on the right.
+    They stay out of the layout's sums: a long key would otherwise leave no width for the panels and
+    matplotlib would give up on the layout (the "Tight layout not applied" warning)."""
+    figure.tight_layout(rect=(0, 0, 0.62, 0.97))
 
 
 def _draw_pareto(figure, spec: dict[str, Any]) -> None:
@@ -153,9 +171,9 @@ def _draw_pareto(figure, spec: dict[str, Any]) -> None:
             texts.append(ax.text(x, y, str(number_), fontsize=6, color=colour))
             key.append(f"{number_:>2} {name}" + ("" if reported else f" [{runtime}]"))
         _spread_labels(ax, texts)
-        ax.legend(loc="lower left", bbox_to_anchor=(1.02, 0.0), fontsize=6, frameon=False, borderaxespad=0)
+        _legend_beside(ax)
         _key(ax, key[:40] + ([f"... {len(key) - 40} more"] if len(key) > 40 else []))
-    figure.tight_layout(rect=(0, 0, 0.62, 0.97))
+    _beside(figure)
 
 
 def _draw_scatter(figure, spec: dict[str, Any]) -> None:
@@ -186,10 +204,10 @@ def _draw_scatter(figure, spec: dict[str, Any]) -> None:
                     key.append(f"{len(key) + 1:>2} {name}")
                     texts.append(ax.text(x, y, str(len(key)), fontsize=6, color=color))
         _spread_labels(ax, texts)
-        ax.legend(loc="lower left", bbox_to_anchor=(1.02, 0.0), fontsize=6, frameon=False, borderaxespad=0)
+        _legend_beside(ax)
         if key:
             _key(ax, key[:40] + ([f"... {len(key) - 40} more"] if len(key) > 40 else []))
-    figure.tight_layout(rect=(0, 0, 0.62, 0.97))
+    _beside(figure)
 
 
 def _draw_barh(figure, spec: dict[str, Any], heights: list[float]) -> None:
