@@ -76,3 +76,16 @@ def test_a_written_record_reads_back_through_the_store(tmp_path: Path) -> None:
     assert loaded == json.loads(json.dumps(record.to_json())) and loaded["environment"]["command"]
     with pytest.raises(UserError, match="result record field 'resumed_from_step' must be int or null, got missing"):
         ResultRecord.check({k: v for k, v in record.to_json().items() if k != "resumed_from_step"}, "r.json")
+
+
+@pytest.mark.parametrize(
+    "cfg, width",
+    [({"width": 0.35}, 0.35), ({"backbone": "mnv2"}, 1.0), ({"backbone": "mobilenet_v3_small"}, None)],
+)
+def test_every_writer_states_the_width_the_network_was_built_at(cfg: dict, width: float | None) -> None:
+    """A backbone with a multiplier left at its default says 1.0; one without a multiplier says null."""
+    network = {"backbone": "mnv2", "resolution": 96, "num_classes": 8, **cfg}
+    record = ResultRecord.of_model("classification", network, **{
+        k: v for k, v in vars(result_record()).items() if k not in ("task", "backbone", "width", "resolution", "num_classes")
+    })  # fmt: skip
+    assert record.width == width and record.backbone == network["backbone"]

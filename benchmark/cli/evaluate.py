@@ -111,12 +111,9 @@ def evaluation_record(task, cfg: dict[str, Any], args: argparse.Namespace, datam
     from benchmark.runs.records import environment
     from benchmark.runs.schema import EvaluationRecord
 
-    return EvaluationRecord(
-        task=task.name,
-        backbone=cfg["backbone"],
-        width=cfg.get("width") or 1.0,
-        resolution=cfg["resolution"],
-        num_classes=cfg["num_classes"],
+    return EvaluationRecord.of_model(
+        task.name,
+        cfg,
         split=args.split,
         preset=cfg["preset"],
         dataset=datamodule.dataset_info(),
@@ -140,7 +137,7 @@ def print_summary(task, cfg: dict[str, Any], record: EvaluationRecord, runtime: 
         f"{k} {v:.2f} (95% CI {record.ci95[k][0]:.2f}-{record.ci95[k][1]:.2f})" if k in record.ci95 else f"{k} {v:.2f}"
         for k, v in record.metrics.items()
     )
-    print(f"{task.name} {cfg['backbone']} width {record.width:g} @ {cfg['resolution']}, {record.images} images, "
+    print(f"{task.name} {cfg['backbone']} width {record.width or 1.0:g} @ {cfg['resolution']}, {record.images} images, "
           f"runtime {runtime} ({record.precision}): {shown}")
     if record.litert_agreement:
         agreement = record.litert_agreement

@@ -16,7 +16,7 @@ import typing
 from collections.abc import Mapping
 from dataclasses import MISSING, asdict, dataclass, field, fields
 from datetime import datetime, timezone
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self
 
 from backbones.errors import UserError
 
@@ -96,19 +96,46 @@ def _type_name(hint: Any) -> str:
     return getattr(hint, "__name__", str(hint))
 
 
-# --------------------------------------------------------------------------------------------
-# Training and evaluation
-# --------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
-class ResultRecord(Record):
-    """``bench run``'s ``result.json``: what was trained on what, its metrics, counts and environment."""
+class ModelRecord(Record):
+    """The network a record is about: task, backbone, width (None: a backbone without a multiplier),
+    input side and class count."""
 
-    KIND: ClassVar[str] = "result"
     task: str
     backbone: str
     width: float | None
     resolution: int
     num_classes: int
+
+    @classmethod
+    def of_model(cls, task: str, cfg: Mapping[str, Any], **measured: Any) -> Self:
+        """A record of ``cfg``'s network and what was measured on it: the one builder of the five fields
+        for every writer (``bench run``, ``bench eval``, the local and the device latency runners)."""
+        return cls(task=task, backbone=cfg["backbone"], width=_width(cfg), resolution=int(cfg["resolution"]),
+                   num_classes=int(cfg["num_classes"]), **measured)  # fmt: skip
+
+
+def _width(cfg: Mapping[str, Any]) -> float | None:
+    """The width the network was built at: the config's, 1.0 when a backbone with a multiplier was
+    left at its default, None for a backbone without one (torchvision's MobileNetV3, timm's)."""
+    from backbones.registry import UnknownBackboneError, get_entry  # the writers have built the model already
+
+    if cfg.get("width") is not None:
+        return float(cfg["width"])
+    try:
+        return 1.0 if "width" in get_entry(cfg["backbone"]).options else None
+    except UnknownBackboneError:
+        return None
+
+
+# --------------------------------------------------------------------------------------------
+# Training and evaluation
+# --------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ResultRecord(ModelRecord):
+    """``bench run``'s ``result.json``: what was trained on what, its metrics, counts and environment."""
+
+    KIND: ClassVar[str] = "result"
     dataset: dict[str, Any]
     metrics: dict[str, Any]
     params: int
@@ -124,16 +151,11 @@ class ResultRecord(Record):
 
 
 @dataclass(frozen=True)
-class EvaluationRecord(Record):
+class EvaluationRecord(ModelRecord):
     """``bench eval``'s record: metrics in percent with 95 % bootstrap intervals, the data, the settings
     the numbers depend on, the weights' provenance and how they were run."""
 
     KIND: ClassVar[str] = "evaluation"
-    task: str
-    backbone: str
-    width: float | None
-    resolution: int
-    num_classes: int
     split: str
     preset: str
     dataset: dict[str, Any]
@@ -153,17 +175,12 @@ class EvaluationRecord(Record):
 
 
 @dataclass(frozen=True)
-class ProfileRecord(Record):
+class ProfileRecord(ModelRecord):
     """Params and MAdds the suite counted for a network a reported baseline names (a cache the
     leaderboard reads, so it stays a fast, pure function of the files; ``--recount`` remakes it)."""
 
     KIND: ClassVar[str] = "profile"
     key: str
-    task: str
-    backbone: str
-    width: float | None
-    resolution: int
-    num_classes: int
     options: list[str]
     params: int
     madds: int
@@ -213,15 +230,10 @@ class GateResult:
 
 
 @dataclass(frozen=True)
-class LatencyRecord(Record):
+class LatencyRecord(ModelRecord):
     """One timing with its context. In the file the statistics sit at the top level (``p50_ms``...)."""
 
     KIND: ClassVar[str] = "latency"
-    task: str
-    backbone: str
-    width: float | None
-    resolution: int
-    num_classes: int
     runtime: str
     runtime_version: str
     device: str
@@ -248,13 +260,6 @@ class LatencyRecord(Record):
     # A device run's raw tool log, kept beside the record under this name.
     raw_log: str | None = None
     created: str = field(default_factory=now)
-
-    @classmethod
-    def of_model(cls, task: str, cfg: Mapping[str, Any], **measured: Any) -> LatencyRecord:
-        """A record of ``cfg``'s network (backbone, width, input size, classes) and what was measured on
-        it: the one builder the local runner and the device runner share."""
-        return cls(task=task, backbone=cfg["backbone"], width=cfg.get("width"), resolution=int(cfg["resolution"]),
-                   num_classes=int(cfg["num_classes"]), **measured)  # fmt: skip
 
     def to_json(self) -> dict[str, Any]:
         data = super().to_json()

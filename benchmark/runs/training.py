@@ -337,12 +337,9 @@ def run_callbacks(cfg: dict[str, Any], monitor: str, checkpoints: Path, resume_p
 def result_record(task, cfg: dict[str, Any], module, datamodule, profile: dict[str, Any], trainer: L.Trainer,
                   *, resumed_from_step: int | None, wall_time_s: float) -> ResultRecord:
     """The run's ``result.json``: what was trained on what, its metrics, counts and environment."""
-    return ResultRecord(
-        task=task.name,
-        backbone=cfg["backbone"],
-        width=cfg.get("width") or 1.0,
-        resolution=cfg["resolution"],
-        num_classes=cfg["num_classes"],
+    return ResultRecord.of_model(
+        task.name,
+        cfg,
         dataset=datamodule.dataset_info(),
         metrics=module.final_metrics(),
         params=profile["params"],
