@@ -248,7 +248,8 @@ def accuracy_gate(task: Any, cfg: dict[str, Any], images: Any, reference: EagerR
     """
     if max_images <= 0 or images.dataset is None:
         return None
-    data_classes = None if cfg.get("label_map") else images.num_classes
+    label_map = getattr(task.parse_options(cfg), "label_map", None)  # detection's options have one
+    data_classes = None if label_map else images.num_classes
     mismatch = gate_class_mismatch(task.name, int(cfg["num_classes"]), data_classes)
     gate_cfg = dict(cfg, num_workers=0, batch_size=max(batch_size, 8))
     return AccuracyGate(task, gate_cfg, reference, max_images, mismatch)
