@@ -269,19 +269,21 @@ def test_torchvision_rows_match_the_installed_model_cards() -> None:
 
 
 def test_committed_counts_match_a_fresh_count(tmp_path: Path) -> None:
-    """The cached profile records are what `bench profile` counts now (cheap configurations)."""
-    from benchmark.leaderboards.baselines import SuiteModel
-    from benchmark.sweeps.counting import count_profile
+    """The cached profile records are what `bench profile` counts now (cheap configurations), counted
+    through ``recount``: the road `bench leaderboard --recount` and a sweep's profile stage take."""
+    from benchmark.leaderboards.baselines import Baselines, Reported, SuiteModel
+    from benchmark.sweeps.counting import recount
 
-    for model in (
-        SuiteModel("classification", "mnv2", 96, 0.35),
-        SuiteModel("classification", "mnv1", 128, 1.0),
-    ):
+    models = (SuiteModel("classification", "mnv2", 96, 0.35), SuiteModel("classification", "mnv1", 128, 1.0))
+    rows = tuple(Reported("classification", m.key, "test", "ImageNet", None, None, None, suite=m) for m in models)
+    lines = recount(tmp_path, Baselines(rows))
+    fresh = {record["key"]: record for record in load_records(tmp_path)}
+    assert sorted(fresh) == sorted(model.key for model in models)
+    for model, line in zip(models, lines, strict=True):
         committed = json.loads((COMMITTED / "records" / f"profile-{model.key}.json").read_text())
-        fresh = count_profile(model)
-        assert (fresh.params, fresh.madds) == (committed["params"], committed["madds"])
-        path, changed = add_record(fresh.to_json(), tmp_path)
-        assert changed and load_records(tmp_path)[0]["key"] == model.key
+        assert (fresh[model.key]["params"], fresh[model.key]["madds"]) == (committed["params"], committed["madds"])
+        assert line == (f"count {model.key}: {committed['params']:,} params, "
+                        f"{committed['madds'] / 1e6:,.1f}M MAdds (updated)")  # fmt: skip
 
 
 def test_wandb_logs_each_table_offline(tmp_path: Path, monkeypatch, capsys) -> None:

@@ -69,6 +69,6 @@ def recount(
         path, changed = add_record(record.to_json(), records_dir)
         state = "updated" if changed else "unchanged"
         lines.append(
-            f"count {model.key}: {record['params']:,} params, {record['madds'] / 1e6:,.1f}M MAdds ({state})"
+            f"count {model.key}: {record.params:,} params, {record.madds / 1e6:,.1f}M MAdds ({state})"
         )
     return lines
