@@ -10,6 +10,7 @@ that made it (``environment.command``).
 
 from __future__ import annotations
 
+import functools
 import random
 import types
 import typing
@@ -58,8 +59,10 @@ class Record:
                 raise UserError(f"{path}: {cls.KIND} record field {key!r} must be {_type_name(hint)}, got {got}")
 
 
+@functools.cache
 def _typed_fields(cls: type) -> dict[str, tuple[Any, bool]]:
-    """A dataclass's fields: (type, required: no default)."""
+    """A dataclass's fields: (type, required: no default). Cached: resolving the annotations is most of
+    the time a store takes to load, and the answer is the class's (callers must not change it)."""
     hints = typing.get_type_hints(cls)
     return {f.name: (hints[f.name], f.default is MISSING and f.default_factory is MISSING) for f in fields(cls)}
 
@@ -268,8 +271,7 @@ class LatencyRecord(ModelRecord):
 
     @classmethod
     def file_fields(cls) -> dict[str, tuple[Any, bool]]:
-        flat = super().file_fields()
-        del flat["stats"]
+        flat = {key: value for key, value in super().file_fields().items() if key != "stats"}
         return {**flat, **_typed_fields(LatencyStats)}
 
     def file_name(self) -> str:
